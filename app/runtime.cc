@@ -1,1 +1,408 @@
-// placeholder
+#include "app/runtime.h"
+
+#include "common/log.h"
+#include "invoker/invoker.h"
+#include "metrics/metrics.h"
+#include "poller/poller.h"
+#include "scaler/decision.h"
+#include "scaler/worker_pool.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <librdkafka/rdkafkacpp.h>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace kesm::app {
+
+using std::chrono::milliseconds;
+
+void checkLibrdkafkaSettings(const config::Config& config) {
+  for (const auto& mapping : config.mappings) {
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    std::string err;
+    for (const auto& [key, value] : poller::consumerSettings(mapping, "kesm-check")) {
+      if (conf->set(key, value, err) != RdKafka::Conf::CONF_OK) {
+        throw std::runtime_error("mapping '" + mapping.name + "': librdkafka setting '" + key +
+                                 "': " + err);
+      }
+    }
+  }
+}
+
+namespace {
+
+std::string jsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string joinServers(const std::vector<std::string>& servers) {
+  std::string out;
+  for (const auto& s : servers) {
+    out += (out.empty() ? "" : ",") + s;
+  }
+  return out;
+}
+
+scaler::ScalingPolicy policyOf(const config::Mapping& mapping) {
+  scaler::ScalingPolicy p;
+  p.minimum_pollers = mapping.scaling.minimum_pollers;
+  p.maximum_pollers = mapping.scaling.maximum_pollers;
+  p.batch_size = mapping.batching.batch_size;
+  return p;
+}
+
+// One mapping's controller: probes lag every interval, publishes it, sets the poller count.
+class MappingController {
+public:
+  MappingController(const config::Mapping& mapping, metrics::Registry& registry,
+                    milliseconds interval)
+      : mapping_(mapping), registry_(registry), probe_(registry, mapping.name), interval_(interval),
+        scaler_(policyOf(mapping)) {
+    poller::PollerContext base;
+    base.mapping = mapping;
+    base.probe = &probe_;
+    base.client_id = "kesm-" + mapping.name;
+    invoker::HttpInvokerOptions opts;
+    opts.url = mapping.function.url;
+    opts.timeout = mapping.function.timeout;
+    opts.bootstrap_servers = joinServers(mapping.source.bootstrap_servers);
+    base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
+    pool_ = std::make_unique<scaler::InProcessWorkerPool>(std::move(base));
+    lag_source_ = scaler::makeKafkaLagSource(mapping, milliseconds(5000));
+    probe_.pollers_min.Set(mapping.scaling.minimum_pollers);
+    probe_.pollers_max.Set(mapping.scaling.maximum_pollers);
+  }
+
+  ~MappingController() { stop(); }
+
+  void start() {
+    setDesired(mapping_.scaling.minimum_pollers);
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  bool stop() {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) {
+        return true;
+      }
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    bool ok = pool_->stopAll(mapping_.scaling.grace_period + milliseconds(10000));
+    probe_.pollers_running.Set(0);
+    return ok;
+  }
+
+  MappingSnapshot snapshot() {
+    MappingSnapshot s;
+    s.name = mapping_.name;
+    auto status = pool_->status();
+    s.active = status.active;
+    s.running = status.running;
+    s.stopping = status.stopping;
+    {
+      std::lock_guard lock(mutex_);
+      s.desired = desired_;
+      s.lag = last_sample_;
+      s.lag_stale = lag_stale_;
+    }
+    s.polled = probe_.events_polled.Value();
+    s.invoked = probe_.events_invoked.Value();
+    s.failed = probe_.events_failed.Value();
+    s.committed = probe_.events_committed.Value();
+    return s;
+  }
+
+  std::string statusJson() {
+    auto s = snapshot();
+    auto status = pool_->status();
+    std::ostringstream out;
+    out << "{\"name\":" << jsonString(s.name) << ",\"state\":\"Enabled\""
+        << ",\"topics\":[";
+    for (size_t i = 0; i < mapping_.source.topics.size(); ++i) {
+      out << (i ? "," : "") << jsonString(mapping_.source.topics[i]);
+    }
+    out << "],\"consumerGroupId\":" << jsonString(mapping_.source.consumer_group_id)
+        << ",\"pollers\":{\"desired\":" << s.desired << ",\"active\":" << s.active
+        << ",\"running\":" << s.running << ",\"stopping\":" << s.stopping
+        << ",\"minimum\":" << mapping_.scaling.minimum_pollers
+        << ",\"maximum\":" << mapping_.scaling.maximum_pollers << ",\"workers\":[";
+    for (size_t i = 0; i < status.pollers.size(); ++i) {
+      const auto& p = status.pollers[i];
+      out << (i ? "," : "") << "{\"id\":" << jsonString(p.id) << ",\"state\":\""
+          << poller::toString(p.state) << "\",\"partitions\":" << p.partitions << "}";
+    }
+    out << "]},\"lag\":{\"stale\":" << (s.lag_stale ? "true" : "false");
+    if (s.lag) {
+      out << ",\"total\":" << s.lag->total << ",\"max\":" << s.lag->max << ",\"partitions\":[";
+      for (size_t i = 0; i < s.lag->partitions.size(); ++i) {
+        const auto& p = s.lag->partitions[i];
+        out << (i ? "," : "") << "{\"topic\":" << jsonString(p.tp.topic)
+            << ",\"partition\":" << p.tp.partition.value() << ",\"lag\":" << p.lag
+            << ",\"highWatermark\":" << p.high << ",\"committed\":";
+        if (p.committed) {
+          out << *p.committed;
+        } else {
+          out << "null";
+        }
+        out << "}";
+      }
+      out << "]";
+    }
+    out << "},\"events\":{\"polled\":" << static_cast<long long>(s.polled)
+        << ",\"invoked\":" << static_cast<long long>(s.invoked)
+        << ",\"failedInvoke\":" << static_cast<long long>(s.failed)
+        << ",\"committed\":" << static_cast<long long>(s.committed) << "}}";
+    return out.str();
+  }
+
+  bool ready() {
+    auto s = snapshot();
+    return !s.lag_stale && s.running > 0;
+  }
+
+private:
+  void loop() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      lock.unlock();
+      evaluate();
+      lock.lock();
+      cv_.wait_for(lock, interval_, [this] { return stopping_; });
+    }
+  }
+
+  void evaluate() {
+    auto started = std::chrono::steady_clock::now();
+    scaler::ProbeResult result = lag_source_->probe();
+    probe_.lag_probe_duration.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    scaler::Observation observation;
+    observation.at = started;
+    observation.active_pollers = pool_->status().active;
+    if (result.sample) {
+      const auto& sample = *result.sample;
+      for (const auto& p : sample.partitions) {
+        registry_.offsetLag(mapping_.name, p.tp.topic, p.tp.partition.value())
+            .Set(static_cast<double>(p.lag));
+      }
+      probe_.lag_total.Set(static_cast<double>(sample.total));
+      probe_.lag_max.Set(static_cast<double>(sample.max));
+      probe_.lag_stale.Set(0);
+      observation.partitions = static_cast<int>(sample.partitions.size());
+      observation.lagging_partitions = sample.lagging_partitions;
+      observation.total_lag = sample.total;
+      observation.high_watermark_sum = sample.high_sum;
+      observation.committed_sum = sample.high_sum - sample.total;
+      std::lock_guard lock(mutex_);
+      last_sample_ = std::move(result.sample);
+      lag_stale_ = false;
+    } else {
+      observation.probe_ok = false;
+      probe_.lag_probe_failures.Increment();
+      probe_.lag_stale.Set(1);
+      log(LogLevel::kWarn, "controller", mapping_.name,
+          ": lag probe failed, holding the last decision: ", result.error);
+      std::lock_guard lock(mutex_);
+      lag_stale_ = true;
+    }
+    scaler::Decision decision = scaler_.decide(observation);
+    int before = desired_;
+    const char* direction =
+        decision.desired > before ? "up" : (decision.desired < before ? "down" : "hold");
+    probe_.scalingDecisions(direction, scaler::toString(decision.reason)).Increment();
+    if (decision.desired != before) {
+      log(LogLevel::kInfo, "controller", mapping_.name, ": pollers ", before, " -> ",
+          decision.desired, " (", scaler::toString(decision.reason), "; lag ",
+          observation.total_lag, " on ", observation.lagging_partitions, "/",
+          observation.partitions, " partitions, ingest ",
+          static_cast<long long>(decision.ingest_rate), "/s, drain ",
+          static_cast<long long>(decision.drain_rate), "/s)");
+    }
+    setDesired(decision.desired);
+  }
+
+  void setDesired(int desired) {
+    {
+      std::lock_guard lock(mutex_);
+      desired_ = desired;
+    }
+    pool_->scaleTo(desired);
+    probe_.pollers_desired.Set(desired);
+    auto status = pool_->status();
+    probe_.pollers_running.Set(status.active);
+  }
+
+  config::Mapping mapping_;
+  metrics::Registry& registry_;
+  metrics::MappingProbe probe_;
+  milliseconds interval_;
+  std::unique_ptr<scaler::InProcessWorkerPool> pool_;
+  std::unique_ptr<scaler::LagSource> lag_source_;
+  scaler::Scaler scaler_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  int desired_ = 0;
+  std::optional<scaler::LagSample> last_sample_;
+  bool lag_stale_ = true;
+  std::thread thread_;
+};
+
+} // namespace
+
+struct Runtime::Impl {
+  Impl(config::Config c, RuntimeOptions o) : config(std::move(c)), options(o) {}
+
+  void liveLoop() {
+    auto started = std::chrono::steady_clock::now();
+    std::vector<double> last_committed(controllers.size(), 0.0);
+    auto last = started;
+    std::unique_lock lock(live_mutex);
+    while (!live_stop) {
+      live_cv.wait_for(lock, milliseconds(1000), [this] { return live_stop; });
+      if (live_stop) {
+        break;
+      }
+      auto now = std::chrono::steady_clock::now();
+      double secs = std::chrono::duration<double>(now - last).count();
+      double elapsed = std::chrono::duration<double>(now - started).count();
+      last = now;
+      for (size_t i = 0; i < controllers.size(); ++i) {
+        auto s = controllers[i]->snapshot();
+        double rate = secs > 0 ? (s.committed - last_committed[i]) / secs : 0;
+        last_committed[i] = s.committed;
+        std::printf("[%6.1fs] %s: lag %s%lld (max %lld) | pollers desired %d, running %d"
+                    "%s | %.0f events/s | committed %.0f, failed attempts %.0f\n",
+                    elapsed, s.name.c_str(), s.lag_stale ? "STALE " : "",
+                    s.lag ? static_cast<long long>(s.lag->total) : 0LL,
+                    s.lag ? static_cast<long long>(s.lag->max) : 0LL, s.desired, s.active,
+                    s.stopping ? (" (+" + std::to_string(s.stopping) + " retiring)").c_str() : "",
+                    rate, s.committed, s.failed);
+      }
+      std::fflush(stdout);
+    }
+  }
+
+  config::Config config;
+  RuntimeOptions options;
+  metrics::Registry registry;
+  std::unique_ptr<metrics::MetricsServer> server;
+  std::vector<std::unique_ptr<MappingController>> controllers;
+
+  std::mutex live_mutex;
+  std::condition_variable live_cv;
+  bool live_stop = false;
+  std::thread live_thread;
+  bool stopped = false;
+};
+
+Runtime::Runtime(config::Config config, RuntimeOptions options)
+    : impl_(std::make_unique<Impl>(std::move(config), options)) {}
+
+Runtime::~Runtime() { stop(); }
+
+void Runtime::start() {
+  checkLibrdkafkaSettings(impl_->config);
+  for (const auto& mapping : impl_->config.mappings) {
+    impl_->controllers.push_back(std::make_unique<MappingController>(
+        mapping, impl_->registry, impl_->options.evaluation_interval));
+  }
+  metrics::EndpointHooks hooks;
+  hooks.ready = [this] { return ready(); };
+  hooks.status = [this] { return statusJson(); };
+  impl_->server =
+      std::make_unique<metrics::MetricsServer>(impl_->config.server.listen, impl_->registry, hooks);
+  log(LogLevel::kInfo, "kesm", "serving /metrics /healthz /readyz /status on port ",
+      impl_->server->port());
+  for (auto& c : impl_->controllers) {
+    c->start();
+  }
+  if (impl_->options.live_line) {
+    impl_->live_thread = std::thread([this] { impl_->liveLoop(); });
+  }
+}
+
+bool Runtime::stop() {
+  if (impl_->stopped) {
+    return true;
+  }
+  impl_->stopped = true;
+  {
+    std::lock_guard lock(impl_->live_mutex);
+    impl_->live_stop = true;
+  }
+  impl_->live_cv.notify_all();
+  if (impl_->live_thread.joinable()) {
+    impl_->live_thread.join();
+  }
+  // Mappings stop in parallel: each has its own grace period.
+  std::vector<std::thread> stoppers;
+  std::atomic<bool> all_ok{true};
+  for (auto& c : impl_->controllers) {
+    stoppers.emplace_back([&c, &all_ok] {
+      if (!c->stop()) {
+        all_ok = false;
+      }
+    });
+  }
+  for (auto& t : stoppers) {
+    t.join();
+  }
+  impl_->server.reset();
+  impl_->controllers.clear();
+  return all_ok;
+}
+
+std::vector<MappingSnapshot> Runtime::snapshot() {
+  std::vector<MappingSnapshot> out;
+  for (auto& c : impl_->controllers) {
+    out.push_back(c->snapshot());
+  }
+  return out;
+}
+
+std::uint16_t Runtime::metricsPort() const { return impl_->server ? impl_->server->port() : 0; }
+
+std::string Runtime::statusJson() {
+  std::string out = "{\"mappings\":[";
+  for (size_t i = 0; i < impl_->controllers.size(); ++i) {
+    out += (i ? "," : "") + impl_->controllers[i]->statusJson();
+  }
+  return out + "]}";
+}
+
+bool Runtime::ready() {
+  if (impl_->controllers.empty()) {
+    return false;
+  }
+  for (auto& c : impl_->controllers) {
+    if (!c->ready()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace kesm::app

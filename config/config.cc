@@ -1,1 +1,1291 @@
-// placeholder
+#include "config/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <map>
+#include <sstream>
+#include <string_view>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+namespace kesm::config {
+
+// ---- Diagnostic and ConfigError ---------------------------------------------------------------
+
+std::string Diagnostic::toString() const {
+  std::string out = file;
+  if (line > 0) {
+    out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  }
+  out += ": ";
+  if (!key.empty()) {
+    out += key + ": ";
+  }
+  return out + rule;
+}
+
+namespace {
+
+std::string joinDiagnostics(const std::vector<Diagnostic>& diagnostics) {
+  std::string out;
+  for (const auto& d : diagnostics) {
+    if (!out.empty()) {
+      out += "\n";
+    }
+    out += d.toString();
+  }
+  return out;
+}
+
+} // namespace
+
+ConfigError::ConfigError(std::vector<Diagnostic> diagnostics)
+    : std::runtime_error(joinDiagnostics(diagnostics)), diagnostics_(std::move(diagnostics)) {}
+
+// ---- Durations --------------------------------------------------------------------------------
+
+std::optional<Millis> parseDuration(const std::string& text) {
+  // A sum of <number><unit> terms ("500ms", "1.5s", "1m30s"), or a bare "0". Every term must
+  // come out as a whole number of milliseconds.
+  if (text == "0") {
+    return Millis{0};
+  }
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  constexpr std::int64_t kMaxWhole = 1'000'000'000'000;         // keeps whole * 3.6e6 in range
+  constexpr std::int64_t kMaxTotal = 1'000'000'000'000'000'000; // ~31 million years
+  constexpr std::size_t kMaxFractionDigits = 12;
+  std::int64_t total = 0;
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  auto digit = [&](std::size_t at) { return at < n && text[at] >= '0' && text[at] <= '9'; };
+  while (i < n) {
+    std::int64_t whole = 0;
+    std::size_t whole_digits = 0;
+    while (digit(i)) {
+      whole = whole * 10 + (text[i] - '0');
+      if (whole > kMaxWhole) {
+        return std::nullopt;
+      }
+      ++i;
+      ++whole_digits;
+    }
+    std::int64_t fraction = 0;
+    std::int64_t scale = 1;
+    std::size_t fraction_digits = 0;
+    if (i < n && text[i] == '.') {
+      ++i;
+      std::size_t first = i;
+      while (digit(i)) {
+        ++i;
+      }
+      fraction_digits = i - first;
+      std::string_view digits = std::string_view(text).substr(first, fraction_digits);
+      while (!digits.empty() && digits.back() == '0') {
+        digits.remove_suffix(1); // trailing zeros do not change the value
+      }
+      if (fraction_digits == 0 || digits.size() > kMaxFractionDigits) {
+        return std::nullopt;
+      }
+      for (char c : digits) {
+        fraction = fraction * 10 + (c - '0');
+        scale *= 10;
+      }
+    }
+    if (whole_digits == 0 && fraction_digits == 0) {
+      return std::nullopt;
+    }
+    std::int64_t unit = 0;
+    if (text.compare(i, 2, "ms") == 0) {
+      unit = 1;
+      i += 2;
+    } else if (i < n && text[i] == 's') {
+      unit = 1000;
+      ++i;
+    } else if (i < n && text[i] == 'm') {
+      unit = 60 * 1000;
+      ++i;
+    } else if (i < n && text[i] == 'h') {
+      unit = 60 * 60 * 1000;
+      ++i;
+    } else {
+      return std::nullopt;
+    }
+    // fraction < 10^12 and unit <= 3.6e6: the product stays below 2^63.
+    if ((fraction * unit) % scale != 0) {
+      return std::nullopt; // finer than a millisecond
+    }
+    total += whole * unit + fraction * unit / scale;
+    if (total > kMaxTotal) {
+      return std::nullopt;
+    }
+  }
+  return Millis{total};
+}
+
+namespace {
+
+// ---- Reporting --------------------------------------------------------------------------------
+
+struct Pos {
+  int line = 1;
+  int column = 1;
+};
+
+Pos posOf(const YAML::Node& node, Pos fallback) {
+  if (!node.IsDefined()) {
+    return fallback;
+  }
+  YAML::Mark mark = node.Mark();
+  if (mark.is_null() || mark.line < 0 || mark.column < 0) {
+    return fallback;
+  }
+  return Pos{mark.line + 1, mark.column + 1};
+}
+
+class Reporter {
+public:
+  explicit Reporter(std::string file) : file_(std::move(file)) {}
+
+  void add(Pos pos, std::string key, std::string rule) {
+    diagnostics_.push_back(
+        Diagnostic{file_, pos.line, pos.column, std::move(key), std::move(rule)});
+  }
+  bool empty() const { return diagnostics_.empty(); }
+
+  [[noreturn]] void raise() {
+    std::stable_sort(diagnostics_.begin(), diagnostics_.end(),
+                     [](const Diagnostic& a, const Diagnostic& b) {
+                       return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+                     });
+    throw ConfigError(std::move(diagnostics_));
+  }
+
+private:
+  std::string file_;
+  std::vector<Diagnostic> diagnostics_;
+};
+
+std::string joinPath(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+std::string indexPath(const std::string& parent, std::size_t index) {
+  return parent + "[" + std::to_string(index) + "]";
+}
+
+bool isNumber(std::string_view text) {
+  // Decimal numbers as YAML writes them: -1, 2.5, 1e3.
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  if (i < n && (text[i] == '+' || text[i] == '-')) {
+    ++i;
+  }
+  std::size_t digits = 0;
+  while (i < n && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    ++i;
+    ++digits;
+  }
+  if (i < n && text[i] == '.') {
+    ++i;
+    while (i < n && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      ++digits;
+    }
+  }
+  if (digits == 0) {
+    return false;
+  }
+  if (i < n && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < n && (text[i] == '+' || text[i] == '-')) {
+      ++i;
+    }
+    std::size_t exponent_digits = 0;
+    while (i < n && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      ++exponent_digits;
+    }
+    if (exponent_digits == 0) {
+      return false;
+    }
+  }
+  return i == n;
+}
+
+// Text of a found value for a message: numbers as they are, other text quoted, shortened and
+// with control characters escaped.
+std::string quote(std::string_view text) {
+  if (isNumber(text)) {
+    return std::string(text);
+  }
+  constexpr std::size_t kMax = 60;
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > kMax) {
+    out += "...";
+  }
+  return out + "'";
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+  case YAML::NodeType::Null:
+    return "an empty value";
+  case YAML::NodeType::Map:
+    return "a map";
+  case YAML::NodeType::Sequence:
+    return "a list";
+  case YAML::NodeType::Scalar:
+    return node.Scalar().empty() ? "an empty string" : quote(node.Scalar());
+  case YAML::NodeType::Undefined:
+    break;
+  }
+  return "nothing";
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+// Optimal string alignment distance: Levenshtein plus adjacent transpositions ("bacthSize").
+std::size_t editDistance(std::string_view a, std::string_view b) {
+  const std::size_t n = a.size();
+  const std::size_t m = b.size();
+  std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
+  for (std::size_t i = 0; i <= n; ++i) {
+    d[i][0] = i;
+  }
+  for (std::size_t j = 0; j <= m; ++j) {
+    d[0][j] = j;
+  }
+  for (std::size_t i = 1; i <= n; ++i) {
+    for (std::size_t j = 1; j <= m; ++j) {
+      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[n][m];
+}
+
+// ---- Known keys -------------------------------------------------------------------------------
+
+using Keys = std::vector<std::string_view>;
+
+struct Section {
+  std::string_view where; // how a message names the section, "under batching"
+  Keys keys;
+};
+
+const Section kTopSection{"at the top level", {"server", "mappings"}};
+const Section kServerSection{"under server", {"listen"}};
+const Section kMappingSection{"in a mapping (an entry of the mappings list)",
+                              {"name", "source", "function", "batching", "scaling", "retry"}};
+const Section kSourceSection{"under a mapping's source",
+                             {"bootstrapServers", "topics", "consumerGroupId", "startingPosition",
+                              "partitionAssignor", "librdkafka"}};
+const Section kFunctionSection{"under a mapping's function", {"url", "timeout"}};
+const Section kBatchingSection{"under a mapping's batching",
+                               {"batchSize", "maximumBatchingWindow"}};
+const Section kScalingSection{"under a mapping's scaling",
+                              {"minimumPollers", "maximumPollers", "gracePeriod"}};
+const Section kRetrySection{"under a mapping's retry",
+                            {"initialBackoff", "maximumBackoff", "backoffMultiplier", "jitter"}};
+
+const std::vector<const Section*>& allSections() {
+  static const std::vector<const Section*> sections{
+      &kTopSection,      &kServerSection,   &kMappingSection, &kSourceSection,
+      &kFunctionSection, &kBatchingSection, &kScalingSection, &kRetrySection};
+  return sections;
+}
+
+// Keys of AWS's event source mapping API that users may bring along but kesm does not have yet.
+const Keys kNotYetSupported{"maximumRetryAttempts",     "maximumRecordAgeInSeconds",
+                            "maximumRecordAge",         "bisectBatchOnFunctionError",
+                            "destinationConfig",        "onFailure",
+                            "filterCriteria",           "evaluationInterval",
+                            "startingPositionTimestamp"};
+
+std::string unknownKeyRule(std::string_view key, const Section& section) {
+  if (key == "<<") {
+    return "YAML merge keys ('<<') are not supported; write the keys out";
+  }
+  std::string key_lower = lower(key);
+  std::string_view best;
+  std::size_t best_distance = 3;
+  for (auto known : section.keys) {
+    std::size_t distance = editDistance(key_lower, lower(known));
+    if (distance < best_distance) {
+      best = known;
+      best_distance = distance;
+    }
+  }
+  if (!best.empty()) {
+    return "unknown key, did you mean '" + std::string(best) + "'?";
+  }
+  for (const Section* other : allSections()) {
+    if (other == &section) {
+      continue;
+    }
+    for (auto known : other->keys) {
+      if (lower(known) == key_lower) {
+        return "unknown key here: '" + std::string(known) + "' belongs " +
+               std::string(other->where);
+      }
+    }
+  }
+  for (auto unsupported : kNotYetSupported) {
+    if (lower(unsupported) == key_lower) {
+      return "unknown key: '" + std::string(unsupported) +
+             "' is not supported by this version of kesm";
+    }
+  }
+  std::string allowed;
+  for (auto known : section.keys) {
+    allowed += (allowed.empty() ? "" : ", ") + std::string(known);
+  }
+  return "unknown key; the keys allowed " + std::string(section.where) + " are " + allowed;
+}
+
+// ---- Reading maps -----------------------------------------------------------------------------
+
+// One key: value pair of the file, with the key path and the positions messages point at.
+struct Field {
+  std::string path;
+  YAML::Node value;
+  Pos key_pos;
+  Pos value_pos; // the key's position when the value is empty (yaml-cpp has no mark for it)
+};
+
+// The entries of one YAML map, in file order. Reports keys that are not plain names and keys
+// that appear twice; the first occurrence wins.
+std::vector<Field> entriesOf(Reporter& reporter, const YAML::Node& map, const std::string& path,
+                             Pos map_pos) {
+  std::vector<Field> fields;
+  std::map<std::string, Pos> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    const YAML::Node& key = it->first;
+    const YAML::Node& value = it->second;
+    Pos key_pos = posOf(key, map_pos);
+    if (!key.IsScalar() || key.Scalar().empty()) {
+      reporter.add(key_pos, path, "a key must be a plain name, got " + describe(key) + " as a key");
+      continue;
+    }
+    std::string field_path = joinPath(path, key.Scalar());
+    auto [first, inserted] = seen.emplace(key.Scalar(), key_pos);
+    if (!inserted) {
+      reporter.add(key_pos, field_path,
+                   "appears more than once in the same map (first at line " +
+                       std::to_string(first->second.line) + ")");
+      continue;
+    }
+    Pos value_pos = value.IsNull() ? key_pos : posOf(value, key_pos);
+    fields.push_back(Field{field_path, value, key_pos, value_pos});
+  }
+  return fields;
+}
+
+// A map whose keys are all known. Unknown keys are reported when it is built.
+class SectionReader {
+public:
+  SectionReader(Reporter& reporter, const YAML::Node& map, std::string path, Pos pos,
+                const Section& section)
+      : reporter_(reporter), path_(std::move(path)), pos_(pos) {
+    for (auto& field : entriesOf(reporter, map, path_, pos)) {
+      std::string_view key =
+          std::string_view(field.path).substr(path_.empty() ? 0 : path_.size() + 1);
+      if (std::find(section.keys.begin(), section.keys.end(), key) == section.keys.end()) {
+        reporter.add(field.key_pos, field.path, unknownKeyRule(key, section));
+        continue;
+      }
+      fields_.emplace(std::string(key), std::move(field));
+    }
+  }
+
+  const Field* optional(std::string_view key) const {
+    auto it = fields_.find(std::string(key));
+    return it == fields_.end() ? nullptr : &it->second;
+  }
+
+  const Field* required(std::string_view key, std::string_view what) {
+    const Field* field = optional(key);
+    if (field == nullptr) {
+      reporter_.add(pos_, joinPath(path_, key), "required key is missing; " + std::string(what));
+    }
+    return field;
+  }
+
+private:
+  Reporter& reporter_;
+  std::string path_;
+  Pos pos_;
+  std::map<std::string, Field> fields_;
+};
+
+void mismatch(Reporter& reporter, const Field& field, std::string_view expected) {
+  reporter.add(field.value_pos, field.path,
+               "must be " + std::string(expected) + ", got " + describe(field.value));
+}
+
+bool expectMap(Reporter& reporter, const Field& field, std::string_view expected) {
+  if (!field.value.IsMap()) {
+    mismatch(reporter, field, expected);
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::string> readScalar(Reporter& reporter, const Field& field,
+                                      std::string_view expected) {
+  if (!field.value.IsScalar()) {
+    mismatch(reporter, field, expected);
+    return std::nullopt;
+  }
+  return field.value.Scalar();
+}
+
+// Integers are written in decimal; quoted digits ("100") are accepted too.
+bool readInt(Reporter& reporter, const Field* field, int lo, int hi, int& out) {
+  if (field == nullptr) {
+    return false;
+  }
+  std::string expected = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+  auto text = readScalar(reporter, *field, expected);
+  if (!text) {
+    return false;
+  }
+  std::string_view digits = *text;
+  if (!digits.empty() && digits.front() == '+') {
+    digits.remove_prefix(1);
+  }
+  long long value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  bool whole =
+      !digits.empty() && end == digits.data() + digits.size() && ec != std::errc::invalid_argument;
+  if (!whole || ec == std::errc::result_out_of_range || value < lo || value > hi) {
+    mismatch(reporter, *field, expected);
+    return false;
+  }
+  out = static_cast<int>(value);
+  return true;
+}
+
+std::string formatNumber(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", value);
+  return buf;
+}
+
+void readNumber(Reporter& reporter, const Field* field, double lo, double hi, double& out) {
+  if (field == nullptr) {
+    return;
+  }
+  std::string expected = "a number from " + formatNumber(lo) + " to " + formatNumber(hi);
+  auto text = readScalar(reporter, *field, expected);
+  if (!text) {
+    return;
+  }
+  if (!isNumber(*text)) {
+    mismatch(reporter, *field, expected);
+    return;
+  }
+  double value = std::strtod(text->c_str(), nullptr);
+  if (!std::isfinite(value) || value < lo || value > hi) {
+    mismatch(reporter, *field, expected);
+    return;
+  }
+  out = value;
+}
+
+// 30000ms -> "30s": the largest unit that divides the value.
+std::string formatDuration(Millis value) {
+  auto ms = value.count();
+  if (ms != 0 && ms % 3'600'000 == 0) {
+    return std::to_string(ms / 3'600'000) + "h";
+  }
+  if (ms != 0 && ms % 60'000 == 0) {
+    return std::to_string(ms / 60'000) + "m";
+  }
+  if (ms != 0 && ms % 1000 == 0) {
+    return std::to_string(ms / 1000) + "s";
+  }
+  return ms == 0 ? "0" : std::to_string(ms) + "ms";
+}
+
+struct DurationRange {
+  Millis lo;
+  Millis hi;
+  std::string_view lo_text;
+  std::string_view hi_text;
+};
+
+// True when the value was present and valid.
+bool readDuration(Reporter& reporter, const Field* field, const DurationRange& range, Millis& out) {
+  if (field == nullptr) {
+    return false;
+  }
+  std::string expected =
+      "a duration from " + std::string(range.lo_text) + " to " + std::string(range.hi_text);
+  auto text = readScalar(reporter, *field, expected);
+  if (!text) {
+    return false;
+  }
+  auto value = parseDuration(*text);
+  if (!value) {
+    bool bare_number = isNumber(*text);
+    reporter.add(
+        field->value_pos, field->path,
+        bare_number
+            ? "a duration needs a unit: ms, s, m or h (for example 30s), got " + quote(*text)
+            : "must be " + expected + ", written like 500ms, 30s, 2m or 1h, got " + quote(*text));
+    return false;
+  }
+  if (*value < range.lo || *value > range.hi) {
+    reporter.add(field->value_pos, field->path, "must be " + expected + ", got " + *text);
+    return false;
+  }
+  out = *value;
+  return true;
+}
+
+// ---- Value rules ------------------------------------------------------------------------------
+
+bool isNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+}
+
+bool validMappingName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), isNameChar);
+}
+
+// Kafka's own rule for topic names.
+bool validTopicName(std::string_view topic) {
+  return !topic.empty() && topic.size() <= 249 && topic != "." && topic != ".." &&
+         std::all_of(topic.begin(), topic.end(), isNameChar);
+}
+
+bool validHost(std::string_view host) {
+  if (host.empty()) {
+    return false;
+  }
+  if (host.front() == '[') { // IPv6 literal
+    if (host.size() < 3 || host.back() != ']') {
+      return false;
+    }
+    auto inner = host.substr(1, host.size() - 2);
+    return std::all_of(inner.begin(), inner.end(), [](char c) {
+      return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+    });
+  }
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  });
+}
+
+// "host:port" with lo <= port <= 65535; IPv6 hosts in brackets.
+bool validHostPort(std::string_view text, int lo) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    return false;
+  }
+  auto host = text.substr(0, colon);
+  auto port_text = text.substr(colon + 1);
+  if (!validHost(host) || port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  int port = std::stoi(std::string(port_text));
+  return port >= lo && port <= 65535;
+}
+
+bool startsWithNoCase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && lower(text.substr(0, prefix.size())) == prefix;
+}
+
+// http://host[:port][/path]; the error text when the URL is not one.
+std::optional<std::string> httpUrlError(std::string_view url) {
+  const std::string shape = "must be an http:// URL like http://host:8080/path, got " + quote(url);
+  if (startsWithNoCase(url, "https://")) {
+    return "https is not supported yet; " + shape;
+  }
+  if (url.substr(0, 7) != "http://") {
+    return shape;
+  }
+  auto rest = url.substr(7);
+  auto slash = rest.find('/');
+  auto authority = rest.substr(0, slash);
+  auto path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+  bool authority_ok = false;
+  if (authority.find('@') == std::string_view::npos) {
+    bool has_port = !authority.empty() && authority.back() != ']' &&
+                    authority.find(':') != std::string_view::npos &&
+                    (authority.front() != '[' || authority.find("]:") != std::string_view::npos);
+    authority_ok = has_port ? validHostPort(authority, 1) : validHost(authority);
+  }
+  bool path_ok = std::all_of(path.begin(), path.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u != 0x7f;
+  });
+  if (!authority_ok || !path_ok) {
+    return shape;
+  }
+  return std::nullopt;
+}
+
+const DurationRange kTimeoutRange{Millis{1}, Millis{15 * 60 * 1000}, "1ms", "15m"};
+const DurationRange kBatchingWindowRange{Millis{0}, Millis{300 * 1000}, "0", "300s"};
+const DurationRange kGracePeriodRange{Millis{0}, Millis{10 * 60 * 1000}, "0", "10m"};
+const DurationRange kBackoffRange{Millis{1}, Millis{15 * 60 * 1000}, "1ms", "15m"};
+
+constexpr int kMaxBatchSize = 10000;
+constexpr int kMaxMinimumPollers = 200;
+constexpr int kMaxMaximumPollers = 2000;
+
+// ---- Sections ---------------------------------------------------------------------------------
+
+void readServer(Reporter& reporter, const Field& field, ServerConfig& server) {
+  if (!expectMap(reporter, field, "a map with the key listen")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kServerSection);
+  if (const Field* listen = section.optional("listen")) {
+    const char* expected = "host:port with a port from 0 to 65535, like 0.0.0.0:9464";
+    auto text = readScalar(reporter, *listen, expected);
+    if (text && !validHostPort(*text, 0)) {
+      mismatch(reporter, *listen, expected);
+    } else if (text) {
+      server.listen = *text;
+    }
+  }
+}
+
+void readBootstrapServers(Reporter& reporter, const Field& field, SourceConfig& source) {
+  const char* expected = "a list of host:port (or one string of them separated by commas)";
+  const std::string entry_rule = "must be host:port with a port from 1 to 65535, got ";
+  if (field.value.IsScalar()) {
+    std::string_view text = field.value.Scalar();
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      auto comma = text.find(',', start);
+      auto end = comma == std::string_view::npos ? text.size() : comma;
+      auto entry = text.substr(start, end - start);
+      while (!entry.empty() && entry.front() == ' ') {
+        entry.remove_prefix(1);
+      }
+      while (!entry.empty() && entry.back() == ' ') {
+        entry.remove_suffix(1);
+      }
+      if (!validHostPort(entry, 1)) {
+        reporter.add(field.value_pos, field.path,
+                     "each server " + entry_rule +
+                         (entry.empty() ? std::string("an empty entry") : quote(entry)));
+      } else {
+        source.bootstrap_servers.emplace_back(entry);
+      }
+      if (comma == std::string_view::npos) {
+        break;
+      }
+      start = comma + 1;
+    }
+    return;
+  }
+  if (!field.value.IsSequence()) {
+    mismatch(reporter, field, expected);
+    return;
+  }
+  if (field.value.size() == 0) {
+    reporter.add(field.value_pos, field.path,
+                 "must list at least one host:port, got an empty list");
+    return;
+  }
+  std::size_t index = 0;
+  for (const auto& item : field.value) {
+    Field entry{indexPath(field.path, index++), item, field.value_pos,
+                item.IsNull() ? field.value_pos : posOf(item, field.value_pos)};
+    auto text = readScalar(reporter, entry, "host:port with a port from 1 to 65535");
+    if (!text) {
+      continue;
+    }
+    if (!validHostPort(*text, 1)) {
+      reporter.add(entry.value_pos, entry.path, entry_rule + describe(item));
+    } else {
+      source.bootstrap_servers.push_back(*text);
+    }
+  }
+}
+
+void readTopics(Reporter& reporter, const Field& field, SourceConfig& source) {
+  const std::string topic_rule =
+      "must be a Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-', got ";
+  std::map<std::string, std::string> seen; // topic -> path of its first entry
+  auto add_topic = [&](const Field& entry) {
+    auto text = readScalar(reporter, entry, "a Kafka topic name");
+    if (!text) {
+      return;
+    }
+    if (!validTopicName(*text)) {
+      std::string rule = topic_rule + describe(entry.value);
+      if (text->find(',') != std::string::npos) {
+        rule += "; list several topics as a YAML list, like [a, b]";
+      }
+      reporter.add(entry.value_pos, entry.path, rule);
+      return;
+    }
+    auto [first, inserted] = seen.emplace(*text, entry.path);
+    if (!inserted) {
+      reporter.add(entry.value_pos, entry.path,
+                   "topic '" + *text + "' is listed twice (also at " + first->second + ")");
+      return;
+    }
+    source.topics.push_back(*text);
+  };
+  if (field.value.IsScalar()) {
+    add_topic(field);
+    return;
+  }
+  if (!field.value.IsSequence()) {
+    mismatch(reporter, field, "a list of topic names");
+    return;
+  }
+  if (field.value.size() == 0) {
+    reporter.add(field.value_pos, field.path, "must list at least one topic, got an empty list");
+    return;
+  }
+  std::size_t index = 0;
+  for (const auto& item : field.value) {
+    add_topic(Field{indexPath(field.path, index++), item, field.value_pos,
+                    item.IsNull() ? field.value_pos : posOf(item, field.value_pos)});
+  }
+}
+
+// librdkafka settings that kesm derives from its own keys or that would break at-least-once.
+std::optional<std::string> reservedLibrdkafkaRule(const std::string& key) {
+  if (key == "bootstrap.servers" || key == "metadata.broker.list") {
+    return "is set by kesm from source.bootstrapServers; set it there";
+  }
+  if (key == "group.id") {
+    return "is set by kesm from source.consumerGroupId; set it there";
+  }
+  if (key == "auto.offset.reset") {
+    return "is set by kesm from source.startingPosition (TRIM_HORIZON or LATEST); set it there";
+  }
+  if (key == "partition.assignment.strategy") {
+    return "is set by kesm from source.partitionAssignor; set it there";
+  }
+  if (key == "enable.auto.commit" || key == "enable.auto.offset.store") {
+    return "cannot be changed: kesm commits offsets itself, only after the function succeeded";
+  }
+  return std::nullopt;
+}
+
+void readLibrdkafka(Reporter& reporter, const Field& field, SourceConfig& source) {
+  if (!expectMap(reporter, field,
+                 "a map of librdkafka settings, like {fetch.max.bytes: 1048576}")) {
+    return;
+  }
+  for (const auto& entry : entriesOf(reporter, field.value, field.path, field.value_pos)) {
+    std::string key = entry.path.substr(field.path.size() + 1);
+    if (auto rule = reservedLibrdkafkaRule(key)) {
+      reporter.add(entry.key_pos, entry.path, *rule);
+      continue;
+    }
+    auto text = readScalar(reporter, entry, "a string, number or boolean");
+    if (!text) {
+      continue;
+    }
+    // librdkafka itself judges the name and the value, so the error names the line.
+    char err[512] = "";
+    rd_kafka_conf_t* probe = rd_kafka_conf_new();
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, key.c_str(), text->c_str(), err, sizeof err);
+    rd_kafka_conf_destroy(probe);
+    if (res != RD_KAFKA_CONF_OK) {
+      reporter.add(res == RD_KAFKA_CONF_UNKNOWN ? entry.key_pos : entry.value_pos, entry.path,
+                   std::string("librdkafka refuses it: ") + err);
+      continue;
+    }
+    source.librdkafka.emplace_back(key, *text);
+  }
+}
+
+void readSource(Reporter& reporter, const Field& field, SourceConfig& source,
+                std::optional<Pos>& group_pos) {
+  if (!expectMap(reporter, field, "a map with bootstrapServers and topics")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kSourceSection);
+  if (auto f = section.required("bootstrapServers", "list the Kafka brokers, like kafka-0:9092")) {
+    readBootstrapServers(reporter, *f, source);
+  }
+  if (auto f = section.required("topics", "list the topics to read, like [orders]")) {
+    readTopics(reporter, *f, source);
+  }
+  if (auto f = section.optional("consumerGroupId")) {
+    group_pos = f->value_pos;
+    auto text = readScalar(reporter, *f, "a consumer group id");
+    if (text && text->empty()) {
+      reporter.add(f->value_pos, f->path,
+                   "must be a non-empty consumer group id; leave the key out for kesm-<name>");
+    } else if (text) {
+      source.consumer_group_id = *text;
+    }
+  }
+  if (auto f = section.optional("startingPosition")) {
+    const char* expected = "TRIM_HORIZON or LATEST";
+    auto text = readScalar(reporter, *f, expected);
+    if (text && *text == "TRIM_HORIZON") {
+      source.starting_position = StartingPosition::kTrimHorizon;
+    } else if (text && *text == "LATEST") {
+      source.starting_position = StartingPosition::kLatest;
+    } else if (text && *text == "AT_TIMESTAMP") {
+      reporter.add(f->value_pos, f->path,
+                   "AT_TIMESTAMP is not supported yet; must be TRIM_HORIZON or LATEST");
+    } else if (text) {
+      std::string rule = "must be TRIM_HORIZON or LATEST, got " + describe(f->value);
+      std::string upper = *text;
+      for (auto& c : upper) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      }
+      if (upper == "TRIM_HORIZON" || upper == "LATEST") {
+        rule += " (the values are upper case)";
+      }
+      reporter.add(f->value_pos, f->path, rule);
+    }
+  }
+  if (auto f = section.optional("partitionAssignor")) {
+    const char* expected = "range, roundrobin or cooperative-sticky";
+    auto text = readScalar(reporter, *f, expected);
+    if (text && (*text == "range" || *text == "roundrobin" || *text == "cooperative-sticky")) {
+      source.partition_assignor = *text;
+    } else if (text) {
+      mismatch(reporter, *f, expected);
+    }
+  }
+  if (auto f = section.optional("librdkafka")) {
+    readLibrdkafka(reporter, *f, source);
+  }
+}
+
+void readFunction(Reporter& reporter, const Field& field, FunctionConfig& function) {
+  if (!expectMap(reporter, field, "a map with url and optionally timeout")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kFunctionSection);
+  if (auto f = section.required("url", "give the function's URL, like http://my-fn:8080/invoke")) {
+    auto text = readScalar(reporter, *f, "an http:// URL like http://host:8080/path");
+    if (text) {
+      if (auto error = httpUrlError(*text)) {
+        reporter.add(f->value_pos, f->path, *error);
+      } else {
+        function.url = *text;
+      }
+    }
+  }
+  readDuration(reporter, section.optional("timeout"), kTimeoutRange, function.timeout);
+}
+
+void readBatching(Reporter& reporter, const Field& field, BatchingConfig& batching) {
+  if (!expectMap(reporter, field, "a map with batchSize and maximumBatchingWindow")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kBatchingSection);
+  readInt(reporter, section.optional("batchSize"), 1, kMaxBatchSize, batching.batch_size);
+  readDuration(reporter, section.optional("maximumBatchingWindow"), kBatchingWindowRange,
+               batching.maximum_batching_window);
+}
+
+void readScaling(Reporter& reporter, const Field& field, ScalingConfig& scaling) {
+  if (!expectMap(reporter, field, "a map with minimumPollers, maximumPollers and gracePeriod")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kScalingSection);
+  const Field* min_field = section.optional("minimumPollers");
+  const Field* max_field = section.optional("maximumPollers");
+  bool min_ok = readInt(reporter, min_field, 1, kMaxMinimumPollers, scaling.minimum_pollers) ||
+                min_field == nullptr;
+  bool max_ok = readInt(reporter, max_field, 1, kMaxMaximumPollers, scaling.maximum_pollers) ||
+                max_field == nullptr;
+  if (min_ok && max_ok && scaling.maximum_pollers < scaling.minimum_pollers) {
+    // The default maximum (200) is never below a valid minimum, so max_field is set here.
+    const Field& at = max_field != nullptr ? *max_field : *min_field;
+    reporter.add(at.value_pos, at.path,
+                 "must be at least minimumPollers (" + std::to_string(scaling.minimum_pollers) +
+                     "), got " + std::to_string(scaling.maximum_pollers));
+  }
+  readDuration(reporter, section.optional("gracePeriod"), kGracePeriodRange, scaling.grace_period);
+}
+
+void readRetry(Reporter& reporter, const Field& field, RetryConfig& retry) {
+  if (!expectMap(reporter, field,
+                 "a map with initialBackoff, maximumBackoff, "
+                 "backoffMultiplier and jitter")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kRetrySection);
+  const Field* initial_field = section.optional("initialBackoff");
+  const Field* maximum_field = section.optional("maximumBackoff");
+  bool initial_ok = readDuration(reporter, initial_field, kBackoffRange, retry.initial_backoff) ||
+                    initial_field == nullptr;
+  bool maximum_ok = readDuration(reporter, maximum_field, kBackoffRange, retry.maximum_backoff) ||
+                    maximum_field == nullptr;
+  if (initial_ok && maximum_ok && retry.initial_backoff > retry.maximum_backoff) {
+    auto text = [](const Field* f, Millis value) {
+      return f != nullptr ? f->value.Scalar() : formatDuration(value) + ", the default";
+    };
+    if (initial_field != nullptr) {
+      reporter.add(initial_field->value_pos, initial_field->path,
+                   "must not be longer than maximumBackoff (" +
+                       text(maximum_field, retry.maximum_backoff) + "), got " +
+                       initial_field->value.Scalar());
+    } else {
+      reporter.add(maximum_field->value_pos, maximum_field->path,
+                   "must not be shorter than initialBackoff (" +
+                       text(initial_field, retry.initial_backoff) + "), got " +
+                       maximum_field->value.Scalar());
+    }
+  }
+  readNumber(reporter, section.optional("backoffMultiplier"), 1, 10, retry.backoff_multiplier);
+  readNumber(reporter, section.optional("jitter"), 0, 1, retry.jitter);
+}
+
+// Where a mapping's name and consumer group were written, for the uniqueness rules.
+struct MappingPlaces {
+  Pos name;
+  std::optional<Pos> group; // set when consumerGroupId was written
+};
+
+void readMapping(Reporter& reporter, const Field& field, Mapping& mapping, MappingPlaces& places) {
+  places.name = field.value_pos;
+  if (!expectMap(reporter, field, "a map with name, source and function")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kMappingSection);
+  if (auto f = section.required("name", "give the mapping a unique name, like orders")) {
+    const char* expected = "a name of 1 to 64 letters, digits, '.', '_' or '-'";
+    places.name = f->value_pos;
+    auto text = readScalar(reporter, *f, expected);
+    if (text && !validMappingName(*text)) {
+      mismatch(reporter, *f, expected);
+    } else if (text) {
+      mapping.name = *text;
+    }
+  }
+  if (auto f = section.required("source", "say what to read, with bootstrapServers and topics")) {
+    readSource(reporter, *f, mapping.source, places.group);
+  }
+  if (auto f = section.required("function", "say which function to invoke, with url")) {
+    readFunction(reporter, *f, mapping.function);
+  }
+  if (auto f = section.optional("batching")) {
+    readBatching(reporter, *f, mapping.batching);
+  }
+  if (auto f = section.optional("scaling")) {
+    readScaling(reporter, *f, mapping.scaling);
+  }
+  if (auto f = section.optional("retry")) {
+    readRetry(reporter, *f, mapping.retry);
+  }
+}
+
+void readMappings(Reporter& reporter, const Field& field, std::vector<Mapping>& mappings) {
+  if (!field.value.IsSequence()) {
+    mismatch(reporter, field, "a list of mappings");
+    return;
+  }
+  if (field.value.size() == 0) {
+    reporter.add(field.value_pos, field.path, "must list at least one mapping, got an empty list");
+    return;
+  }
+  std::map<std::string, std::string> names;  // name -> path of its mapping
+  std::map<std::string, std::string> groups; // consumer group -> path of its mapping
+  std::size_t index = 0;
+  for (const auto& item : field.value) {
+    Field entry{indexPath(field.path, index++), item, field.value_pos,
+                item.IsNull() ? field.value_pos : posOf(item, field.value_pos)};
+    Mapping mapping;
+    MappingPlaces places;
+    readMapping(reporter, entry, mapping, places);
+    // A name, and the consumer group it implies, belong to one mapping only: two mappings in
+    // one group would split the partitions between them.
+    bool duplicate_name = false;
+    if (!mapping.name.empty()) {
+      auto [first, inserted] = names.emplace(mapping.name, entry.path);
+      duplicate_name = !inserted;
+      if (duplicate_name) {
+        reporter.add(places.name, entry.path + ".name",
+                     "mapping name '" + mapping.name + "' is already used by " + first->second);
+      }
+    }
+    bool explicit_group = !mapping.source.consumer_group_id.empty();
+    if (!explicit_group && !mapping.name.empty()) {
+      mapping.source.consumer_group_id = "kesm-" + mapping.name;
+    }
+    if (!mapping.source.consumer_group_id.empty()) {
+      auto [first, inserted] = groups.emplace(mapping.source.consumer_group_id, entry.path);
+      if (!inserted && (explicit_group || !duplicate_name)) {
+        reporter.add(places.group.value_or(places.name), entry.path + ".source.consumerGroupId",
+                     "consumer group '" + mapping.source.consumer_group_id +
+                         "' is already used by " + first->second +
+                         "; each mapping needs its own consumer group");
+      }
+    }
+    mappings.push_back(std::move(mapping));
+  }
+}
+
+// ---- Text checks before YAML ------------------------------------------------------------------
+
+// YAML is Unicode text. A NUL byte or bytes that are not UTF-8 mean a binary or mis-encoded
+// file; say so instead of letting the parser report a confusing escape error.
+std::optional<Diagnostic> checkText(const std::string& text, const std::string& file) {
+  auto starts_with = [&](std::string_view bom) { return text.compare(0, bom.size(), bom) == 0; };
+  using namespace std::string_view_literals;
+  if (starts_with("\xFF\xFE"sv) || starts_with("\xFE\xFF"sv) || starts_with("\x00\x00\xFE\xFF"sv)) {
+    return std::nullopt; // UTF-16 or UTF-32 with a byte order mark: yaml-cpp decodes it
+  }
+  int line = 1;
+  int column = 1;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::size_t length = 1;
+    if (c == 0) {
+      return Diagnostic{file, line, column, "",
+                        "the file is not text: it contains a NUL byte; is it a binary file?"};
+    }
+    if (c >= 0x80) {
+      std::uint32_t min = 0;
+      if ((c & 0xE0) == 0xC0) {
+        length = 2;
+        min = 0x80;
+      } else if ((c & 0xF0) == 0xE0) {
+        length = 3;
+        min = 0x800;
+      } else if ((c & 0xF8) == 0xF0) {
+        length = 4;
+        min = 0x10000;
+      } else {
+        length = 0;
+      }
+      std::uint32_t code = length == 0 ? 0 : c & (0xFF >> (length + 1));
+      bool ok = length != 0 && i + length <= text.size();
+      for (std::size_t k = 1; ok && k < length; ++k) {
+        auto next = static_cast<unsigned char>(text[i + k]);
+        ok = (next & 0xC0) == 0x80;
+        code = (code << 6) | (next & 0x3F);
+      }
+      ok = ok && code >= min && code <= 0x10FFFF && (code < 0xD800 || code > 0xDFFF);
+      if (!ok) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "0x%02x", c);
+        return Diagnostic{file, line, column, "",
+                          std::string("the file is not UTF-8 text: invalid byte ") + buf +
+                              "; save it as UTF-8"};
+      }
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
+// Where each YAML document of a text starts, found without building any node.
+//
+// yaml-cpp 0.7 never gets past a ',' outside of brackets (",", "- a\n,"): it reports an empty
+// document there again and again, and YAML::LoadAll grows until memory runs out. A document that
+// starts where the one before it started is therefore where the parser is stuck.
+struct DocumentScan {
+  std::vector<YAML::Mark> documents; // the first mark of each document
+  std::optional<YAML::Mark> stuck_at;
+};
+
+class FirstMarks : public YAML::EventHandler {
+public:
+  std::optional<YAML::Mark> first;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    first.reset();
+    see(mark);
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { see(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { see(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    see(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    see(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    see(mark);
+  }
+  void OnMapEnd() override {}
+
+private:
+  void see(const YAML::Mark& mark) {
+    if (!first) {
+      first = mark;
+    }
+  }
+};
+
+DocumentScan scanDocuments(const std::string& text) {
+  constexpr std::size_t kMaxDocuments = 10000;
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  FirstMarks marks;
+  DocumentScan scan;
+  while (scan.documents.size() < kMaxDocuments && parser.HandleNextDocument(marks)) {
+    YAML::Mark mark = marks.first.value_or(YAML::Mark::null_mark());
+    if (!scan.documents.empty() && mark.pos == scan.documents.back().pos) {
+      scan.stuck_at = mark;
+      break;
+    }
+    scan.documents.push_back(mark);
+  }
+  return scan;
+}
+
+Config parse(const std::string& yaml_text, const std::string& file_name) {
+  Reporter reporter(file_name);
+  if (auto diagnostic = checkText(yaml_text, file_name)) {
+    throw ConfigError({*diagnostic});
+  }
+  YAML::Node root;
+  try {
+    DocumentScan scan = scanDocuments(yaml_text);
+    if (scan.stuck_at) {
+      const YAML::Mark& mark = *scan.stuck_at;
+      std::string rule = "invalid YAML: the parser cannot read past this point";
+      if (mark.pos >= 0 && static_cast<std::size_t>(mark.pos) < yaml_text.size() &&
+          std::isgraph(static_cast<unsigned char>(yaml_text[mark.pos]))) {
+        rule = std::string("invalid YAML: unexpected '") + yaml_text[mark.pos] + "'";
+        if (yaml_text[mark.pos] == ',') {
+          rule += " outside of [ ] or { }";
+        }
+      }
+      reporter.add(Pos{mark.line + 1, mark.column + 1}, "", rule);
+      reporter.raise();
+    }
+    if (scan.documents.size() > 1) {
+      const YAML::Mark& mark = scan.documents[1];
+      reporter.add(Pos{mark.line + 1, mark.column + 1}, "",
+                   "the file holds " + std::to_string(scan.documents.size()) +
+                       " YAML documents; kesm reads exactly one");
+    }
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::DeepRecursion& e) {
+    Pos pos = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
+    reporter.add(pos, "", "invalid YAML: nested too deeply");
+    reporter.raise();
+  } catch (const YAML::Exception& e) {
+    Pos pos = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
+    reporter.add(pos, "", "invalid YAML: " + e.msg);
+    reporter.raise();
+  }
+  if (!root.IsDefined() || root.IsNull()) {
+    reporter.add(Pos{}, "", "the file is empty; a kesm config needs at least a mappings list");
+    reporter.raise();
+  }
+  Pos root_pos = posOf(root, Pos{});
+  Config config;
+  if (!root.IsMap()) {
+    reporter.add(root_pos, "",
+                 "the top level must be a map with the keys server and mappings, got " +
+                     describe(root));
+    reporter.raise();
+  }
+  SectionReader top(reporter, root, "", root_pos, kTopSection);
+  if (auto f = top.optional("server")) {
+    readServer(reporter, *f, config.server);
+  }
+  if (auto f = top.required("mappings", "add a list of at least one mapping")) {
+    readMappings(reporter, *f, config.mappings);
+  }
+  if (!reporter.empty()) {
+    reporter.raise();
+  }
+  return config;
+}
+
+} // namespace
+
+Config parseConfig(const std::string& yaml_text, const std::string& file_name) {
+  try {
+    return parse(yaml_text, file_name);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // yaml-cpp on input nobody foresaw, or a conversion: still one clear diagnostic.
+    throw ConfigError({Diagnostic{file_name, 1, 1, "", std::string("cannot parse: ") + e.what()}});
+  }
+}
+
+Config loadConfigFile(const std::string& path) {
+  auto unreadable = [&](int error) {
+    return ConfigError(
+        {Diagnostic{path, 0, 0, "", std::string("cannot read file: ") + std::strerror(error)}});
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw unreadable(errno);
+  }
+  std::string text;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      int error = errno;
+      ::close(fd);
+      throw unreadable(error); // e.g. EISDIR for a directory
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return parseConfig(text, path);
+}
+
+} // namespace kesm::config

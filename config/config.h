@@ -5,8 +5,8 @@
 // with file, line, column and key path.
 
 #include <chrono>
-#include <optional>
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -82,8 +82,8 @@ struct Config {
 // One broken rule, located in the file.
 struct Diagnostic {
   std::string file;
-  int line = 0;   // 1-based; 0 when the position is unknown
-  int column = 0; // 1-based
+  int line = 0;    // 1-based; 0 when the position is unknown
+  int column = 0;  // 1-based
   std::string key; // key path, e.g. mappings[0].batching.batchSize
   std::string rule;
   std::string toString() const; // "FILE:LINE:COL: KEY: RULE"

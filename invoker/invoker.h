@@ -22,8 +22,8 @@ const char* toString(InvokeOutcome outcome); // "success", "function_error", ...
 
 struct InvokeResult {
   InvokeOutcome outcome = InvokeOutcome::kSuccess;
-  int http_status = 0;  // 0 when there was no response
-  std::string detail;   // human-readable reason for logs; never a secret
+  int http_status = 0; // 0 when there was no response
+  std::string detail;  // human-readable reason for logs; never a secret
   bool ok() const { return outcome == InvokeOutcome::kSuccess; }
 };
 
@@ -35,9 +35,9 @@ public:
 };
 
 struct HttpInvokerOptions {
-  std::string url;                     // http://host[:port]/path
+  std::string url; // http://host[:port]/path
   std::chrono::milliseconds timeout{30000};
-  std::string bootstrap_servers;       // comma-separated, copied into the event
+  std::string bootstrap_servers; // comma-separated, copied into the event
 };
 
 // POSTs AWS Lambda's self-managed Kafka event as JSON, keep-alive, one connection.

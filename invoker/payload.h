@@ -5,7 +5,9 @@
 //  "records":{"topic-0":[{"topic":"topic","partition":0,"offset":15,
 //   "timestamp":1545084650987,"timestampType":"CREATE_TIME","key":"<b64>","value":"<b64>",
 //   "headers":[{"headerKey":[104,101]}]}]}}
-// Pure: no I/O.
+// Pure: no I/O. Strings (topic, header keys) are JSON-escaped; a header-key byte that is not
+// part of well-formed UTF-8 is written as \u00XX of its value (read as Latin-1), so the body
+// is always valid JSON. Keys and values are base64, header values byte arrays: exact bytes.
 
 #include "common/types.h"
 

@@ -61,9 +61,8 @@ public:
   // finish within timeout, else the result is kTimeout and the connection is dropped.
   HttpResult post(const std::string& body, const Headers& headers,
                   std::chrono::milliseconds timeout);
-  HttpResult request(const std::string& method, const std::string& target,
-                     const std::string& body, const Headers& headers,
-                     std::chrono::milliseconds timeout);
+  HttpResult request(const std::string& method, const std::string& target, const std::string& body,
+                     const Headers& headers, std::chrono::milliseconds timeout);
 
 private:
   struct Impl;
@@ -83,6 +82,8 @@ public:
   HttpServer& operator=(const HttpServer&) = delete;
 
   std::uint16_t port() const;
+  // Connections accepted since construction (keep-alive reuse shows as a low count).
+  std::uint64_t acceptedConnections() const;
   void stop();
 
 private:

@@ -1,1 +1,913 @@
-// placeholder
+#include "poller/poller.h"
+
+#include "common/log.h"
+#include "invoker/payload.h"
+#include "invoker/retry_policy.h"
+#include "poller/batcher.h"
+
+#include <condition_variable>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <poll.h>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <sys/eventfd.h>
+#include <thread>
+#include <unistd.h>
+
+namespace kesm::poller {
+
+using std::chrono::milliseconds;
+using time_point = Clock::time_point;
+
+const char* toString(PollerState state) {
+  switch (state) {
+  case PollerState::kStarting:
+    return "starting";
+  case PollerState::kRunning:
+    return "running";
+  case PollerState::kStopping:
+    return "stopping";
+  case PollerState::kStopped:
+    return "stopped";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) {
+      out += sep;
+    }
+    out += item;
+  }
+  return out;
+}
+
+// Runs one invocation attempt at a time on its own thread, so that the poller thread keeps
+// serving the consumer (heartbeats, rebalances) while a slow function runs.
+class InvokeWorker {
+public:
+  struct Outcome {
+    invoker::InvokeResult result;
+    std::chrono::duration<double> elapsed{};
+  };
+
+  InvokeWorker(std::unique_ptr<invoker::FunctionInvoker> invoker, std::function<void()> wake)
+      : invoker_(std::move(invoker)), wake_(std::move(wake)), thread_([this] { run(); }) {}
+
+  ~InvokeWorker() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    // Bounded: an attempt in flight ends at the latest at the function timeout.
+    thread_.join();
+  }
+
+  void submit(std::shared_ptr<const Batch> batch) {
+    {
+      std::lock_guard lock(mutex_);
+      job_ = std::move(batch);
+      busy_ = true;
+      result_.reset();
+    }
+    cv_.notify_all();
+  }
+
+  bool busy() const {
+    std::lock_guard lock(mutex_);
+    return busy_;
+  }
+
+  std::optional<Outcome> take() {
+    std::lock_guard lock(mutex_);
+    auto out = std::move(result_);
+    result_.reset();
+    return out;
+  }
+
+  // Waits until the current attempt has finished or the deadline passes.
+  std::optional<Outcome> waitFor(time_point deadline) {
+    std::unique_lock lock(mutex_);
+    cv_.wait_until(lock, deadline, [this] { return !busy_; });
+    auto out = std::move(result_);
+    result_.reset();
+    return out;
+  }
+
+  // The result of the attempt now running will be dropped (its batch was abandoned).
+  void discardCurrent() {
+    std::lock_guard lock(mutex_);
+    discard_ = busy_;
+    result_.reset();
+  }
+
+private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      cv_.wait(lock, [this] { return stop_ || job_ != nullptr; });
+      if (stop_) {
+        return;
+      }
+      auto job = std::move(job_);
+      job_.reset();
+      lock.unlock();
+      auto started = std::chrono::steady_clock::now();
+      invoker::InvokeResult result = invoker_->invoke(*job);
+      auto elapsed = std::chrono::steady_clock::now() - started;
+      lock.lock();
+      if (!discard_) {
+        result_ = Outcome{std::move(result), elapsed};
+      }
+      discard_ = false;
+      busy_ = false;
+      cv_.notify_all();
+      if (wake_) {
+        wake_();
+      }
+    }
+  }
+
+  std::unique_ptr<invoker::FunctionInvoker> invoker_;
+  std::function<void()> wake_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::shared_ptr<const Batch> job_;
+  std::optional<Outcome> result_;
+  bool busy_ = false;
+  bool discard_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+Record toRecord(const rd_kafka_message_t& m) {
+  Record r;
+  r.topic = rd_kafka_topic_name(m.rkt);
+  r.partition = Partition{m.partition};
+  r.offset = Offset{m.offset};
+  rd_kafka_timestamp_type_t type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  r.timestamp_ms = rd_kafka_message_timestamp(&m, &type);
+  switch (type) {
+  case RD_KAFKA_TIMESTAMP_CREATE_TIME:
+    r.timestamp_type = TimestampType::kCreateTime;
+    break;
+  case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME:
+    r.timestamp_type = TimestampType::kLogAppendTime;
+    break;
+  default:
+    r.timestamp_type = TimestampType::kNotAvailable;
+  }
+  if (m.key != nullptr) {
+    r.key.emplace(static_cast<const char*>(m.key), m.key_len);
+  }
+  if (m.payload != nullptr) {
+    r.value.emplace(static_cast<const char*>(m.payload), m.len);
+  }
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(&m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t i = 0;
+         rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      Header out;
+      out.key = name;
+      if (value != nullptr) {
+        out.value.emplace(static_cast<const char*>(value), size);
+      }
+      r.headers.push_back(std::move(out));
+    }
+  }
+  return r;
+}
+
+// What librdkafka writes to the eventfd when a queue becomes non-empty: an eventfd takes
+// exactly one 8-byte counter increment per write.
+const std::uint64_t kWakeValue = 1;
+
+// The poller thread sleeps on one eventfd, signalled by librdkafka (consumer and partition
+// queues) and by other threads (invocation finished, stop requested).
+class WakeFd {
+public:
+  WakeFd() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (fd_ < 0) {
+      throw std::runtime_error("eventfd failed");
+    }
+  }
+  ~WakeFd() { close(fd_); }
+  WakeFd(const WakeFd&) = delete;
+  WakeFd& operator=(const WakeFd&) = delete;
+
+  int get() const { return fd_; }
+
+  void signal() {
+    std::uint64_t one = 1;
+    (void)!write(fd_, &one, sizeof one);
+  }
+
+  // Waits until signalled or the timeout passes, and resets the signal.
+  void wait(milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) > 0) {
+      std::uint64_t value = 0;
+      (void)!read(fd_, &value, sizeof value);
+    }
+  }
+
+private:
+  int fd_;
+};
+
+struct PartitionRange {
+  Offset first;
+  Offset last;
+};
+
+std::map<TopicPartition, PartitionRange> rangesOf(const Batch& batch) {
+  std::map<TopicPartition, PartitionRange> ranges;
+  for (const auto& r : batch.records) {
+    TopicPartition tp{r.topic, r.partition};
+    auto it = ranges.find(tp);
+    if (it == ranges.end()) {
+      ranges.emplace(tp, PartitionRange{r.offset, r.offset});
+    } else {
+      it->second.last = r.offset;
+    }
+  }
+  return ranges;
+}
+
+} // namespace
+
+std::vector<std::pair<std::string, std::string>> consumerSettings(const config::Mapping& mapping,
+                                                                  const std::string& client_id) {
+  const auto& s = mapping.source;
+  std::vector<std::pair<std::string, std::string>> out{
+      {"bootstrap.servers", join(s.bootstrap_servers, ",")},
+      {"group.id", s.consumer_group_id},
+      {"client.id", client_id},
+      // Offsets are committed only after the function succeeded, as explicit lists.
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset",
+       s.starting_position == config::StartingPosition::kLatest ? "latest" : "earliest"},
+      {"partition.assignment.strategy", s.partition_assignor},
+      // Fast failover and rebalances; also what the mock cluster needs to form groups.
+      {"session.timeout.ms", "6000"},
+      {"heartbeat.interval.ms", "500"},
+      // Bounded prefetch per partition (each has its own queue, see intake()): about two
+      // batches, and never less than one full 6 MiB payload's worth of bytes.
+      {"queued.min.messages", std::to_string(std::max(100, 2 * mapping.batching.batch_size))},
+      {"queued.max.messages.kbytes", "8192"},
+      {"fetch.max.bytes", "8388608"},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& kv : s.librdkafka) {
+    out.push_back(kv);
+  }
+  return out;
+}
+
+struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
+  Impl(Poller& owner, PollerContext context)
+      : owner_(owner), ctx_(std::move(context)),
+        batcher_(BatcherLimits{static_cast<std::size_t>(ctx_.mapping.batching.batch_size),
+                               ctx_.mapping.batching.maximum_batching_window,
+                               ctx_.mapping.batching.maximum_payload_bytes},
+                 makeSizer()),
+        backoff_{ctx_.mapping.retry.initial_backoff, ctx_.mapping.retry.maximum_backoff,
+                 ctx_.mapping.retry.backoff_multiplier, ctx_.mapping.retry.jitter},
+        rng_(std::random_device{}()) {}
+
+  PayloadSizer makeSizer() const {
+    std::string servers = join(ctx_.mapping.source.bootstrap_servers, ",");
+    PayloadSizer sizer;
+    sizer.envelope_bytes = invoker::encodedEnvelopeOverhead(servers);
+    sizer.record_bytes = [](const Record& r) { return invoker::encodedRecordSize(r); };
+    sizer.partition_bytes = [](const TopicPartition& tp) {
+      return invoker::encodedPartitionOverhead(tp.topic, tp.partition);
+    };
+    return sizer;
+  }
+
+  // --- thread entry -------------------------------------------------------------------------
+
+  void run() {
+    try {
+      runConsumer();
+    } catch (const std::exception& e) {
+      log(LogLevel::kError, "poller", ctx_.client_id, ": stopped on error: ", e.what());
+    }
+    worker_.reset();
+    owner_.assigned_ = 0;
+    owner_.state_ = PollerState::kStopped;
+    {
+      std::lock_guard lock(stopped_mutex_);
+      stopped_ = true;
+    }
+    stopped_cv_.notify_all();
+  }
+
+  void runConsumer() {
+    std::string err;
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    for (const auto& [key, value] : consumerSettings(ctx_.mapping, ctx_.client_id)) {
+      if (conf->set(key, value, err) != RdKafka::Conf::CONF_OK) {
+        throw std::runtime_error("librdkafka setting " + key + ": " + err);
+      }
+    }
+    conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err);
+    conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err);
+    consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    if (!consumer_) {
+      throw std::runtime_error("cannot create consumer: " + err);
+    }
+    consumer_queue_ = rd_kafka_queue_get_consumer(consumer_->c_ptr());
+    // Rebalances, errors and stray messages arrive on the consumer queue; it signals the
+    // same eventfd as the partition queues and the invoke worker.
+    rd_kafka_queue_io_event_enable(consumer_queue_, wake_fd_.get(), &kWakeValue, sizeof kWakeValue);
+    worker_ = std::make_unique<InvokeWorker>(ctx_.make_invoker(), [this] { wake(); });
+
+    RdKafka::ErrorCode code = consumer_->subscribe(ctx_.mapping.source.topics);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      throw std::runtime_error("subscribe failed: " + RdKafka::err2str(code));
+    }
+    log(LogLevel::kInfo, "poller", ctx_.client_id, ": joining group ",
+        ctx_.mapping.source.consumer_group_id);
+
+    while (!stop_requested_.load()) {
+      step();
+    }
+    shutdown();
+  }
+
+  // Called from any thread: the worker when an attempt ends, requestStop().
+  void wake() { wake_fd_.signal(); }
+
+  // One turn of the loop: wait for an event or a timer, serve the consumer, settle a finished
+  // attempt, take records the batcher has room for, and send what is due.
+  void step() {
+    wake_fd_.wait(pollTimeout(clock_.now()));
+    serveConsumerQueue();
+    settleAttempt();
+    dispatch();
+    intake();
+    dispatch();
+  }
+
+  // Serves rebalance callbacks and errors (and any message that reached the consumer queue
+  // before its partition queue was split off) without blocking.
+  void serveConsumerQueue() {
+    for (int i = 0; i < 10000; ++i) {
+      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(0));
+      if (msg->err() == RdKafka::ERR__TIMED_OUT) {
+        return;
+      }
+      if (const auto* raw = static_cast<const rd_kafka_message_t*>(msg->c_ptr())) {
+        handleMessage(*raw);
+      } else {
+        ctx_.probe->kafka_errors.Increment();
+        log(LogLevel::kWarn, "poller", ctx_.client_id, ": consume error: ", msg->errstr());
+      }
+    }
+  }
+
+  // Reads from each owned partition's own queue only as much as the batcher has room for.
+  // What stays in a partition queue counts against librdkafka's per-partition prefetch
+  // bounds (queued.min.messages, queued.max.messages.kbytes), so fetching stops by itself
+  // when the function is slower than Kafka: no pause/resume, which would drop the prefetch.
+  void intake() {
+    if (owner_.state_.load() != PollerState::kRunning || partition_queues_.empty()) {
+      return;
+    }
+    const std::size_t cap = holdLimit();
+    const std::size_t per_partition =
+        std::max<std::size_t>(1, static_cast<std::size_t>(ctx_.mapping.batching.batch_size));
+    std::vector<rd_kafka_message_t*> buffer(per_partition);
+    // Rotate the starting partition so that a busy partition cannot starve the others.
+    auto it = partition_queues_.upper_bound(intake_cursor_);
+    for (std::size_t visited = 0; visited < partition_queues_.size(); ++visited, ++it) {
+      if (it == partition_queues_.end()) {
+        it = partition_queues_.begin();
+      }
+      if (batcher_.size() >= cap ||
+          batcher_.pendingBytes() >= 2 * ctx_.mapping.batching.maximum_payload_bytes) {
+        return;
+      }
+      intake_cursor_ = it->first;
+      std::size_t want = std::min(per_partition, cap - batcher_.size());
+      ssize_t n = rd_kafka_consume_batch_queue(it->second, 0, buffer.data(), want);
+      for (ssize_t i = 0; i < n; ++i) {
+        handleMessage(*buffer[static_cast<std::size_t>(i)]);
+        rd_kafka_message_destroy(buffer[static_cast<std::size_t>(i)]);
+      }
+    }
+  }
+
+  milliseconds pollTimeout(time_point now) const {
+    time_point next = now + milliseconds(100);
+    if (in_flight_ && !in_flight_->running) {
+      next = std::min(next, in_flight_->retry_at);
+    }
+    if (!in_flight_) {
+      next = std::min(next, batcher_.windowDeadline());
+    }
+    auto wait = std::chrono::duration_cast<milliseconds>(next - now);
+    return std::clamp(wait, milliseconds(0), milliseconds(100));
+  }
+
+  // Records a poller holds outside librdkafka: the batch being cut and the next one.
+  std::size_t holdLimit() const {
+    return 2 * static_cast<std::size_t>(ctx_.mapping.batching.batch_size);
+  }
+
+  void handleMessage(const rd_kafka_message_t& msg) {
+    switch (msg.err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+      break;
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+      return;
+    default:
+      ctx_.probe->kafka_errors.Increment();
+      log(LogLevel::kWarn, "poller", ctx_.client_id,
+          ": consume error: ", rd_kafka_message_errstr(&msg));
+      return;
+    }
+    if (owner_.state_.load() == PollerState::kStopping) {
+      return; // not fetched for a batch any more; the next owner reads it again
+    }
+    TopicPartition tp{rd_kafka_topic_name(msg.rkt), Partition{msg.partition}};
+    if (!owned_.count(tp)) {
+      return; // a late message of a partition revoked meanwhile
+    }
+    auto expected = next_expected_.find(tp);
+    if (expected != next_expected_.end() && msg.offset < expected->second.value()) {
+      return; // already held: refetched after a rewind
+    }
+    next_expected_[tp] = Offset{msg.offset + 1};
+    ctx_.probe->events_polled.Increment();
+    batcher_.add(toRecord(msg), clock_.now());
+  }
+
+  // --- the batch in flight -------------------------------------------------------------------
+
+  struct InFlight {
+    std::shared_ptr<const Batch> batch;
+    std::map<TopicPartition, PartitionRange> ranges;
+    int attempts = 0;
+    bool running = false;
+    time_point retry_at{};
+  };
+
+  void dispatch() {
+    auto now = clock_.now();
+    if (owner_.state_.load() != PollerState::kRunning || worker_->busy()) {
+      return;
+    }
+    if (!in_flight_) {
+      if (!batcher_.ready(now)) {
+        return;
+      }
+      auto batch = std::make_shared<Batch>(batcher_.cut());
+      InFlight f;
+      f.ranges = rangesOf(*batch);
+      f.batch = std::move(batch);
+      in_flight_ = std::move(f);
+    } else if (in_flight_->running || now < in_flight_->retry_at) {
+      return;
+    }
+    in_flight_->running = true;
+    in_flight_->attempts++;
+    ctx_.probe->events_invoked.Increment(static_cast<double>(in_flight_->batch->records.size()));
+    if (in_flight_->attempts == 1) {
+      ctx_.probe->batch_records.Observe(static_cast<double>(in_flight_->batch->records.size()));
+      ctx_.probe->batch_bytes.Observe(static_cast<double>(in_flight_->batch->payload_bytes));
+    }
+    worker_->submit(in_flight_->batch);
+  }
+
+  // Takes a finished attempt's result, if any: commit on success, schedule a retry else.
+  void settleAttempt() {
+    if (!in_flight_ || !in_flight_->running) {
+      return;
+    }
+    auto outcome = worker_->take();
+    if (!outcome) {
+      return;
+    }
+    settle(*outcome);
+  }
+
+  void settle(const InvokeWorker::Outcome& outcome) {
+    in_flight_->running = false;
+    const auto& result = outcome.result;
+    ctx_.probe->invocations(result.outcome).Increment();
+    ctx_.probe->invocation_duration.Observe(outcome.elapsed.count());
+    std::size_t n = in_flight_->batch->records.size();
+    if (result.ok()) {
+      commit(*in_flight_);
+      in_flight_.reset();
+      return;
+    }
+    ctx_.probe->events_failed.Increment(static_cast<double>(n));
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    auto delay = invoker::nextBackoff(backoff_, in_flight_->attempts, unit(rng_));
+    in_flight_->retry_at = clock_.now() + delay;
+    // The first failure and then every tenth, so a long outage does not flood the log.
+    if (in_flight_->attempts == 1 || in_flight_->attempts % 10 == 0) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": batch of ", n, " records (",
+          describe(in_flight_->ranges), ") failed attempt ", in_flight_->attempts, ": ",
+          invoker::toString(result.outcome), " ", result.detail, "; retrying in ", delay.count(),
+          " ms");
+    }
+  }
+
+  static std::string describe(const std::map<TopicPartition, PartitionRange>& ranges) {
+    std::string out;
+    for (const auto& [tp, range] : ranges) {
+      if (!out.empty()) {
+        out += ", ";
+      }
+      out += tp.topic + "-" + std::to_string(tp.partition.value()) + "@" +
+             std::to_string(range.first.value()) + ".." + std::to_string(range.last.value());
+    }
+    return out;
+  }
+
+  // A committed offset is the next offset to read: last processed + 1.
+  void commit(const InFlight& done) {
+    std::vector<RdKafka::TopicPartition*> offsets;
+    std::size_t records = 0;
+    for (const auto& [tp, range] : done.ranges) {
+      if (!owned_.count(tp)) {
+        continue; // revoked meanwhile: the new owner redelivers from the last commit
+      }
+      offsets.push_back(
+          RdKafka::TopicPartition::create(tp.topic, tp.partition.value(), range.last.value() + 1));
+    }
+    for (const auto& r : done.batch->records) {
+      if (owned_.count(TopicPartition{r.topic, r.partition})) {
+        ++records;
+      }
+    }
+    if (offsets.empty()) {
+      return;
+    }
+    RdKafka::ErrorCode code = consumer_->commitSync(offsets);
+    bool ok = code == RdKafka::ERR_NO_ERROR;
+    for (auto* tp : offsets) {
+      ok = ok && tp->err() == RdKafka::ERR_NO_ERROR;
+    }
+    if (ok) {
+      ctx_.probe->commits_ok.Increment();
+      ctx_.probe->events_committed.Increment(static_cast<double>(records));
+    } else {
+      // Not lost: the records stay uncommitted and are delivered again after a rebalance.
+      ctx_.probe->commits_failed.Increment();
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": commit of ", describe(done.ranges),
+          " failed (", RdKafka::err2str(code), "); those records may be delivered again");
+    }
+    RdKafka::TopicPartition::destroy(offsets);
+  }
+
+  // Gives up the batch in flight without committing it. Retained partitions are rewound to
+  // the batch's first offset so that nothing is skipped.
+  void abandon(const std::set<TopicPartition>& revoked) {
+    if (!in_flight_) {
+      return;
+    }
+    ctx_.probe->batches_abandoned.Increment();
+    log(LogLevel::kWarn, "poller", ctx_.client_id, ": abandoning batch ",
+        describe(in_flight_->ranges), " after ", in_flight_->attempts,
+        " attempt(s); it will be delivered again");
+    if (in_flight_->running) {
+      worker_->discardCurrent();
+    }
+    for (const auto& [tp, range] : in_flight_->ranges) {
+      if (!revoked.count(tp) && owned_.count(tp)) {
+        rewind(tp, range.first);
+      }
+    }
+    in_flight_.reset();
+  }
+
+  void rewind(const TopicPartition& tp, Offset to) {
+    batcher_.drop(tp);
+    next_expected_[tp] = to;
+    std::unique_ptr<RdKafka::TopicPartition> p(
+        RdKafka::TopicPartition::create(tp.topic, tp.partition.value(), to.value()));
+    RdKafka::ErrorCode code = consumer_->seek(*p, 0);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": rewind of ", tp.topic, "-",
+          tp.partition.value(), " failed: ", RdKafka::err2str(code));
+    }
+  }
+
+  // Waits, up to the deadline, for the attempt now running; commits it if it succeeded.
+  // Returns true when nothing is in flight any more.
+  bool finishInFlight(time_point deadline) {
+    while (in_flight_ && clock_.now() < deadline) {
+      if (in_flight_->running) {
+        auto outcome = worker_->waitFor(deadline);
+        if (!outcome) {
+          return false; // still running at the deadline
+        }
+        settle(*outcome);
+        continue;
+      }
+      if (in_flight_->retry_at >= deadline) {
+        return false;
+      }
+      std::this_thread::sleep_until(in_flight_->retry_at);
+      in_flight_->running = true;
+      in_flight_->attempts++;
+      ctx_.probe->events_invoked.Increment(static_cast<double>(in_flight_->batch->records.size()));
+      worker_->submit(in_flight_->batch);
+    }
+    return !in_flight_;
+  }
+
+  // --- fetch control ---------------------------------------------------------------------
+
+  void setPaused(bool pause) {
+    std::vector<RdKafka::TopicPartition*> parts;
+    for (const auto& tp : owned_) {
+      parts.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition.value()));
+    }
+    if (!parts.empty()) {
+      pause ? consumer_->pause(parts) : consumer_->resume(parts);
+    }
+    RdKafka::TopicPartition::destroy(parts);
+  }
+
+  // Gives each assigned partition its own queue, no longer forwarded to the consumer queue,
+  // before the assignment starts fetching into it.
+  void splitPartitionQueues(const std::set<TopicPartition>& tps) {
+    for (const auto& tp : tps) {
+      if (partition_queues_.count(tp)) {
+        continue;
+      }
+      rd_kafka_queue_t* q =
+          rd_kafka_queue_get_partition(consumer_->c_ptr(), tp.topic.c_str(), tp.partition.value());
+      if (q == nullptr) {
+        continue; // stays forwarded: its messages still arrive on the consumer queue
+      }
+      rd_kafka_queue_forward(q, nullptr);
+      rd_kafka_queue_io_event_enable(q, wake_fd_.get(), &kWakeValue, sizeof kWakeValue);
+      partition_queues_.emplace(tp, q);
+    }
+  }
+
+  void releasePartitionQueues(const std::set<TopicPartition>& tps) {
+    for (const auto& tp : tps) {
+      auto it = partition_queues_.find(tp);
+      if (it == partition_queues_.end()) {
+        continue;
+      }
+      rd_kafka_queue_io_event_enable(it->second, -1, nullptr, 0);
+      rd_kafka_queue_destroy(it->second);
+      partition_queues_.erase(it);
+    }
+  }
+
+  // --- rebalances (called on the poller thread, inside consume() or close()) ---------------
+
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    std::set<TopicPartition> changed;
+    for (auto* p : partitions) {
+      changed.insert(TopicPartition{p->topic(), Partition{p->partition()}});
+    }
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      ctx_.probe->rebalances_assign.Increment();
+      for (const auto& tp : changed) {
+        owned_.insert(tp);
+        next_expected_.erase(tp); // start from the group's committed offset
+      }
+      splitPartitionQueues(changed);
+      RdKafka::Error* error = nullptr;
+      RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
+      if (cooperative) {
+        error = consumer->incremental_assign(partitions);
+      } else {
+        code = consumer->assign(partitions);
+      }
+      reportAssignError(error, code, "assign");
+      if (owner_.state_.load() == PollerState::kStopping && !partitions.empty()) {
+        consumer->pause(partitions);
+      }
+      had_assignment_ = true;
+      owner_.assigned_ = owned_.size();
+      if (owner_.state_.load() == PollerState::kStarting) {
+        owner_.state_ = PollerState::kRunning;
+      }
+      log(LogLevel::kInfo, "poller", ctx_.client_id, ": assigned ", changed.size(),
+          " partition(s), owns ", owned_.size());
+      return;
+    }
+    // Revoke (or lost): settle the batch in flight before the partitions move, and commit
+    // inside this callback — after unassign the commit would fail (librdkafka #4059).
+    ctx_.probe->rebalances_revoke.Increment();
+    if (in_flight_ && touches(*in_flight_, changed)) {
+      time_point deadline =
+          owner_.state_.load() == PollerState::kStopping
+              ? grace_deadline_
+              : clock_.now() + std::min<milliseconds>(ctx_.mapping.scaling.grace_period,
+                                                      ctx_.mapping.function.timeout);
+      if (consumer->assignment_lost()) {
+        deadline = clock_.now(); // lost partitions cannot be committed any more
+      }
+      if (!finishRunningAttempt(deadline)) {
+        abandon(changed);
+      }
+    }
+    for (const auto& tp : changed) {
+      batcher_.drop(tp);
+      owned_.erase(tp);
+      next_expected_.erase(tp);
+    }
+    RdKafka::Error* error = nullptr;
+    RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
+    if (cooperative) {
+      error = consumer->incremental_unassign(partitions);
+    } else {
+      code = consumer->unassign();
+    }
+    reportAssignError(error, code, "unassign");
+    releasePartitionQueues(changed);
+    owner_.assigned_ = owned_.size();
+    log(LogLevel::kInfo, "poller", ctx_.client_id, ": revoked ", changed.size(),
+        " partition(s), owns ", owned_.size());
+  }
+
+  // During a revoke only the attempt already running may finish; no new retries.
+  bool finishRunningAttempt(time_point deadline) {
+    if (!in_flight_->running) {
+      return false;
+    }
+    auto outcome = worker_->waitFor(deadline);
+    if (!outcome) {
+      return false;
+    }
+    settle(*outcome);
+    return !in_flight_;
+  }
+
+  static bool touches(const InFlight& f, const std::set<TopicPartition>& tps) {
+    for (const auto& [tp, range] : f.ranges) {
+      if (tps.count(tp)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void reportAssignError(RdKafka::Error* error, RdKafka::ErrorCode code, const char* what) {
+    if (error != nullptr) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": ", what, " failed: ", error->str());
+      delete error;
+    } else if (code != RdKafka::ERR_NO_ERROR) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": ", what,
+          " failed: ", RdKafka::err2str(code));
+    }
+  }
+
+  void event_cb(RdKafka::Event& event) override {
+    switch (event.type()) {
+    case RdKafka::Event::EVENT_ERROR:
+      ctx_.probe->kafka_errors.Increment();
+      if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN || event.fatal()) {
+        log(LogLevel::kError, "poller", ctx_.client_id, ": kafka: ", event.str());
+      } else {
+        log(LogLevel::kWarn, "poller", ctx_.client_id, ": kafka: ", event.str());
+      }
+      break;
+    case RdKafka::Event::EVENT_LOG:
+      if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+        log(LogLevel::kWarn, "poller", ctx_.client_id, ": kafka ", event.fac(), ": ", event.str());
+      }
+      break;
+    default:
+      break;
+    }
+  }
+
+  // --- retire --------------------------------------------------------------------------------
+
+  void shutdown() {
+    owner_.state_ = PollerState::kStopping;
+    grace_deadline_ = clock_.now() + ctx_.mapping.scaling.grace_period;
+    setPaused(true); // stop fetching
+    // Keep serving the consumer while the batch in flight finishes (retries included).
+    while (in_flight_ && clock_.now() < grace_deadline_) {
+      wake_fd_.wait(milliseconds(20));
+      serveConsumerQueue();
+      settleAttempt();
+      if (in_flight_ && !in_flight_->running && clock_.now() >= in_flight_->retry_at) {
+        in_flight_->running = true;
+        in_flight_->attempts++;
+        ctx_.probe->events_invoked.Increment(
+            static_cast<double>(in_flight_->batch->records.size()));
+        worker_->submit(in_flight_->batch);
+      }
+    }
+    if (in_flight_) {
+      abandon(owned_); // every partition is about to be released
+    }
+    // Closing a cooperative-sticky consumer before its first rebalance completed can abort
+    // the process in librdkafka 2.0.2 (#4308, #4312): wait for it, bounded.
+    if (!had_assignment_ && ctx_.mapping.source.partition_assignor == "cooperative-sticky") {
+      auto deadline = clock_.now() + milliseconds(15000);
+      while (!had_assignment_ && clock_.now() < deadline) {
+        std::unique_ptr<RdKafka::Message> msg(consumer_->consume(50));
+      }
+    }
+    consumer_->close(); // revokes (callback above) and leaves the group at once
+    std::set<TopicPartition> remaining;
+    for (const auto& [tp, q] : partition_queues_) {
+      remaining.insert(tp);
+    }
+    releasePartitionQueues(remaining);
+    rd_kafka_queue_io_event_enable(consumer_queue_, -1, nullptr, 0);
+    rd_kafka_queue_destroy(consumer_queue_);
+    consumer_queue_ = nullptr;
+    consumer_.reset();
+    log(LogLevel::kInfo, "poller", ctx_.client_id, ": left the group");
+  }
+
+  Poller& owner_;
+  PollerContext ctx_;
+  SteadyClock clock_;
+  Batcher batcher_;
+  invoker::BackoffPolicy backoff_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  WakeFd wake_fd_;
+  rd_kafka_queue_t* consumer_queue_ = nullptr;
+  std::map<TopicPartition, rd_kafka_queue_t*> partition_queues_;
+  TopicPartition intake_cursor_{};
+  std::unique_ptr<InvokeWorker> worker_;
+  std::optional<InFlight> in_flight_;
+  std::set<TopicPartition> owned_;
+  std::map<TopicPartition, Offset> next_expected_;
+  bool had_assignment_ = false;
+  time_point grace_deadline_{};
+
+  std::atomic<bool> stop_requested_{false};
+  std::mutex stopped_mutex_;
+  std::condition_variable stopped_cv_;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+Poller::Poller(PollerContext context) : impl_(std::make_unique<Impl>(*this, std::move(context))) {}
+
+Poller::~Poller() {
+  requestStop();
+  auto bound = impl_->ctx_.mapping.scaling.grace_period + impl_->ctx_.mapping.function.timeout +
+               milliseconds(15000);
+  if (!waitStopped(bound)) {
+    log(LogLevel::kError, "poller", impl_->ctx_.client_id,
+        ": did not stop in time; detaching its thread");
+    impl_->thread_.detach();
+    (void)impl_.release(); // the detached thread still uses it
+    return;
+  }
+  if (impl_->thread_.joinable()) {
+    impl_->thread_.join();
+  }
+}
+
+void Poller::start() {
+  impl_->thread_ = std::thread([this] { impl_->run(); });
+}
+
+void Poller::requestStop() {
+  if (!impl_) {
+    return;
+  }
+  impl_->stop_requested_ = true;
+  impl_->wake();
+}
+
+bool Poller::waitStopped(milliseconds timeout) {
+  std::unique_lock lock(impl_->stopped_mutex_);
+  return impl_->stopped_cv_.wait_for(lock, timeout, [this] { return impl_->stopped_; });
+}
+
+const std::string& Poller::clientId() const { return impl_->ctx_.client_id; }
+
+} // namespace kesm::poller

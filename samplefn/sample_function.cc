@@ -1,1 +1,334 @@
-// placeholder
+#include "samplefn/sample_function.h"
+
+#include "net/http.h"
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <utility>
+#include <yaml-cpp/yaml.h>
+
+namespace kesm::samplefn {
+
+namespace {
+
+constexpr const char* kInvocationsPath = "/2015-03-31/functions/function/invocations";
+
+constexpr std::array<std::int8_t, 256> makeBase64Table() {
+  std::array<std::int8_t, 256> table{};
+  for (auto& v : table) {
+    v = -1;
+  }
+  const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (int i = 0; i < 64; ++i) {
+    table[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+  }
+  return table;
+}
+
+constexpr std::array<std::int8_t, 256> kBase64Values = makeBase64Table();
+
+// Standard base64 with padding (RFC 4648 section 4); throws on anything else.
+std::string base64Decode(const std::string& text, const char* what) {
+  if (text.size() % 4 != 0) {
+    throw std::runtime_error(std::string(what) + ": base64 length is not a multiple of 4");
+  }
+  std::size_t padding = 0;
+  if (!text.empty() && text.back() == '=') {
+    padding = text[text.size() - 2] == '=' ? 2 : 1;
+  }
+  std::string out;
+  out.resize(text.size() / 4 * 3 - padding);
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 4; ++k) {
+      auto c = static_cast<unsigned char>(text[i + k]);
+      std::int8_t d = kBase64Values[c];
+      if (d < 0) {
+        if (c == '=' && last && k >= 4 - padding) {
+          d = 0;
+        } else {
+          throw std::runtime_error(std::string(what) + ": invalid base64 character");
+        }
+      }
+      v = (v << 6) | static_cast<std::uint32_t>(d);
+    }
+    const char bytes[3] = {static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                           static_cast<char>(v)};
+    for (std::size_t k = 0; k < 3 && o < out.size(); ++k) {
+      out[o++] = bytes[k];
+    }
+  }
+  return out;
+}
+
+const YAML::Node& requireMap(const YAML::Node& node, const char* what) {
+  if (!node.IsMap()) {
+    throw std::runtime_error(std::string(what) + " must be an object");
+  }
+  return node;
+}
+
+template <class T> T requireScalar(const YAML::Node& parent, const char* key) {
+  const YAML::Node node = parent[key];
+  if (!node.IsDefined() || !node.IsScalar()) {
+    throw std::runtime_error(std::string("record field '") + key + "' is missing");
+  }
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    throw std::runtime_error(std::string("record field '") + key + "' has the wrong type");
+  }
+}
+
+ReceivedRecord parseRecord(const YAML::Node& node) {
+  requireMap(node, "a record");
+  ReceivedRecord record;
+  record.topic = requireScalar<std::string>(node, "topic");
+  record.partition = requireScalar<std::int32_t>(node, "partition");
+  record.offset = requireScalar<std::int64_t>(node, "offset");
+  record.timestamp_ms = requireScalar<std::int64_t>(node, "timestamp");
+  if (const YAML::Node key = node["key"]; key.IsDefined() && !key.IsNull()) {
+    record.key = base64Decode(requireScalar<std::string>(node, "key"), "key");
+  }
+  if (const YAML::Node value = node["value"]; value.IsDefined() && !value.IsNull()) {
+    record.value = base64Decode(requireScalar<std::string>(node, "value"), "value");
+  }
+  if (const YAML::Node headers = node["headers"]; headers.IsDefined()) {
+    if (!headers.IsSequence()) {
+      throw std::runtime_error("record field 'headers' must be a list");
+    }
+    for (const YAML::Node& header : headers) {
+      if (!header.IsMap()) {
+        throw std::runtime_error("a header must be an object");
+      }
+      for (const auto& kv : header) {
+        Header h;
+        h.key = kv.first.as<std::string>();
+        const YAML::Node& bytes = kv.second;
+        if (!bytes.IsSequence()) {
+          throw std::runtime_error("header '" + h.key + "' must be a list of byte values");
+        }
+        std::string value;
+        value.reserve(bytes.size());
+        for (const YAML::Node& b : bytes) {
+          int v = -1;
+          if (b.IsScalar()) {
+            try {
+              v = b.as<int>();
+            } catch (const YAML::Exception&) {
+              v = -1;
+            }
+          }
+          if (v < 0 || v > 255) {
+            throw std::runtime_error("header '" + h.key + "' has a value outside 0..255");
+          }
+          value.push_back(static_cast<char>(v));
+        }
+        // Kafka's null header value and an empty one both arrive as [].
+        h.value = std::move(value);
+        record.headers.push_back(std::move(h));
+      }
+    }
+  }
+  return record;
+}
+
+} // namespace
+
+// JSON is YAML flow syntax, so yaml-cpp parses the event without another dependency.
+// \u00XX escapes decode to UTF-8 (so a non-UTF-8 header key byte 0xff comes back as the two
+// bytes of U+00FF); keys, values and header values are bytes and round-trip exactly.
+std::vector<ReceivedRecord> parseLambdaKafkaEvent(const std::string& body) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(body);
+  } catch (const YAML::Exception& e) {
+    throw std::runtime_error(std::string("malformed event JSON: ") + e.what());
+  }
+  requireMap(root, "the event");
+  const YAML::Node records = root["records"];
+  if (!records.IsDefined()) {
+    throw std::runtime_error("the event has no 'records'");
+  }
+  requireMap(records, "'records'");
+  std::vector<ReceivedRecord> out;
+  for (const auto& partition : records) {
+    if (!partition.second.IsSequence()) {
+      throw std::runtime_error("'records' entry '" + partition.first.as<std::string>() +
+                               "' must be a list");
+    }
+    for (const YAML::Node& record : partition.second) {
+      out.push_back(parseRecord(record));
+    }
+  }
+  return out;
+}
+
+struct SampleFunction::Impl {
+  explicit Impl(SampleFunctionOptions opts)
+      : options(std::move(opts)), rng(std::random_device{}()) {
+    if (!options.record_file.empty()) {
+      record_file = std::fopen(options.record_file.c_str(), "a");
+      if (record_file == nullptr) {
+        throw std::runtime_error("cannot open record file '" + options.record_file + "'");
+      }
+    }
+    try {
+      server = std::make_unique<net::HttpServer>(
+          options.listen, [this](const net::HttpRequest& request) { return handle(request); });
+    } catch (...) {
+      closeRecordFile();
+      throw;
+    }
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(stop_mutex);
+      stopping = true;
+    }
+    stop_cv.notify_all();
+    server->stop();
+    closeRecordFile();
+  }
+
+  void closeRecordFile() {
+    if (record_file != nullptr) {
+      std::fclose(record_file);
+      record_file = nullptr;
+    }
+  }
+
+  static net::HttpResponse reply(int status, std::string body,
+                                 const char* content_type = "application/json") {
+    net::HttpResponse response;
+    response.status = status;
+    response.headers = {{"Content-Type", content_type}};
+    response.body = std::move(body);
+    return response;
+  }
+
+  // Sleeps until the deadline or until the server stops; false when stopping.
+  bool sleepUntil(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(stop_mutex);
+    return !stop_cv.wait_until(lock, deadline, [this] { return stopping; });
+  }
+
+  Verdict decide(const std::vector<ReceivedRecord>& records) {
+    if (options.decide) {
+      return options.decide(records);
+    }
+    if (options.fail_rate <= 0.0) {
+      return Verdict::kSucceed;
+    }
+    std::lock_guard lock(rng_mutex);
+    return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < options.fail_rate
+               ? Verdict::kFailHttp500
+               : Verdict::kSucceed;
+  }
+
+  void record(const std::vector<ReceivedRecord>& records) {
+    if (record_file == nullptr) {
+      return;
+    }
+    std::lock_guard lock(file_mutex);
+    for (const auto& r : records) {
+      std::fprintf(record_file, "%s %d %lld\n", r.topic.c_str(), r.partition,
+                   static_cast<long long>(r.offset));
+    }
+    std::fflush(record_file);
+  }
+
+  net::HttpResponse handle(const net::HttpRequest& request) {
+    if (request.method == "GET") {
+      if (request.target == "/healthz") {
+        return reply(200, "ok\n", "text/plain");
+      }
+      return reply(404, "not found: POST an event to any path, or GET /healthz\n", "text/plain");
+    }
+    if (request.method != "POST") {
+      return reply(405, "method not allowed\n", "text/plain");
+    }
+    invocations.fetch_add(1);
+    std::vector<ReceivedRecord> records;
+    try {
+      records = parseLambdaKafkaEvent(request.body);
+    } catch (const std::exception& e) {
+      failures.fetch_add(1);
+      return reply(400, std::string("malformed event: ") + e.what() + "\n", "text/plain");
+    }
+    const Verdict verdict = decide(records);
+    const auto now = std::chrono::steady_clock::now();
+    if (verdict == Verdict::kHang) {
+      sleepUntil(now + std::chrono::hours(1));
+      failures.fetch_add(1);
+      return reply(503, "{\"errorMessage\":\"stopping\"}");
+    }
+    if (options.latency.count() > 0 && !sleepUntil(now + options.latency)) {
+      failures.fetch_add(1);
+      return reply(503, "{\"errorMessage\":\"stopping\"}");
+    }
+    switch (verdict) {
+    case Verdict::kFailHttp500:
+      failures.fetch_add(1);
+      return reply(500, "{\"errorMessage\":\"injected failure\"}");
+    case Verdict::kFailFunctionError: {
+      failures.fetch_add(1);
+      auto response = reply(200, "{\"errorMessage\":\"injected function error\","
+                                 "\"errorType\":\"InjectedError\"}");
+      response.headers.emplace_back("X-Amz-Function-Error", "Unhandled");
+      return response;
+    }
+    case Verdict::kSucceed:
+    case Verdict::kHang:
+      break;
+    }
+    if (options.on_batch) {
+      options.on_batch(records);
+    }
+    record(records);
+    this->records.fetch_add(records.size());
+    return reply(200, "{\"ok\":true}");
+  }
+
+  SampleFunctionOptions options;
+  std::mutex rng_mutex;
+  std::mt19937_64 rng;
+  std::mutex file_mutex;
+  std::FILE* record_file = nullptr;
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stopping = false; // guarded by stop_mutex
+  std::atomic<std::uint64_t> invocations{0};
+  std::atomic<std::uint64_t> failures{0};
+  std::atomic<std::uint64_t> records{0};
+  std::unique_ptr<net::HttpServer> server; // last: its threads use the members above
+};
+
+SampleFunction::SampleFunction(SampleFunctionOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+SampleFunction::~SampleFunction() = default;
+
+std::uint16_t SampleFunction::port() const { return impl_->server->port(); }
+
+std::string SampleFunction::url() const {
+  return "http://127.0.0.1:" + std::to_string(port()) + kInvocationsPath;
+}
+
+SampleFunctionStats SampleFunction::stats() const {
+  SampleFunctionStats stats;
+  stats.invocations = impl_->invocations.load();
+  stats.failures = impl_->failures.load();
+  stats.records = impl_->records.load();
+  return stats;
+}
+
+} // namespace kesm::samplefn

@@ -33,8 +33,8 @@ enum class Verdict { kSucceed, kFailHttp500, kFailFunctionError, kHang };
 struct SampleFunctionOptions {
   std::string listen = "127.0.0.1:0";
   std::chrono::milliseconds latency{0};
-  double fail_rate = 0.0;       // probability of an HTTP 500, per invocation
-  std::string record_file;      // if set, one line per record: "topic partition offset"
+  double fail_rate = 0.0;  // probability of an HTTP 500, per invocation
+  std::string record_file; // if set, one line per record: "topic partition offset"
   // Optional hooks for tests. `decide` overrides fail_rate; `on_batch` sees every
   // successfully answered batch (not called for failed ones).
   std::function<Verdict(const std::vector<ReceivedRecord>&)> decide;

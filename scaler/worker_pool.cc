@@ -1,1 +1,83 @@
-// placeholder
+#include "scaler/worker_pool.h"
+
+#include <algorithm>
+
+namespace kesm::scaler {
+
+InProcessWorkerPool::InProcessWorkerPool(poller::PollerContext base) : base_(std::move(base)) {}
+
+InProcessWorkerPool::~InProcessWorkerPool() {
+  stopAll(base_.mapping.scaling.grace_period + base_.mapping.function.timeout);
+}
+
+void InProcessWorkerPool::scaleTo(int desired) {
+  std::lock_guard lock(mutex_);
+  reapLocked();
+  while (static_cast<int>(active_.size()) < desired) {
+    poller::PollerContext ctx = base_;
+    ctx.client_id = base_.client_id + "-" + std::to_string(next_id_++);
+    auto p = std::make_unique<poller::Poller>(std::move(ctx));
+    p->start();
+    active_.push_back(std::move(p));
+  }
+  // Retire the newest first: long-lived members keep their partitions and warm connections.
+  while (static_cast<int>(active_.size()) > desired && !active_.empty()) {
+    active_.back()->requestStop();
+    retiring_.push_back(std::move(active_.back()));
+    active_.pop_back();
+  }
+}
+
+void InProcessWorkerPool::reapLocked() {
+  std::erase_if(retiring_, [](const std::unique_ptr<poller::Poller>& p) {
+    return p->state() == poller::PollerState::kStopped;
+  });
+  // A poller whose thread ended on its own (e.g. a fatal consumer error) is replaced.
+  std::erase_if(active_, [](const std::unique_ptr<poller::Poller>& p) {
+    return p->state() == poller::PollerState::kStopped;
+  });
+}
+
+PoolStatus InProcessWorkerPool::status() {
+  std::lock_guard lock(mutex_);
+  reapLocked();
+  PoolStatus s;
+  for (const auto& p : active_) {
+    s.active++;
+    if (p->state() == poller::PollerState::kRunning) {
+      s.running++;
+    }
+    s.pollers.push_back(PollerInfo{p->clientId(), p->state(), p->assignedPartitions()});
+  }
+  for (const auto& p : retiring_) {
+    s.stopping++;
+    s.pollers.push_back(PollerInfo{p->clientId(), p->state(), p->assignedPartitions()});
+  }
+  return s;
+}
+
+bool InProcessWorkerPool::stopAll(std::chrono::milliseconds timeout) {
+  std::vector<std::unique_ptr<poller::Poller>> all;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& p : active_) {
+      p->requestStop();
+      all.push_back(std::move(p));
+    }
+    for (auto& p : retiring_) {
+      all.push_back(std::move(p));
+    }
+    active_.clear();
+    retiring_.clear();
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool all_stopped = true;
+  for (auto& p : all) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    all_stopped = p->waitStopped(std::max(left, std::chrono::milliseconds(0))) && all_stopped;
+  }
+  return all_stopped; // destructors of `all` join (bounded) here
+}
+
+} // namespace kesm::scaler

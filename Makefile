@@ -1,0 +1,37 @@
+# The two commands of README.md: `make demo` and `make test`. Both install what is missing
+# (Debian packages), build with 2 jobs and run.
+BUILD ?= build
+JOBS ?= 2
+KESM := $(BUILD)/app/kesm
+
+.PHONY: deps configure build demo test unit integration format format-check clean
+
+deps:
+	@./scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(KESM) demo --config examples/demo.yaml
+
+test: build format-check
+	@cd $(BUILD) && ctest --output-on-failure --timeout 600
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -R '^unit/'
+
+integration: build
+	@cd $(BUILD) && ctest --output-on-failure -R '^integration'
+
+format:
+	@git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+format-check: deps
+	@git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,60 @@
+#pragma once
+
+// Wires a Config into running parts: the metrics endpoint, and per mapping a worker pool,
+// a lag probe and the controller loop that sets the poller count.
+
+#include "config/config.h"
+#include "scaler/lag_source.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kesm::app {
+
+struct RuntimeOptions {
+  // How often the controller probes lag and sets the poller count.
+  std::chrono::milliseconds evaluation_interval{1000};
+  bool live_line = false; // print one status line per second on stdout
+};
+
+struct MappingSnapshot {
+  std::string name;
+  int desired = 0;
+  int active = 0;
+  int running = 0;
+  int stopping = 0;
+  std::optional<scaler::LagSample> lag; // last good probe
+  bool lag_stale = true;                // the last probe failed or none succeeded yet
+  double polled = 0, invoked = 0, failed = 0, committed = 0;
+};
+
+// Owned by the main thread. start() throws on a startup failure (port in use, bad setting).
+class Runtime {
+public:
+  Runtime(config::Config config, RuntimeOptions options);
+  ~Runtime();
+
+  void start();
+  // Retires every poller (each finishes or abandons its batch within the grace period,
+  // commits and leaves the group). Returns true when all stopped in time.
+  bool stop();
+
+  std::vector<MappingSnapshot> snapshot();
+  std::uint16_t metricsPort() const;
+  std::string statusJson();
+  bool ready();
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Applies every librdkafka setting of every mapping to a scratch configuration, so a bad
+// key or value is a startup error naming the mapping. Throws std::runtime_error.
+void checkLibrdkafkaSettings(const config::Config& config);
+
+} // namespace kesm::app

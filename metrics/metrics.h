@@ -1,0 +1,104 @@
+#pragma once
+
+// kesm's Prometheus metrics and its HTTP endpoints. A probe per mapping holds references
+// to the metric children it updates; families are built once per Registry.
+// Names: kesm_<what>_<unit>, counters end in _total; labels are bounded
+// (mapping, outcome, state) — never offsets or keys.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <string>
+
+namespace kesm::invoker {
+enum class InvokeOutcome;
+}
+
+namespace kesm::metrics {
+
+class Registry;
+
+// Metric children for one mapping. Thread-safe (prometheus-cpp metrics are atomic).
+// Owned by the Registry, which outlives every poller.
+class MappingProbe {
+public:
+  MappingProbe(Registry& registry, const std::string& mapping);
+
+  prometheus::Counter& events_polled;    // records received from Kafka
+  prometheus::Counter& events_invoked;   // records sent in invocation attempts (retries too)
+  prometheus::Counter& events_failed;    // records in failed invocation attempts
+  prometheus::Counter& events_committed; // records whose offsets were committed
+  prometheus::Histogram& invocation_duration;
+  prometheus::Histogram& batch_records;
+  prometheus::Histogram& batch_bytes;
+  prometheus::Counter& commits_ok;
+  prometheus::Counter& commits_failed;
+  prometheus::Counter& batches_abandoned; // in flight at a revoke/stop past the grace period
+  prometheus::Counter& rebalances_assign;
+  prometheus::Counter& rebalances_revoke;
+  prometheus::Counter& kafka_errors;
+  prometheus::Gauge& pollers_running;
+  prometheus::Gauge& pollers_desired;
+  prometheus::Gauge& pollers_min;
+  prometheus::Gauge& pollers_max;
+  prometheus::Gauge& lag_total;
+  prometheus::Gauge& lag_max;
+  prometheus::Gauge& lag_stale; // 1 while the last lag probe failed
+  prometheus::Histogram& lag_probe_duration;
+  prometheus::Counter& lag_probe_failures;
+
+  prometheus::Counter& invocations(invoker::InvokeOutcome outcome);
+  // direction: up, down, hold; reason: the decision's reason (bounded set).
+  prometheus::Counter& scalingDecisions(const std::string& direction, const std::string& reason);
+
+private:
+  Registry& registry_;
+  std::string mapping_;
+};
+
+class Registry {
+public:
+  Registry();
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  // Prometheus text exposition format (0.0.4).
+  std::string serialize() const;
+  prometheus::Registry& prometheus() { return *registry_; }
+
+  // Families, built once. Public so probes can add their children.
+  struct Families;
+  Families& families() { return *families_; }
+
+  // Per-partition lag gauge child (topic and partition are bounded by the topic layout).
+  prometheus::Gauge& offsetLag(const std::string& mapping, const std::string& topic,
+                               std::int32_t partition);
+
+private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Families> families_;
+};
+
+struct EndpointHooks {
+  std::function<bool()> ready;         // /readyz: 200 when true, 503 otherwise
+  std::function<std::string()> status; // /status: JSON document
+};
+
+// Serves /metrics, /healthz, /readyz and /status on one listener.
+class MetricsServer {
+public:
+  MetricsServer(const std::string& listen, Registry& registry, EndpointHooks hooks);
+  ~MetricsServer();
+  std::uint16_t port() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace kesm::metrics

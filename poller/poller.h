@@ -1,0 +1,69 @@
+#pragma once
+
+// One poller: a Kafka consumer in the mapping's group, its batcher, one batch in flight,
+// commit after success. The poller does not know how many pollers exist.
+
+#include "common/types.h"
+#include "config/config.h"
+#include "invoker/invoker.h"
+#include "metrics/metrics.h"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kesm::poller {
+
+enum class PollerState {
+  kStarting, // consumer created, waiting for its first assignment
+  kRunning,  // in the group, fetching and invoking
+  kStopping, // retiring: no more fetching, finishing the batch in flight
+  kStopped,  // left the group; thread finished
+};
+
+const char* toString(PollerState state);
+
+using InvokerFactory = std::function<std::unique_ptr<invoker::FunctionInvoker>()>;
+
+struct PollerContext {
+  config::Mapping mapping;
+  InvokerFactory make_invoker;
+  metrics::MappingProbe* probe = nullptr; // outlives the poller
+  std::string client_id;                  // e.g. "kesm-orders-3"
+};
+
+// librdkafka settings kesm applies before the user's `librdkafka:` map. Exposed so tests
+// and docs can show them.
+std::vector<std::pair<std::string, std::string>> consumerSettings(const config::Mapping& mapping,
+                                                                  const std::string& client_id);
+
+// Owns one thread, which alone owns the consumer. Public methods are thread-safe.
+class Poller {
+public:
+  explicit Poller(PollerContext context);
+  ~Poller(); // requestStop() and waits up to the grace period plus the function timeout
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  void start();
+  // Retire: stop fetching, finish (or, past the grace period, abandon without committing)
+  // the batch in flight, commit, and leave the group. Does not block.
+  void requestStop();
+  // Waits until the thread has finished, up to the deadline. True when stopped.
+  bool waitStopped(std::chrono::milliseconds timeout);
+
+  PollerState state() const { return state_.load(); }
+  std::size_t assignedPartitions() const { return assigned_.load(); }
+  const std::string& clientId() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<PollerState> state_{PollerState::kStarting};
+  std::atomic<std::size_t> assigned_{0};
+};
+
+} // namespace kesm::poller

@@ -1,0 +1,198 @@
+#include "scaler/lag_source.h"
+
+#include <algorithm>
+#include <librdkafka/rdkafka.h>
+#include <map>
+#include <stdexcept>
+#include <vector>
+
+namespace kesm::scaler {
+
+std::int64_t partitionLag(std::int64_t low, std::int64_t high,
+                          std::optional<std::int64_t> committed,
+                          config::StartingPosition position) {
+  if (committed) {
+    // A committed offset below the low watermark was deleted by retention: the consumer
+    // resumes from the low watermark, so only what still exists is lag.
+    return std::max<std::int64_t>(0, high - std::max(*committed, low));
+  }
+  if (position == config::StartingPosition::kLatest) {
+    return 0;
+  }
+  return std::max<std::int64_t>(0, high - low);
+}
+
+namespace {
+
+class KafkaLagSource final : public LagSource {
+public:
+  KafkaLagSource(const config::Mapping& mapping, std::chrono::milliseconds timeout)
+      : mapping_(mapping), timeout_ms_(static_cast<int>(timeout.count())) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    std::string servers;
+    for (const auto& s : mapping.source.bootstrap_servers) {
+      servers += (servers.empty() ? "" : ",") + s;
+    }
+    char err[512];
+    auto set = [&](const std::string& k, const std::string& v) {
+      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+        // Consumer-only settings of the user's map do not apply to this client.
+        return;
+      }
+    };
+    for (const auto& [k, v] : mapping.source.librdkafka) {
+      set(k, v); // security settings must reach this client too
+    }
+    set("bootstrap.servers", servers);
+    set("client.id", "kesm-" + mapping.name + "-lag");
+    set("log.connection.close", "false");
+    set("log_level", "3");
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (rk_ == nullptr) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error(std::string("lag probe client: ") + err);
+    }
+    queue_ = rd_kafka_queue_new(rk_);
+  }
+
+  ~KafkaLagSource() override {
+    rd_kafka_queue_destroy(queue_);
+    rd_kafka_destroy(rk_);
+  }
+
+  ProbeResult probe() override {
+    ProbeResult out;
+    LagSample sample;
+    sample.at = std::chrono::steady_clock::now();
+    std::vector<TopicPartition> all;
+    for (const auto& topic : mapping_.source.topics) {
+      int partitions = partitionCount(topic, out.error);
+      if (partitions < 0) {
+        return out;
+      }
+      for (int p = 0; p < partitions; ++p) {
+        all.push_back(TopicPartition{topic, Partition{p}});
+      }
+    }
+    std::map<TopicPartition, std::int64_t> committed;
+    if (!fetchCommitted(all, committed, out.error)) {
+      return out;
+    }
+    for (const auto& tp : all) {
+      PartitionLag pl;
+      pl.tp = tp;
+      rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+          rk_, tp.topic.c_str(), tp.partition.value(), &pl.low, &pl.high, timeout_ms_);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        out.error = "watermarks of " + tp.topic + "-" + std::to_string(tp.partition.value()) +
+                    ": " + rd_kafka_err2str(err);
+        return out;
+      }
+      auto it = committed.find(pl.tp);
+      if (it != committed.end()) {
+        pl.committed = it->second;
+      }
+      pl.lag = partitionLag(pl.low, pl.high, pl.committed, mapping_.source.starting_position);
+      sample.total += pl.lag;
+      sample.high_sum += pl.high;
+      sample.max = std::max(sample.max, pl.lag);
+      sample.lagging_partitions += pl.lag > 0 ? 1 : 0;
+      sample.partitions.push_back(std::move(pl));
+    }
+    out.sample = std::move(sample);
+    return out;
+  }
+
+private:
+  int partitionCount(const std::string& topic, std::string& error) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, rkt, &md, timeout_ms_);
+    rd_kafka_topic_destroy(rkt);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      error = "metadata of " + topic + ": " + rd_kafka_err2str(err);
+      return -1;
+    }
+    int count = -1;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (topic == md->topics[i].topic) {
+        if (md->topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          error = "topic " + topic + ": " + rd_kafka_err2str(md->topics[i].err);
+        } else {
+          count = md->topics[i].partition_cnt;
+        }
+      }
+    }
+    if (count < 0 && error.empty()) {
+      error = "topic " + topic + " not in metadata";
+    }
+    rd_kafka_metadata_destroy(md);
+    return count;
+  }
+
+  // Partitions are named explicitly: "all partitions of the group" (a null list) is not
+  // answered by every broker (librdkafka's mock returns nothing for it).
+  bool fetchCommitted(const std::vector<TopicPartition>& all,
+                      std::map<TopicPartition, std::int64_t>& committed, std::string& error) {
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(all.size()));
+    for (const auto& tp : all) {
+      rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition.value());
+    }
+    rd_kafka_ListConsumerGroupOffsets_t* request =
+        rd_kafka_ListConsumerGroupOffsets_new(mapping_.source.consumer_group_id.c_str(), list);
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_AdminOptions_t* options =
+        rd_kafka_AdminOptions_new(rk_, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    char err[512];
+    rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms_, err, sizeof err);
+    rd_kafka_ListConsumerGroupOffsets(rk_, &request, 1, options, queue_);
+    rd_kafka_ListConsumerGroupOffsets_destroy(request);
+    rd_kafka_AdminOptions_destroy(options);
+
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue_, timeout_ms_ + 1000);
+    if (event == nullptr) {
+      error = "ListConsumerGroupOffsets timed out";
+      return false;
+    }
+    bool ok = true;
+    if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      error = std::string("ListConsumerGroupOffsets: ") + rd_kafka_event_error_string(event);
+      ok = false;
+    } else if (const auto* result = rd_kafka_event_ListConsumerGroupOffsets_result(event)) {
+      size_t count = 0;
+      const rd_kafka_group_result_t** groups =
+          rd_kafka_ListConsumerGroupOffsets_result_groups(result, &count);
+      for (size_t g = 0; g < count && ok; ++g) {
+        if (const rd_kafka_error_t* gerr = rd_kafka_group_result_error(groups[g])) {
+          error = std::string("ListConsumerGroupOffsets: ") + rd_kafka_error_string(gerr);
+          ok = false;
+          break;
+        }
+        const rd_kafka_topic_partition_list_t* parts = rd_kafka_group_result_partitions(groups[g]);
+        for (int i = 0; parts != nullptr && i < parts->cnt; ++i) {
+          const auto& e = parts->elems[i];
+          if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR && e.offset >= 0) {
+            committed[TopicPartition{e.topic, Partition{e.partition}}] = e.offset;
+          }
+        }
+      }
+    }
+    rd_kafka_event_destroy(event);
+    return ok;
+  }
+
+  config::Mapping mapping_;
+  int timeout_ms_;
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_queue_t* queue_ = nullptr;
+};
+
+} // namespace
+
+std::unique_ptr<LagSource> makeKafkaLagSource(const config::Mapping& mapping,
+                                              std::chrono::milliseconds timeout) {
+  return std::make_unique<KafkaLagSource>(mapping, timeout);
+}
+
+} // namespace kesm::scaler

@@ -1,0 +1,238 @@
+#include "harness.h"
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <set>
+#include <spawn.h>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace kesm::test {
+
+double metricValue(const std::string& exposition, const std::string& sample) {
+  std::size_t at = 0;
+  while ((at = exposition.find(sample + " ", at)) != std::string::npos) {
+    if (at == 0 || exposition[at - 1] == '\n') {
+      return std::stod(exposition.substr(at + sample.size() + 1));
+    }
+    at += sample.size();
+  }
+  return std::nan("");
+}
+
+bool waitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& condition,
+               std::chrono::milliseconds step) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(step);
+  }
+}
+
+void Deliveries::add(const std::vector<samplefn::ReceivedRecord>& batch) {
+  std::lock_guard lock(mutex_);
+  for (const auto& r : batch) {
+    arrivals_[r.partition].push_back(r.offset);
+    counts_[r.partition][r.offset]++;
+    ++total_;
+  }
+}
+
+std::size_t Deliveries::total() const {
+  std::lock_guard lock(mutex_);
+  return total_;
+}
+
+std::size_t Deliveries::distinct() const {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& [p, offsets] : counts_) {
+    n += offsets.size();
+  }
+  return n;
+}
+
+std::map<std::int32_t, std::vector<std::int64_t>> Deliveries::perPartition() const {
+  std::lock_guard lock(mutex_);
+  return arrivals_;
+}
+
+std::vector<std::int64_t> Deliveries::missing(std::int32_t partition, std::int64_t count) const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::int64_t> out;
+  auto it = counts_.find(partition);
+  for (std::int64_t o = 0; o < count; ++o) {
+    if (it == counts_.end() || !it->second.count(o)) {
+      out.push_back(o);
+    }
+  }
+  return out;
+}
+
+bool Deliveries::has(std::int32_t partition, std::int64_t offset) const {
+  std::lock_guard lock(mutex_);
+  auto it = counts_.find(partition);
+  return it != counts_.end() && it->second.count(offset) > 0;
+}
+
+std::string Deliveries::orderViolation() const {
+  std::lock_guard lock(mutex_);
+  for (const auto& [partition, offsets] : arrivals_) {
+    std::int64_t highest = -1;
+    for (std::int64_t o : offsets) {
+      if (o > highest + 1) {
+        return "partition " + std::to_string(partition) + ": offset " + std::to_string(o) +
+               " arrived before " + std::to_string(highest + 1);
+      }
+      highest = std::max(highest, o);
+    }
+  }
+  return "";
+}
+
+void produceNumbered(const std::string& bootstrap, const std::string& topic, int partitions,
+                     int per_partition) {
+  app::Producer producer(bootstrap);
+  for (int i = 0; i < per_partition; ++i) {
+    for (int p = 0; p < partitions; ++p) {
+      producer.produce(topic, p, "k" + std::to_string(i),
+                       "p" + std::to_string(p) + "-" + std::to_string(i));
+    }
+  }
+  producer.flush(60s);
+}
+
+std::string mappingYaml(const std::string& name, const std::string& bootstrap,
+                        const std::string& topic, const std::string& url, int min_pollers,
+                        int max_pollers, const std::string& extra_batching,
+                        const std::string& listen) {
+  return "server:\n  listen: " + listen +
+         "\n"
+         "mappings:\n"
+         "  - name: " +
+         name +
+         "\n"
+         "    source:\n"
+         "      bootstrapServers: " +
+         bootstrap +
+         "\n"
+         "      topics: [" +
+         topic +
+         "]\n"
+         "    function:\n"
+         "      url: " +
+         url +
+         "\n"
+         "      timeout: 5s\n"
+         "    batching:\n"
+         "      batchSize: 100\n"
+         "      maximumBatchingWindow: 100ms\n" +
+         extra_batching +
+         "    scaling:\n"
+         "      minimumPollers: " +
+         std::to_string(min_pollers) +
+         "\n"
+         "      maximumPollers: " +
+         std::to_string(max_pollers) +
+         "\n"
+         "      gracePeriod: 10s\n"
+         "    retry:\n"
+         "      initialBackoff: 50ms\n"
+         "      maximumBackoff: 500ms\n";
+}
+
+std::map<std::int32_t, std::int64_t> committedOffsets(const config::Mapping& mapping) {
+  auto source = scaler::makeKafkaLagSource(mapping, 5s);
+  auto result = source->probe();
+  if (!result.sample) {
+    throw std::runtime_error("lag probe failed: " + result.error);
+  }
+  std::map<std::int32_t, std::int64_t> out;
+  for (const auto& p : result.sample->partitions) {
+    out[p.tp.partition.value()] = p.committed.value_or(-1);
+  }
+  return out;
+}
+
+KesmProcess::KesmProcess(const std::vector<std::string>& args, const std::string& log_file) {
+  std::vector<char*> argv;
+  std::string binary = KESM_BINARY;
+  argv.push_back(binary.data());
+  std::vector<std::string> copy = args;
+  for (auto& a : copy) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  // The test process blocks no signals the child needs, but reset the mask to be sure.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  int rc = posix_spawn(&pid_, binary.c_str(), &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    throw std::runtime_error("cannot start " + binary);
+  }
+}
+
+KesmProcess::~KesmProcess() {
+  if (!exited_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+  }
+}
+
+void KesmProcess::signal(int sig) {
+  if (!exited_) {
+    ::kill(pid_, sig);
+  }
+}
+
+bool KesmProcess::running() {
+  if (exited_) {
+    return false;
+  }
+  if (waitpid(pid_, &status_, WNOHANG) == pid_) {
+    exited_ = true;
+  }
+  return !exited_;
+}
+
+int KesmProcess::wait(std::chrono::milliseconds timeout) {
+  waitUntil(
+      timeout, [this] { return !running(); }, 20ms);
+  if (!exited_) {
+    return -1;
+  }
+  return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+}
+
+std::string writeTempFile(const std::string& name, const std::string& content) {
+  std::string path = "/tmp/kesm-test-" + std::to_string(getpid()) + "-" + name;
+  std::ofstream out(path);
+  out << content;
+  return path;
+}
+
+} // namespace kesm::test

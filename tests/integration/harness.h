@@ -1,0 +1,83 @@
+#pragma once
+
+// Shared pieces of the integration tests: the mock cluster, a recording sample function,
+// the group's committed offsets, waits with deadlines and a kesm child process.
+
+#include "app/mock_kafka.h"
+#include "config/config.h"
+#include "samplefn/sample_function.h"
+#include "scaler/lag_source.h"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace kesm::test {
+
+using namespace std::chrono_literals;
+
+// Polls `condition` until it holds or the timeout passes. True when it held.
+bool waitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& condition,
+               std::chrono::milliseconds step = 100ms);
+
+// The value of one sample in Prometheus text exposition, e.g. `kesm_x{mapping="a"}`;
+// NaN when the sample is absent.
+double metricValue(const std::string& exposition, const std::string& sample);
+
+// Everything the function received, per partition in arrival order.
+class Deliveries {
+public:
+  void add(const std::vector<samplefn::ReceivedRecord>& batch);
+  std::size_t total() const;
+  std::size_t distinct() const;
+  std::map<std::int32_t, std::vector<std::int64_t>> perPartition() const;
+  // Offsets in [0, count) of the partition never delivered.
+  std::vector<std::int64_t> missing(std::int32_t partition, std::int64_t count) const;
+  // First deliveries must come in offset order: an offset first seen before a smaller
+  // offset was ever seen is an ordering violation. Returns a description or "".
+  std::string orderViolation() const;
+  bool has(std::int32_t partition, std::int64_t offset) const;
+
+private:
+  mutable std::mutex mutex_;
+  std::map<std::int32_t, std::vector<std::int64_t>> arrivals_;
+  std::map<std::int32_t, std::map<std::int64_t, int>> counts_;
+  std::size_t total_ = 0;
+};
+
+// Produces `per_partition` records to each partition; value "p<partition>-<offset>".
+void produceNumbered(const std::string& bootstrap, const std::string& topic, int partitions,
+                     int per_partition);
+
+// A minimal valid mapping for the mock cluster and the function URL.
+std::string mappingYaml(const std::string& name, const std::string& bootstrap,
+                        const std::string& topic, const std::string& url, int min_pollers,
+                        int max_pollers, const std::string& extra_batching = "",
+                        const std::string& listen = "127.0.0.1:0");
+
+// The group's committed offsets (next offset to read), read like the controller reads them.
+std::map<std::int32_t, std::int64_t> committedOffsets(const config::Mapping& mapping);
+
+// A kesm child process (the real binary), stopped with SIGKILL if still running at the end.
+class KesmProcess {
+public:
+  KesmProcess(const std::vector<std::string>& args, const std::string& log_file);
+  ~KesmProcess();
+  void signal(int sig);
+  // Waits for exit up to the timeout; returns the exit status (or -1 on timeout).
+  int wait(std::chrono::milliseconds timeout);
+  bool running();
+
+private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  bool exited_ = false;
+};
+
+std::string writeTempFile(const std::string& name, const std::string& content);
+
+} // namespace kesm::test
