@@ -109,7 +109,9 @@ public:
       thread_.join();
     }
     bool ok = pool_->stopAll(mapping_.scaling.grace_period + milliseconds(10000));
+    probe_.pollers_starting.Set(0);
     probe_.pollers_running.Set(0);
+    probe_.pollers_stopping.Set(0);
     return ok;
   }
 
@@ -200,6 +202,10 @@ private:
     scaler::Observation observation;
     observation.at = started;
     observation.active_pollers = pool_->status().active;
+    // Capacity comes from how long invocations take (scaler/decision.h).
+    auto invocations = probe_.invocation_duration.Collect().histogram;
+    observation.invocations = static_cast<std::int64_t>(invocations.sample_count);
+    observation.invocation_seconds = invocations.sample_sum;
     if (result.sample) {
       const auto& sample = *result.sample;
       for (const auto& p : sample.partitions) {
@@ -250,7 +256,9 @@ private:
     pool_->scaleTo(desired);
     probe_.pollers_desired.Set(desired);
     auto status = pool_->status();
-    probe_.pollers_running.Set(status.active);
+    probe_.pollers_starting.Set(status.active - status.running);
+    probe_.pollers_running.Set(status.running);
+    probe_.pollers_stopping.Set(status.stopping);
   }
 
   config::Mapping mapping_;

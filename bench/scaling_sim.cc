@@ -177,6 +177,8 @@ struct View {
   std::int64_t high_watermark_sum = 0;
   std::int64_t committed_sum = 0;
   int active_pollers = 0;
+  std::int64_t invocations = 0;  // finished batches
+  double invocation_seconds = 0; // their summed duration
 };
 
 // A change of the poller count, effective at `at`.
@@ -201,7 +203,7 @@ public:
           p.minimum_pollers = trace.minimum_pollers;
           p.maximum_pollers = trace.maximum_pollers;
           p.batch_size = trace.batch_size;
-          return p; // default stabilization (60 s) and target drain time (30 s)
+          return p; // every other setting at its default (scaler/decision.h)
         }()) {}
 
   Millis interval() const override { return interval_; }
@@ -215,6 +217,8 @@ public:
     o.high_watermark_sum = v.high_watermark_sum;
     o.committed_sum = v.committed_sum;
     o.active_pollers = v.active_pollers;
+    o.invocations = v.invocations;
+    o.invocation_seconds = v.invocation_seconds;
     scaler::Decision d = scaler_.decide(o);
     if (log_ != nullptr && d.desired != last_desired_) {
       std::fprintf(log_,
@@ -669,6 +673,8 @@ private:
   }
 
   void commit(const InFlight& b) {
+    ++invocations_;
+    invocation_ms_ += trace_.function_duration;
     if (b.finish - b.oldest > result_.max_age) {
       result_.max_age = b.finish - b.oldest;
       result_.max_age_at = b.finish;
@@ -703,6 +709,8 @@ private:
     v.high_watermark_sum = high_sum_;
     v.committed_sum = committed_sum_;
     v.active_pollers = activePollers();
+    v.invocations = invocations_;
+    v.invocation_seconds = static_cast<double>(invocation_ms_) / 1000.0;
     if (auto action = policy_.evaluate(v)) {
       // Changes apply in the order they were decided (the AWS model pipelines them).
       actions_.push_back(*action);
@@ -748,6 +756,8 @@ private:
   int lagging_ = 0;
   std::int64_t high_sum_ = 0;
   std::int64_t committed_sum_ = 0;
+  std::int64_t invocations_ = 0;
+  Millis invocation_ms_ = 0;
   Result result_;
 };
 

@@ -61,7 +61,8 @@ struct Registry::Families {
                          .Register(r)),
         pollers(prometheus::BuildGauge()
                     .Name("kesm_pollers")
-                    .Help("Pollers by state: running, desired, min, max")
+                    .Help("Pollers by state: desired, starting, running, stopping, and the min and "
+                          "max bounds")
                     .Register(r)),
         lag(prometheus::BuildGauge()
                 .Name("kesm_offset_lag")
@@ -174,8 +175,12 @@ MappingProbe::MappingProbe(Registry& registry, const std::string& mapping)
       rebalances_revoke(
           registry.families().rebalances.Add({{"mapping", mapping}, {"kind", "revoke"}})),
       kafka_errors(registry.families().kafka_errors.Add({{"mapping", mapping}})),
+      pollers_starting(
+          registry.families().pollers.Add({{"mapping", mapping}, {"state", "starting"}})),
       pollers_running(
           registry.families().pollers.Add({{"mapping", mapping}, {"state", "running"}})),
+      pollers_stopping(
+          registry.families().pollers.Add({{"mapping", mapping}, {"state", "stopping"}})),
       pollers_desired(
           registry.families().pollers.Add({{"mapping", mapping}, {"state", "desired"}})),
       pollers_min(registry.families().pollers.Add({{"mapping", mapping}, {"state", "min"}})),

@@ -42,7 +42,9 @@ public:
   prometheus::Counter& rebalances_assign;
   prometheus::Counter& rebalances_revoke;
   prometheus::Counter& kafka_errors;
+  prometheus::Gauge& pollers_starting; // spawned, waiting for their first assignment
   prometheus::Gauge& pollers_running;
+  prometheus::Gauge& pollers_stopping; // retiring, finishing their batch in flight
   prometheus::Gauge& pollers_desired;
   prometheus::Gauge& pollers_min;
   prometheus::Gauge& pollers_max;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace kesm::scaler {
 
@@ -11,6 +12,8 @@ const char* toString(Reason reason) {
     return "steady";
   case Reason::kScaleUp:
     return "scale_up";
+  case Reason::kCoolingDown:
+    return "cooling_down";
   case Reason::kScaleDown:
     return "scale_down";
   case Reason::kStabilizing:
@@ -40,53 +43,126 @@ int Scaler::cap(const Observation& o) const {
   return std::max(cap, 1);
 }
 
+namespace {
+
+template <class Rep, class Period> double seconds(std::chrono::duration<Rep, Period> d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+} // namespace
+
+// Updates the rates and the two capacity estimates from the observations of the last window.
+void Scaler::measure(const Observation& o, Decision& d) {
+  if (!history_.empty() && history_.back().active_pollers != o.active_pollers) {
+    active_changed_at_ = o.at;
+  }
+  history_.push_back(o);
+  // Keep the newest observation that is at least a window old as the oldest.
+  while (history_.size() > 2 && history_[1].at <= o.at - policy_.rate_window) {
+    history_.pop_front();
+  }
+  if (history_.size() < 2) {
+    return;
+  }
+  const Observation& oldest = history_.front();
+  double span = seconds(o.at - oldest.at);
+  if (span <= 0) {
+    return;
+  }
+  d.drain_rate =
+      std::max<double>(0, static_cast<double>(o.committed_sum - oldest.committed_sum)) / span;
+  // Ingest: the lower median of the per-interval rates, so that one burst is read as backlog
+  // (which it is) and not as a lasting rate.
+  std::vector<double> rates;
+  for (std::size_t i = 1; i < history_.size(); ++i) {
+    double dt = seconds(history_[i].at - history_[i - 1].at);
+    if (dt > 0) {
+      rates.push_back(std::max<double>(0, static_cast<double>(history_[i].high_watermark_sum -
+                                                              history_[i - 1].high_watermark_sum)) /
+                      dt);
+    }
+  }
+  if (!rates.empty()) {
+    std::sort(rates.begin(), rates.end());
+    d.ingest_rate = rates[(rates.size() - 1) / 2];
+  }
+  // Capacity from invocation time: a busy poller sends full batches back to back. Valid in
+  // any regime; it ignores kesm's own overhead, hence the utilization target.
+  std::int64_t calls = o.invocations - oldest.invocations;
+  double busy = o.invocation_seconds - oldest.invocation_seconds;
+  if (calls > 0 && busy > 0) {
+    double mean = std::max(busy / static_cast<double>(calls), 0.001);
+    capacity_from_time_ = policy_.batch_size / mean;
+  }
+  // Capacity from the drain, only while every poller had a full batch waiting for the whole
+  // window and the count had settled: then the drain is what the pollers can do.
+  bool saturated = o.active_pollers > 0 && d.drain_rate > 0 &&
+                   oldest.at - active_changed_at_ >= policy_.scale_up_cooldown;
+  for (const auto& h : history_) {
+    saturated = saturated && h.active_pollers == o.active_pollers &&
+                h.lagging_partitions >= o.active_pollers &&
+                h.total_lag >= static_cast<std::int64_t>(o.active_pollers) * policy_.batch_size;
+  }
+  if (saturated) {
+    capacity_from_saturated_ = d.drain_rate / o.active_pollers;
+  }
+}
+
+int Scaler::recommend(const Observation& o, const Decision& d, double utilization) const {
+  // Records that pollers hold or have in flight are lag too, but not a backlog.
+  const std::int64_t held = static_cast<std::int64_t>(current_) * policy_.batch_size;
+  const std::int64_t excess = std::max<std::int64_t>(0, o.total_lag - held);
+  int rec = 0;
+  if (d.per_poller && *d.per_poller > 0) {
+    double demand = d.ingest_rate +
+                    static_cast<double>(excess) / std::max(seconds(policy_.target_drain_time), 1.0);
+    if (demand > 0) {
+      // Partitions are shared out whole: the busiest poller owns ceil(P / n) of them, so
+      // find how many partitions one poller can carry and divide.
+      int partitions = std::max(o.partitions, 1);
+      double per_partition = demand / partitions;
+      double carry = *d.per_poller * utilization / per_partition;
+      rec = carry < 1 ? partitions
+                      : (partitions + static_cast<int>(std::floor(carry)) - 1) /
+                            static_cast<int>(std::floor(carry));
+    }
+  } else if (excess > 0) {
+    // No capacity known yet: one poller per batch of backlog, at once.
+    rec = static_cast<int>((o.total_lag + policy_.batch_size - 1) / policy_.batch_size);
+  } else {
+    rec = o.total_lag == 0 ? 0 : current_;
+  }
+  if (o.total_lag > 0) {
+    // Only a partition with lag can keep a poller busy.
+    int lagging = 1;
+    for (const auto& h : history_) {
+      lagging = std::max(lagging, h.lagging_partitions);
+    }
+    rec = std::min(rec, lagging);
+  }
+  return std::clamp(rec, policy_.minimum_pollers, std::max(policy_.minimum_pollers, cap(o)));
+}
+
 Decision Scaler::decide(const Observation& o) {
   Decision d;
-  d.per_poller = per_poller_rate_;
   if (!o.probe_ok) {
-    // A failed probe says nothing about the load: hold, never scale down on it.
+    // A failed probe says nothing about the load: hold, never scale on it.
     d.desired = current_;
     d.recommendation = current_;
     d.reason = Reason::kProbeFailed;
+    d.per_poller = capacity_from_saturated_ ? capacity_from_saturated_ : capacity_from_time_;
     return d;
   }
-
-  if (last_ && o.at > last_->at) {
-    double dt = std::chrono::duration<double>(o.at - last_->at).count();
-    d.ingest_rate =
-        std::max<double>(0, static_cast<double>(o.high_watermark_sum - last_->high_watermark_sum)) /
-        dt;
-    d.drain_rate =
-        std::max<double>(0, static_cast<double>(o.committed_sum - last_->committed_sum)) / dt;
-    // A poller's capacity is only visible while it had more work than it could finish:
-    // enough backlog at both ends of the interval to fill a batch for every busy poller.
-    int busy = std::min(o.active_pollers, std::max(last_->lagging_partitions, 1));
-    std::int64_t backlog = std::min(last_->total_lag, o.total_lag);
-    if (busy > 0 && d.drain_rate > 0 &&
-        backlog >= static_cast<std::int64_t>(busy) * policy_.batch_size) {
-      double sample = d.drain_rate / busy;
-      per_poller_rate_ = per_poller_rate_ ? 0.5 * *per_poller_rate_ + 0.5 * sample : sample;
-    }
-  }
-  last_ = o;
-  d.per_poller = per_poller_rate_;
-
-  // The recommendation: enough pollers to absorb ingest and drain the backlog in time.
-  double need = 0;
-  if (per_poller_rate_ && *per_poller_rate_ > 0) {
-    double target = std::chrono::duration<double>(policy_.target_drain_time).count();
-    need = (d.ingest_rate + static_cast<double>(o.total_lag) / std::max(target, 1.0)) /
-           *per_poller_rate_;
+  measure(o, d);
+  if (capacity_from_time_ && capacity_from_saturated_) {
+    d.per_poller = std::min(*capacity_from_time_, *capacity_from_saturated_);
   } else {
-    // No rate measured yet: one poller per batch of backlog, at once.
-    need = static_cast<double>(o.total_lag) / policy_.batch_size;
+    d.per_poller = capacity_from_time_ ? capacity_from_time_ : capacity_from_saturated_;
   }
-  int rec = static_cast<int>(std::ceil(need - 1e-9));
-  if (o.total_lag > 0) {
-    // Only a partition with lag can keep a poller busy.
-    rec = std::min(rec, std::max(o.lagging_partitions, 1));
-  }
-  rec = std::clamp(rec, policy_.minimum_pollers, std::max(policy_.minimum_pollers, cap(o)));
+  int rec = recommend(o, d, policy_.target_utilization);
+  // Hysteresis: add pollers only when the current ones would be busier than the target plus
+  // the tolerance; then size to the target.
+  int rec_up = recommend(o, d, std::min(1.0, policy_.target_utilization + policy_.tolerance));
   d.recommendation = rec;
 
   recommendations_.emplace_back(o.at, rec);
@@ -102,10 +178,15 @@ Decision Scaler::decide(const Observation& o) {
   } else if (current_ < policy_.minimum_pollers) {
     d.desired = policy_.minimum_pollers;
     d.reason = Reason::kBelowMinimum;
-  } else if (rec > current_) {
-    d.desired = rec;
-    d.reason = Reason::kScaleUp;
-  } else if (rec == current_) {
+  } else if (rec_up > current_) {
+    if (last_change_ && o.at - *last_change_ < policy_.scale_up_cooldown) {
+      d.desired = current_;
+      d.reason = Reason::kCoolingDown;
+    } else {
+      d.desired = rec;
+      d.reason = Reason::kScaleUp;
+    }
+  } else if (rec >= current_) {
     d.desired = current_;
     d.reason = Reason::kSteady;
   } else {
@@ -122,6 +203,9 @@ Decision Scaler::decide(const Observation& o) {
       d.desired = std::max(stabilized, current_ - step);
       d.reason = Reason::kScaleDown;
     }
+  }
+  if (d.desired != current_) {
+    last_change_ = o.at;
   }
   current_ = d.desired;
   return d;

@@ -17,16 +17,25 @@ struct ScalingPolicy {
   int maximum_pollers = 200;
   // Scale down only to the highest recommendation seen over this window.
   std::chrono::milliseconds scale_down_stabilization{60000};
-  // Scale up so that the backlog would drain within this time at the measured rates.
-  std::chrono::milliseconds target_drain_time{30000};
+  // Size the pool so that the backlog beyond what pollers hold would drain within this time.
+  std::chrono::milliseconds target_drain_time{10000};
   // Never retire more than this fraction of the running pollers in one evaluation.
   double max_scale_down_fraction = 0.5;
-  // Records per batch: sizes the first scale-up before a drain rate is measured, and tells
-  // whether pollers were saturated (enough backlog to fill their batches).
+  // After any change, scale-ups wait this long: a change costs a join and a rebalance during
+  // which nothing drains, and the lag that piles up meanwhile is not demand.
+  std::chrono::milliseconds scale_up_cooldown{5000};
+  // Rates (ingest, drain, invocation time) are measured over at least this window.
+  std::chrono::milliseconds rate_window{10000};
+  // Size for pollers busy this fraction of the time: headroom for commits, fetches and
+  // partitions that do not divide evenly.
+  double target_utilization = 0.8;
+  // Scale up only when the current pollers would be busier than target + tolerance.
+  double tolerance = 0.1;
+  // Records per batch: a full batch is what a busy poller sends, and what it may hold.
   int batch_size = 100;
 };
 
-// What the controller saw at one evaluation.
+// What the controller saw at one evaluation. Sums are cumulative since start.
 struct Observation {
   Clock::time_point at{};
   bool probe_ok = true;
@@ -35,12 +44,15 @@ struct Observation {
   std::int64_t total_lag = 0;
   std::int64_t high_watermark_sum = 0; // grows with ingest
   std::int64_t committed_sum = 0;      // grows with drain (committed or resolved position)
-  int active_pollers = 0;              // pollers during the interval that just ended
+  int active_pollers = 0;              // pollers counted toward the desired number
+  std::int64_t invocations = 0;        // finished invocation attempts, all pollers
+  double invocation_seconds = 0;       // their summed duration
 };
 
 enum class Reason {
   kSteady,       // recommendation equals the current count
   kScaleUp,      // backlog or ingest needs more pollers
+  kCoolingDown,  // more needed, but the last change has not settled yet
   kScaleDown,    // lag stayed low for the stabilization window
   kStabilizing,  // lower recommendation, but not yet for the whole window
   kProbeFailed,  // held the last decision
@@ -53,13 +65,13 @@ const char* toString(Reason reason);
 struct Decision {
   int desired = 0;
   Reason reason = Reason::kSteady;
-  int recommendation = 0;           // before stabilization and step limits
-  double ingest_rate = 0;           // records/s into the topics
-  double drain_rate = 0;            // records/s committed
-  std::optional<double> per_poller; // records/s one busy poller drains (EWMA)
+  int recommendation = 0;           // before cooldown, stabilization and step limits
+  double ingest_rate = 0;           // records/s into the topics (median over the window)
+  double drain_rate = 0;            // records/s committed over the window
+  std::optional<double> per_poller; // records/s one fully busy poller drains, once known
 };
 
-// Stateful but pure: remembers the last observations and recommendations.
+// Stateful but pure: remembers recent observations and recommendations.
 class Scaler {
 public:
   explicit Scaler(ScalingPolicy policy);
@@ -68,11 +80,16 @@ public:
 
 private:
   int cap(const Observation& o) const;
+  void measure(const Observation& o, Decision& d);
+  int recommend(const Observation& o, const Decision& d, double utilization) const;
 
   ScalingPolicy policy_;
   int current_ = 0;
-  std::optional<Observation> last_;
-  std::optional<double> per_poller_rate_;
+  std::deque<Observation> history_;          // good probes, oldest first, about one rate window
+  std::optional<double> capacity_from_time_; // batch size / mean invocation time
+  std::optional<double> capacity_from_saturated_; // drain per poller while all were busy
+  Clock::time_point active_changed_at_{};
+  std::optional<Clock::time_point> last_change_;
   std::deque<std::pair<Clock::time_point, int>> recommendations_;
 };
 
