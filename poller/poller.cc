@@ -272,6 +272,8 @@ std::vector<std::pair<std::string, std::string>> consumerSettings(const config::
       {"queued.max.messages.kbytes", "8192"},
       {"fetch.max.bytes", "8388608"},
       {"log.connection.close", "false"},
+      // Partitions added to a topic reach the group within 30 s, not librdkafka's 5 min.
+      {"topic.metadata.refresh.interval.ms", "30000"},
   };
   for (const auto& kv : s.librdkafka) {
     out.push_back(kv);
