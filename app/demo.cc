@@ -42,7 +42,7 @@ int runDemo(const std::map<std::string, std::string>& options, const sigset_t& s
   config::Config config = config::loadConfigFile(config_path);
   const long records = std::stol(option(options, "records", "20000"));
   const int partitions = std::stoi(option(options, "partitions", "8"));
-  auto latency = config::parseDuration(option(options, "latency", "50ms"));
+  auto latency = config::parseDuration(option(options, "latency", "200ms"));
   if (!latency || records <= 0 || partitions <= 0) {
     std::cerr << "kesm demo: --records and --partitions must be positive, --latency a "
                  "duration like 50ms\n";

@@ -64,6 +64,7 @@ scaler::ScalingPolicy policyOf(const config::Mapping& mapping) {
   p.minimum_pollers = mapping.scaling.minimum_pollers;
   p.maximum_pollers = mapping.scaling.maximum_pollers;
   p.batch_size = mapping.batching.batch_size;
+  p.scale_down_stabilization = mapping.scaling.scale_down_stabilization;
   return p;
 }
 
@@ -87,6 +88,7 @@ public:
     lag_source_ = scaler::makeKafkaLagSource(mapping, milliseconds(5000));
     probe_.pollers_min.Set(mapping.scaling.minimum_pollers);
     probe_.pollers_max.Set(mapping.scaling.maximum_pollers);
+    probe_.lag_stale.Set(1); // until the first probe succeeds
   }
 
   ~MappingController() { stop(); }
@@ -301,13 +303,19 @@ struct Runtime::Impl {
         auto s = controllers[i]->snapshot();
         double rate = secs > 0 ? (s.committed - last_committed[i]) / secs : 0;
         last_committed[i] = s.committed;
-        std::printf("[%6.1fs] %s: lag %s%lld (max %lld) | pollers desired %d, running %d"
-                    "%s | %.0f events/s | committed %.0f, failed attempts %.0f\n",
+        std::string extra;
+        if (s.active > s.running) {
+          extra += ", " + std::to_string(s.active - s.running) + " starting";
+        }
+        if (s.stopping > 0) {
+          extra += ", " + std::to_string(s.stopping) + " retiring";
+        }
+        std::printf("[%6.1fs] %s: lag %s%lld (max %lld) | pollers desired %d, running %d%s"
+                    " | %.0f events/s | committed %.0f, failed records %.0f\n",
                     elapsed, s.name.c_str(), s.lag_stale ? "STALE " : "",
                     s.lag ? static_cast<long long>(s.lag->total) : 0LL,
-                    s.lag ? static_cast<long long>(s.lag->max) : 0LL, s.desired, s.active,
-                    s.stopping ? (" (+" + std::to_string(s.stopping) + " retiring)").c_str() : "",
-                    rate, s.committed, s.failed);
+                    s.lag ? static_cast<long long>(s.lag->max) : 0LL, s.desired, s.running,
+                    extra.c_str(), rate, s.committed, s.failed);
       }
       std::fflush(stdout);
     }
@@ -335,7 +343,7 @@ void Runtime::start() {
   checkLibrdkafkaSettings(impl_->config);
   for (const auto& mapping : impl_->config.mappings) {
     impl_->controllers.push_back(std::make_unique<MappingController>(
-        mapping, impl_->registry, impl_->options.evaluation_interval));
+        mapping, impl_->registry, mapping.scaling.evaluation_interval));
   }
   metrics::EndpointHooks hooks;
   hooks.ready = [this] { return ready(); };

@@ -16,8 +16,6 @@
 namespace kesm::app {
 
 struct RuntimeOptions {
-  // How often the controller probes lag and sets the poller count.
-  std::chrono::milliseconds evaluation_interval{1000};
   bool live_line = false; // print one status line per second on stdout
 };
 

@@ -316,7 +316,8 @@ const Section kFunctionSection{"under a mapping's function", {"url", "timeout"}}
 const Section kBatchingSection{"under a mapping's batching",
                                {"batchSize", "maximumBatchingWindow"}};
 const Section kScalingSection{"under a mapping's scaling",
-                              {"minimumPollers", "maximumPollers", "gracePeriod"}};
+                              {"minimumPollers", "maximumPollers", "gracePeriod",
+                               "evaluationInterval", "scaleDownStabilization"}};
 const Section kRetrySection{"under a mapping's retry",
                             {"initialBackoff", "maximumBackoff", "backoffMultiplier", "jitter"}};
 
@@ -328,11 +329,10 @@ const std::vector<const Section*>& allSections() {
 }
 
 // Keys of AWS's event source mapping API that users may bring along but kesm does not have yet.
-const Keys kNotYetSupported{"maximumRetryAttempts",     "maximumRecordAgeInSeconds",
-                            "maximumRecordAge",         "bisectBatchOnFunctionError",
-                            "destinationConfig",        "onFailure",
-                            "filterCriteria",           "evaluationInterval",
-                            "startingPositionTimestamp"};
+const Keys kNotYetSupported{"maximumRetryAttempts", "maximumRecordAgeInSeconds",
+                            "maximumRecordAge",     "bisectBatchOnFunctionError",
+                            "destinationConfig",    "onFailure",
+                            "filterCriteria",       "startingPositionTimestamp"};
 
 std::string unknownKeyRule(std::string_view key, const Section& section) {
   if (key == "<<") {
@@ -664,6 +664,8 @@ std::optional<std::string> httpUrlError(std::string_view url) {
 const DurationRange kTimeoutRange{Millis{1}, Millis{15 * 60 * 1000}, "1ms", "15m"};
 const DurationRange kBatchingWindowRange{Millis{0}, Millis{300 * 1000}, "0", "300s"};
 const DurationRange kGracePeriodRange{Millis{0}, Millis{10 * 60 * 1000}, "0", "10m"};
+const DurationRange kEvaluationIntervalRange{Millis{1000}, Millis{5 * 60 * 1000}, "1s", "5m"};
+const DurationRange kScaleDownStabilizationRange{Millis{0}, Millis{60 * 60 * 1000}, "0", "1h"};
 const DurationRange kBackoffRange{Millis{1}, Millis{15 * 60 * 1000}, "1ms", "15m"};
 
 constexpr int kMaxBatchSize = 10000;
@@ -941,6 +943,10 @@ void readScaling(Reporter& reporter, const Field& field, ScalingConfig& scaling)
                      "), got " + std::to_string(scaling.maximum_pollers));
   }
   readDuration(reporter, section.optional("gracePeriod"), kGracePeriodRange, scaling.grace_period);
+  readDuration(reporter, section.optional("evaluationInterval"), kEvaluationIntervalRange,
+               scaling.evaluation_interval);
+  readDuration(reporter, section.optional("scaleDownStabilization"), kScaleDownStabilizationRange,
+               scaling.scale_down_stabilization);
 }
 
 void readRetry(Reporter& reporter, const Field& field, RetryConfig& retry) {

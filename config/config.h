@@ -52,6 +52,10 @@ struct ScalingConfig {
   int maximum_pollers = kDefaultMaximumPollers; // 1..2000, >= minimum
   // A retiring or stopping poller finishes its batch in flight within this time.
   Millis grace_period{30000};
+  // How often the controller probes lag and decides; 1 s..5 min.
+  Millis evaluation_interval{5000};
+  // Scale down only to the highest recommendation seen over this window; 0..1 h.
+  Millis scale_down_stabilization{60000};
 };
 
 struct RetryConfig {

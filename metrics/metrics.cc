@@ -28,7 +28,7 @@ struct Registry::Families {
                              .Register(r)),
         invocations(prometheus::BuildCounter()
                         .Name("kesm_invocations_total")
-                        .Help("Function invocations by outcome")
+                        .Help("Invocation attempts by outcome, retries included")
                         .Register(r)),
         invocation_duration(prometheus::BuildHistogram()
                                 .Name("kesm_invocation_duration_seconds")

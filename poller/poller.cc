@@ -425,6 +425,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     if (!in_flight_) {
       next = std::min(next, batcher_.windowDeadline());
     }
+    if (hold_until_) {
+      next = std::max(next, std::min(*hold_until_, now + milliseconds(100)));
+    }
     auto wait = std::chrono::duration_cast<milliseconds>(next - now);
     return std::clamp(wait, milliseconds(0), milliseconds(100));
   }
@@ -476,6 +479,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   void dispatch() {
     auto now = clock_.now();
     if (owner_.state_.load() != PollerState::kRunning || worker_->busy()) {
+      return;
+    }
+    if (hold_until_ && now < *hold_until_) {
       return;
     }
     if (!in_flight_) {
@@ -569,19 +575,68 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
     RdKafka::ErrorCode code = consumer_->commitSync(offsets);
     bool ok = code == RdKafka::ERR_NO_ERROR;
+    bool rebalancing = isRebalanceError(code);
     for (auto* tp : offsets) {
       ok = ok && tp->err() == RdKafka::ERR_NO_ERROR;
+      rebalancing = rebalancing || isRebalanceError(tp->err());
+    }
+    for (auto* tp : offsets) {
+      TopicPartition key{tp->topic(), Partition{tp->partition()}};
+      if (ok) {
+        unconfirmed_.erase(key);
+      } else {
+        unconfirmed_[key] = tp->offset();
+      }
     }
     if (ok) {
+      log(LogLevel::kDebug, "poller", ctx_.client_id, ": committed ", describe(done.ranges),
+          " after ", done.attempts, " attempt(s)");
       ctx_.probe->commits_ok.Increment();
       ctx_.probe->events_committed.Increment(static_cast<double>(records));
     } else {
-      // Not lost: the records stay uncommitted and are delivered again after a rebalance.
+      // Not lost: the offsets are committed again before the partitions are revoked, or the
+      // records are delivered again after the rebalance.
       ctx_.probe->commits_failed.Increment();
-      log(LogLevel::kWarn, "poller", ctx_.client_id, ": commit of ", describe(done.ranges),
-          " failed (", RdKafka::err2str(code), "); those records may be delivered again");
+      log(rebalancing ? LogLevel::kInfo : LogLevel::kWarn, "poller", ctx_.client_id, ": commit of ",
+          describe(done.ranges), " failed (", RdKafka::err2str(code),
+          "); retried before the partitions move, else those records are delivered again");
+    }
+    if (rebalancing) {
+      // The group is rebalancing: every batch sent now would be committed after the
+      // partitions moved, i.e. delivered twice. Wait for the rebalance (bounded).
+      hold_until_ = clock_.now() + milliseconds(10000);
     }
     RdKafka::TopicPartition::destroy(offsets);
+  }
+
+  static bool isRebalanceError(RdKafka::ErrorCode code) {
+    return code == RdKafka::ERR_REBALANCE_IN_PROGRESS || code == RdKafka::ERR_ILLEGAL_GENERATION ||
+           code == RdKafka::ERR_UNKNOWN_MEMBER_ID;
+  }
+
+  // Commits again, inside a revoke, what failed to commit during the rebalance: the member
+  // still belongs to its generation until it rejoins, so a broker may accept it now.
+  void recommitUnconfirmed(const std::set<TopicPartition>& revoked) {
+    std::vector<RdKafka::TopicPartition*> offsets;
+    for (const auto& [tp, offset] : unconfirmed_) {
+      if (revoked.count(tp)) {
+        offsets.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition.value(), offset));
+      }
+    }
+    if (!offsets.empty()) {
+      RdKafka::ErrorCode code = consumer_->commitSync(offsets);
+      bool ok = code == RdKafka::ERR_NO_ERROR;
+      for (auto* tp : offsets) {
+        ok = ok && tp->err() == RdKafka::ERR_NO_ERROR;
+      }
+      (ok ? ctx_.probe->commits_ok : ctx_.probe->commits_failed).Increment();
+      log(LogLevel::kInfo, "poller", ctx_.client_id, ": commit of ", offsets.size(),
+          " partition(s) retried on revoke: ", ok ? "done" : RdKafka::err2str(code));
+      RdKafka::TopicPartition::destroy(offsets);
+    }
+    for (const auto& tp : revoked) {
+      unconfirmed_.erase(tp);
+    }
   }
 
   // Gives up the batch in flight without committing it. Retained partitions are rewound to
@@ -693,11 +748,13 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     for (auto* p : partitions) {
       changed.insert(TopicPartition{p->topic(), Partition{p->partition()}});
     }
+    hold_until_.reset();
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       ctx_.probe->rebalances_assign.Increment();
       for (const auto& tp : changed) {
         owned_.insert(tp);
         next_expected_.erase(tp); // start from the group's committed offset
+        unconfirmed_.erase(tp);
       }
       splitPartitionQueues(changed);
       RdKafka::Error* error = nullptr;
@@ -736,10 +793,14 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
         abandon(changed);
       }
     }
+    if (!consumer->assignment_lost()) {
+      recommitUnconfirmed(changed);
+    }
     for (const auto& tp : changed) {
       batcher_.drop(tp);
       owned_.erase(tp);
       next_expected_.erase(tp);
+      unconfirmed_.erase(tp);
     }
     RdKafka::Error* error = nullptr;
     RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
@@ -798,9 +859,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       }
       break;
     case RdKafka::Event::EVENT_LOG:
-      if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
-        log(LogLevel::kWarn, "poller", ctx_.client_id, ": kafka ", event.fac(), ": ", event.str());
-      }
+      log(event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING ? LogLevel::kWarn
+                                                                     : LogLevel::kDebug,
+          "poller", ctx_.client_id, ": kafka ", event.fac(), ": ", event.str());
       break;
     default:
       break;
@@ -865,6 +926,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   std::optional<InFlight> in_flight_;
   std::set<TopicPartition> owned_;
   std::map<TopicPartition, Offset> next_expected_;
+  std::map<TopicPartition, std::int64_t> unconfirmed_; // commits that failed, to retry
+  std::optional<time_point> hold_until_;               // no new batches: group rebalancing
   bool had_assignment_ = false;
   time_point grace_deadline_{};
 

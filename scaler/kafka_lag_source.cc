@@ -1,3 +1,4 @@
+#include "common/log.h"
 #include "scaler/lag_source.h"
 
 #include <algorithm>
@@ -47,6 +48,10 @@ public:
     set("client.id", "kesm-" + mapping.name + "-lag");
     set("log.connection.close", "false");
     set("log_level", "3");
+    rd_kafka_conf_set_log_cb(
+        conf, [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
+          log(level <= 4 ? LogLevel::kWarn : LogLevel::kDebug, "lag", "kafka ", fac, ": ", buf);
+        });
     rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (rk_ == nullptr) {
       rd_kafka_conf_destroy(conf);

@@ -61,6 +61,8 @@ mappings:
       minimumPollers: 2
       maximumPollers: 40
       gracePeriod: 45s
+      evaluationInterval: 2s
+      scaleDownStabilization: 5m
     retry:
       initialBackoff: 250ms
       maximumBackoff: 1m
@@ -97,6 +99,8 @@ mappings:
   CHECK(m.scaling.minimum_pollers == 2);
   CHECK(m.scaling.maximum_pollers == 40);
   CHECK(m.scaling.grace_period == 45s);
+  CHECK(m.scaling.evaluation_interval == 2s);
+  CHECK(m.scaling.scale_down_stabilization == 5min);
   CHECK(m.retry.initial_backoff == 250ms);
   CHECK(m.retry.maximum_backoff == 1min);
   CHECK(m.retry.backoff_multiplier == 3.0);
@@ -131,6 +135,8 @@ TEST_CASE("config: a minimal file gets every default", "[unit]") {
   CHECK(m.scaling.minimum_pollers == kDefaultMinimumPollers);
   CHECK(m.scaling.maximum_pollers == kDefaultMaximumPollers);
   CHECK(m.scaling.grace_period == 30s);
+  CHECK(m.scaling.evaluation_interval == 5s);
+  CHECK(m.scaling.scale_down_stabilization == 60s);
   CHECK(m.retry.initial_backoff == 100ms);
   CHECK(m.retry.maximum_backoff == 30s);
   CHECK(m.retry.backoff_multiplier == 2.0);
@@ -184,6 +190,37 @@ TEST_CASE("config: values written in other YAML styles are accepted", "[unit]") 
   CHECK(m.scaling.maximum_pollers == 3);
   CHECK(config.mappings[1].source.librdkafka ==
         std::vector<std::pair<std::string, std::string>>{{"fetch.max.bytes", "1048576"}});
+}
+
+TEST_CASE("config: scaling durations accept both ends of their ranges", "[unit]") {
+  struct Case {
+    std::string line; // appended under scaling
+    Millis evaluation_interval;
+    Millis scale_down_stabilization;
+  };
+  auto c = GENERATE(from_range(std::vector<Case>{
+      {.line = "evaluationInterval: 1s",
+       .evaluation_interval = 1s,
+       .scale_down_stabilization = 60s},
+      {.line = "evaluationInterval: 5m",
+       .evaluation_interval = 5min,
+       .scale_down_stabilization = 60s},
+      {.line = "scaleDownStabilization: 0",
+       .evaluation_interval = 5s,
+       .scale_down_stabilization = 0ms},
+      {.line = "scaleDownStabilization: 1h",
+       .evaluation_interval = 5s,
+       .scale_down_stabilization = 1h},
+      {.line = "scaleDownStabilization: 1m30s",
+       .evaluation_interval = 5s,
+       .scale_down_stabilization = 90s},
+  }));
+  INFO(c.line);
+  Config config =
+      parseConfig(std::string(kMinimal) + "    scaling:\n      " + c.line + "\n", "kesm.yaml");
+  REQUIRE(config.mappings.size() == 1);
+  CHECK(config.mappings[0].scaling.evaluation_interval == c.evaluation_interval);
+  CHECK(config.mappings[0].scaling.scale_down_stabilization == c.scale_down_stabilization);
 }
 
 TEST_CASE("config: every broken rule is reported at once, in file order", "[unit]") {

@@ -17,8 +17,7 @@ TEST_CASE("lag: without a committed offset it follows the starting position", "[
   CHECK(partitionLag(200, 1000, std::nullopt, StartingPosition::kLatest) == 0);
 }
 
-TEST_CASE("lag: a committed offset deleted by retention counts only what still exists",
-          "[unit]") {
+TEST_CASE("lag: a committed offset deleted by retention counts only what still exists", "[unit]") {
   CHECK(partitionLag(500, 1000, 100, StartingPosition::kTrimHorizon) == 500);
 }
 
