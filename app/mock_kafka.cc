@@ -56,6 +56,14 @@ void MockKafkaCluster::createTopic(const std::string& topic, int partitions) {
   }
 }
 
+void MockKafkaCluster::failNextRequests(std::int16_t api_key, const std::vector<int>& errors) {
+  std::vector<rd_kafka_resp_err_t> codes;
+  for (int e : errors) {
+    codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
+  }
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, api_key, codes.size(), codes.data());
+}
+
 struct Producer::Impl {
   rd_kafka_t* rk = nullptr;
   std::atomic<int> failures{0};
@@ -70,13 +78,23 @@ struct Producer::Impl {
   }
 };
 
-Producer::Producer(const std::string& bootstrap_servers) : impl_(std::make_unique<Impl>()) {
+Producer::Producer(const std::string& bootstrap_servers,
+                   const std::vector<std::pair<std::string, std::string>>& settings)
+    : impl_(std::make_unique<Impl>()) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  setOrThrow(conf, "bootstrap.servers", bootstrap_servers);
-  setOrThrow(conf, "enable.idempotence", "true");
-  setOrThrow(conf, "linger.ms", "5");
-  setOrThrow(conf, "queue.buffering.max.messages", "1000000");
-  setOrThrow(conf, "log.connection.close", "false");
+  try {
+    setOrThrow(conf, "bootstrap.servers", bootstrap_servers);
+    setOrThrow(conf, "enable.idempotence", "true");
+    setOrThrow(conf, "linger.ms", "5");
+    setOrThrow(conf, "queue.buffering.max.messages", "1000000");
+    setOrThrow(conf, "log.connection.close", "false");
+    for (const auto& [key, value] : settings) {
+      setOrThrow(conf, key.c_str(), value);
+    }
+  } catch (...) {
+    rd_kafka_conf_destroy(conf);
+    throw;
+  }
   rd_kafka_conf_set_dr_msg_cb(conf, &Impl::onDelivery);
   rd_kafka_conf_set_opaque(conf, impl_.get());
   char err[512];

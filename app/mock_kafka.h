@@ -6,9 +6,11 @@
 #include "common/types.h"
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kesm::app {
@@ -23,6 +25,9 @@ public:
 
   std::string bootstrapServers() const;
   void createTopic(const std::string& topic, int partitions);
+  // The next requests of this Kafka API (e.g. 9 = OffsetFetch) fail with these error codes,
+  // one per request, in order.
+  void failNextRequests(std::int16_t api_key, const std::vector<int>& errors);
 
 private:
   struct Impl;
@@ -32,7 +37,10 @@ private:
 // A librdkafka producer (acks=all, idempotent). Thread-safe.
 class Producer {
 public:
-  explicit Producer(const std::string& bootstrap_servers);
+  // `settings` are librdkafka properties applied after the defaults, e.g.
+  // {"message.max.bytes", "2000000"} to produce records above librdkafka's 1,000,000 bytes.
+  explicit Producer(const std::string& bootstrap_servers,
+                    const std::vector<std::pair<std::string, std::string>>& settings = {});
   ~Producer(); // flushes, bounded
   void produce(const std::string& topic, std::int32_t partition,
                const std::optional<std::string>& key, const std::optional<std::string>& value,

@@ -46,13 +46,19 @@ public:
     }
     set("bootstrap.servers", servers);
     set("client.id", "kesm-" + mapping.name + "-lag");
+    // A consumer with a group of its own that it never joins: librdkafka 2.0.2 hands an
+    // OffsetFetch answered NOT_COORDINATOR to the client's consumer group, and crashes on a
+    // client without one (a producer, as this was), which a broker restart triggers.
+    set("group.id", mapping.source.consumer_group_id + ".kesm-lag-probe");
+    set("enable.auto.commit", "false");
+    set("allow.auto.create.topics", "false");
     set("log.connection.close", "false");
     set("log_level", "3");
     rd_kafka_conf_set_log_cb(
         conf, [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
           log(level <= 4 ? LogLevel::kWarn : LogLevel::kDebug, "lag", "kafka ", fac, ": ", buf);
         });
-    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (rk_ == nullptr) {
       rd_kafka_conf_destroy(conf);
       throw std::runtime_error(std::string("lag probe client: ") + err);
@@ -62,7 +68,8 @@ public:
 
   ~KafkaLagSource() override {
     rd_kafka_queue_destroy(queue_);
-    rd_kafka_destroy(rk_);
+    // Never subscribed: nothing to leave or commit, so no consumer close (which waits on Kafka).
+    rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   }
 
   ProbeResult probe() override {
