@@ -1,17 +1,20 @@
 // The kesm executable: run, validate, demo, sample-function.
 
 #include "app/demo.h"
+#include "app/preflight.h"
 #include "app/runtime.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "samplefn/sample_function.h"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <pthread.h>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,8 +25,12 @@ constexpr const char* kVersion = "0.1.0";
 constexpr const char* kUsage = R"(kesm — a Kafka event source mapping for any HTTP function
 
 usage:
-  kesm run --config FILE [--live]        run the mappings of FILE until SIGTERM/SIGINT
-  kesm validate --config FILE            check FILE; exit 0 if valid, 2 if not
+  kesm run --config FILE [--live] [--preflight-timeout DURATION]
+                                         check the brokers and topics of FILE (10s at
+                                         most), then run its mappings until SIGTERM/SIGINT
+  kesm validate --config FILE [--connect [--preflight-timeout DURATION]]
+                                         check FILE, and with --connect its brokers and
+                                         topics too; exit 0 if valid, 2 if not
   kesm demo [--config FILE] [--records N] [--latency DURATION]
                                          embedded mock Kafka + sample function + a burst
   kesm sample-function [--listen HOST:PORT] [--latency DURATION] [--fail-rate P]
@@ -56,12 +63,45 @@ bool parseArgs(int argc, char** argv, Args& args, std::string& error) {
     auto eq = a.find('=');
     if (eq != std::string::npos) {
       args.options[a.substr(2, eq - 2)] = a.substr(eq + 1);
-    } else if (a == "--live" || a == "--verbose") {
+    } else if (a == "--live" || a == "--verbose" || a == "--connect") {
       args.flags.push_back(a.substr(2));
     } else if (i + 1 < argc) {
       args.options[a.substr(2)] = argv[++i];
     } else {
       error = "option " + a + " needs a value";
+      return false;
+    }
+  }
+  return true;
+}
+
+// The options and flags each command accepts; anything else is a usage error, so a typo
+// such as --conect is never silently ignored.
+bool checkOptions(const Args& args, std::string& error) {
+  static const std::map<std::string, std::set<std::string>> kAccepted{
+      {"run", {"config", "live", "verbose", "preflight-timeout"}},
+      {"validate", {"config", "connect", "verbose", "preflight-timeout"}},
+      {"demo", {"config", "records", "partitions", "latency", "verbose"}},
+      {"sample-function", {"listen", "latency", "fail-rate", "record", "verbose"}},
+  };
+  auto it = kAccepted.find(args.command);
+  if (it == kAccepted.end()) {
+    return true;
+  }
+  auto check = [&](const std::string& name) {
+    if (!it->second.count(name)) {
+      error = "kesm " + args.command + ": unknown option --" + name;
+      return false;
+    }
+    return true;
+  };
+  for (const auto& [name, value] : args.options) {
+    if (!check(name)) {
+      return false;
+    }
+  }
+  for (const auto& name : args.flags) {
+    if (!check(name)) {
       return false;
     }
   }
@@ -94,15 +134,46 @@ int waitForSignal(const sigset_t& set) {
   return sig;
 }
 
+// --preflight-timeout DURATION, or the default. False (after a message) when malformed.
+bool preflightTimeout(const Args& args, const char* command, std::chrono::milliseconds& out) {
+  out = kesm::app::kDefaultPreflightTimeout;
+  auto it = args.options.find("preflight-timeout");
+  if (it == args.options.end()) {
+    return true;
+  }
+  auto d = kesm::config::parseDuration(it->second);
+  if (!d || d->count() <= 0) {
+    std::cerr << "kesm " << command
+              << ": --preflight-timeout: expected a duration above 0 like 10s, got '" << it->second
+              << "'\n";
+    return false;
+  }
+  out = *d;
+  return true;
+}
+
 int cmdValidate(const Args& args) {
   auto it = args.options.find("config");
   if (it == args.options.end()) {
     std::cerr << "kesm validate: --config FILE is required\n";
     return kExitUsage;
   }
+  bool connect = hasFlag(args, "connect");
+  if (!connect && args.options.count("preflight-timeout") > 0) {
+    std::cerr << "kesm validate: --preflight-timeout applies only with --connect\n";
+    return kExitUsage;
+  }
+  std::chrono::milliseconds timeout;
+  if (!preflightTimeout(args, "validate", timeout)) {
+    return kExitUsage;
+  }
   auto config = kesm::config::loadConfigFile(it->second);
   kesm::app::checkLibrdkafkaSettings(config);
-  std::cout << it->second << ": valid, " << config.mappings.size() << " mapping(s)\n";
+  if (connect) {
+    kesm::app::preflight(config, timeout);
+  }
+  std::cout << it->second << ": valid, " << config.mappings.size() << " mapping(s)"
+            << (connect ? "; brokers answered and every topic exists" : "") << "\n";
   return 0;
 }
 
@@ -112,7 +183,16 @@ int cmdRun(const Args& args, const sigset_t& signals) {
     std::cerr << "kesm run: --config FILE is required\n";
     return kExitUsage;
   }
+  std::chrono::milliseconds timeout;
+  if (!preflightTimeout(args, "run", timeout)) {
+    return kExitUsage;
+  }
   auto config = kesm::config::loadConfigFile(it->second);
+  // A wrong address or a misspelt topic is a config error: refuse it now, loudly, rather
+  // than start pollers that wait for a broker or a topic that will never be there.
+  kesm::app::preflight(config, timeout);
+  kesm::log(kesm::LogLevel::kInfo, "kesm", "preflight passed: every mapping's brokers answered ",
+            "and its topics exist");
   kesm::app::RuntimeOptions options;
   options.live_line = hasFlag(args, "live");
   kesm::app::Runtime runtime(std::move(config), options);
@@ -169,6 +249,10 @@ int main(int argc, char** argv) {
   std::string error;
   if (!parseArgs(argc, argv, args, error)) {
     std::cerr << "kesm: " << error << "\n\n" << kUsage;
+    return kExitUsage;
+  }
+  if (!checkOptions(args, error)) {
+    std::cerr << error << "\n\n" << kUsage;
     return kExitUsage;
   }
   if (hasFlag(args, "verbose")) {

@@ -135,6 +135,20 @@ std::optional<Millis> parseDuration(const std::string& text) {
   return Millis{total};
 }
 
+std::string formatDuration(Millis value) {
+  auto ms = value.count();
+  if (ms != 0 && ms % 3'600'000 == 0) {
+    return std::to_string(ms / 3'600'000) + "h";
+  }
+  if (ms != 0 && ms % 60'000 == 0) {
+    return std::to_string(ms / 60'000) + "m";
+  }
+  if (ms != 0 && ms % 1000 == 0) {
+    return std::to_string(ms / 1000) + "s";
+  }
+  return ms == 0 ? "0" : std::to_string(ms) + "ms";
+}
+
 namespace {
 
 // ---- Reporting --------------------------------------------------------------------------------
@@ -392,8 +406,10 @@ std::vector<Field> entriesOf(Reporter& reporter, const YAML::Node& map, const st
   std::vector<Field> fields;
   std::map<std::string, Pos> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key = it->first;
-    const YAML::Node& value = it->second;
+    // Copies, not references: it-> returns a temporary proxy, so a reference to it->first
+    // dangles at the end of the statement (ASan: stack-use-after-scope; fuzz/regressions).
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
     Pos key_pos = posOf(key, map_pos);
     if (!key.IsScalar() || key.Scalar().empty()) {
       reporter.add(key_pos, path, "a key must be a plain name, got " + describe(key) + " as a key");
@@ -449,6 +465,10 @@ private:
   Pos pos_;
   std::map<std::string, Field> fields_;
 };
+
+Location locationOf(const Field& field) {
+  return Location{field.path, field.value_pos.line, field.value_pos.column};
+}
 
 void mismatch(Reporter& reporter, const Field& field, std::string_view expected) {
   reporter.add(field.value_pos, field.path,
@@ -525,19 +545,23 @@ void readNumber(Reporter& reporter, const Field* field, double lo, double hi, do
   out = value;
 }
 
-// 30000ms -> "30s": the largest unit that divides the value.
-std::string formatDuration(Millis value) {
-  auto ms = value.count();
-  if (ms != 0 && ms % 3'600'000 == 0) {
-    return std::to_string(ms / 3'600'000) + "h";
+// Why a text is not a duration: a missing unit, a minus sign, an unknown unit, or the shape.
+std::string durationError(const std::string& text, const std::string& expected) {
+  if (isNumber(text)) {
+    return "a duration needs a unit: ms, s, m or h (for example 30s), got " + quote(text);
   }
-  if (ms != 0 && ms % 60'000 == 0) {
-    return std::to_string(ms / 60'000) + "m";
+  if (!text.empty() && text.front() == '-') {
+    return "must be " + expected + "; a duration is never negative, got " + quote(text);
   }
-  if (ms != 0 && ms % 1000 == 0) {
-    return std::to_string(ms / 1000) + "s";
+  // One number and a unit kesm does not know: "5x", "2d", "10sec".
+  std::size_t unit = text.find_first_not_of("0123456789.");
+  if (unit > 0 && unit != std::string::npos && isNumber(text.substr(0, unit)) &&
+      std::all_of(text.begin() + static_cast<std::ptrdiff_t>(unit), text.end(),
+                  [](char c) { return std::isalpha(static_cast<unsigned char>(c)); })) {
+    return "must be " + expected + "; '" + text.substr(unit) +
+           "' is not a unit, use ms, s, m or h, got " + quote(text);
   }
-  return ms == 0 ? "0" : std::to_string(ms) + "ms";
+  return "must be " + expected + ", written like 500ms, 30s, 2m or 1h, got " + quote(text);
 }
 
 struct DurationRange {
@@ -560,12 +584,7 @@ bool readDuration(Reporter& reporter, const Field* field, const DurationRange& r
   }
   auto value = parseDuration(*text);
   if (!value) {
-    bool bare_number = isNumber(*text);
-    reporter.add(
-        field->value_pos, field->path,
-        bare_number
-            ? "a duration needs a unit: ms, s, m or h (for example 30s), got " + quote(*text)
-            : "must be " + expected + ", written like 500ms, 30s, 2m or 1h, got " + quote(*text));
+    reporter.add(field->value_pos, field->path, durationError(*text, expected));
     return false;
   }
   if (*value < range.lo || *value > range.hi) {
@@ -691,6 +710,7 @@ void readServer(Reporter& reporter, const Field& field, ServerConfig& server) {
 }
 
 void readBootstrapServers(Reporter& reporter, const Field& field, SourceConfig& source) {
+  source.bootstrap_servers_at = locationOf(field);
   const char* expected = "a list of host:port (or one string of them separated by commas)";
   const std::string entry_rule = "must be host:port with a port from 1 to 65535, got ";
   if (field.value.IsScalar()) {
@@ -769,6 +789,7 @@ void readTopics(Reporter& reporter, const Field& field, SourceConfig& source) {
       return;
     }
     source.topics.push_back(*text);
+    source.topics_at.push_back(locationOf(entry));
   };
   if (field.value.IsScalar()) {
     add_topic(field);
@@ -814,6 +835,7 @@ void readLibrdkafka(Reporter& reporter, const Field& field, SourceConfig& source
                  "a map of librdkafka settings, like {fetch.max.bytes: 1048576}")) {
     return;
   }
+  source.librdkafka_at = locationOf(field);
   for (const auto& entry : entriesOf(reporter, field.value, field.path, field.value_pos)) {
     std::string key = entry.path.substr(field.path.size() + 1);
     if (auto rule = reservedLibrdkafkaRule(key)) {
@@ -830,8 +852,12 @@ void readLibrdkafka(Reporter& reporter, const Field& field, SourceConfig& source
     rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, key.c_str(), text->c_str(), err, sizeof err);
     rd_kafka_conf_destroy(probe);
     if (res != RD_KAFKA_CONF_OK) {
+      std::string rule = std::string("librdkafka refuses it: ") + err;
+      if (res != RD_KAFKA_CONF_UNKNOWN && rule.find(*text) == std::string::npos) {
+        rule += ", got " + quote(*text); // "Invalid value for configuration property" alone
+      }
       reporter.add(res == RD_KAFKA_CONF_UNKNOWN ? entry.key_pos : entry.value_pos, entry.path,
-                   std::string("librdkafka refuses it: ") + err);
+                   rule);
       continue;
     }
     source.librdkafka.emplace_back(key, *text);
@@ -1189,6 +1215,148 @@ DocumentScan scanDocuments(const std::string& text) {
   return scan;
 }
 
+// ---- YAML syntax errors ------------------------------------------------------------------------
+
+// yaml-cpp names what its parser expected ("end of sequence flow not found") and where it gave
+// up, often the end of the file. To say which bracket or quote is never closed, follow the
+// brackets and quotes of the text up to that point. A heuristic, used for messages only: a
+// '[', '{' or quote opens something where a value starts (after "key: ", "- ", ',', another
+// bracket or at the start of a line); block scalars (| and >) are not followed.
+struct Opened {
+  char c = 0;
+  Pos pos;
+};
+
+struct FlowState {
+  std::vector<Opened> brackets; // still open, innermost last
+  std::optional<Opened> quote;  // a quoted string still open
+};
+
+FlowState followFlow(const std::string& text, std::size_t end) {
+  FlowState state;
+  Pos pos{1, 1};
+  end = std::min(end, text.size());
+  auto value_starts = [&](std::size_t i) {
+    std::size_t j = i;
+    while (j > 0 && (text[j - 1] == ' ' || text[j - 1] == '\t')) {
+      --j;
+    }
+    if (j == 0 || text[j - 1] == '\n') {
+      return true;
+    }
+    char before = text[j - 1];
+    if (before == ',' || before == '[' || before == '{') {
+      return true;
+    }
+    // An indicator counts only when a space follows it: "a:b" and "a-b" are plain text.
+    return (before == ':' || before == '-' || before == '?') && j < i;
+  };
+  // Columns count bytes, as yaml-cpp's marks do.
+  auto step = [&](std::size_t at) {
+    if (text[at] == '\n') {
+      ++pos.line;
+      pos.column = 1;
+    } else {
+      ++pos.column;
+    }
+  };
+  for (std::size_t i = 0; i < end; step(i), ++i) {
+    char c = text[i];
+    if (state.quote) {
+      bool escape = c == '\\' && state.quote->c == '"' && i + 1 < end;
+      bool doubled = c == '\'' && state.quote->c == '\'' && i + 1 < end && text[i + 1] == '\'';
+      if (escape || doubled) {
+        step(i++); // the next character is part of the string: "\"" or 'it''s'
+      } else if (c == state.quote->c) {
+        state.quote.reset();
+      }
+    } else if (c == '#' &&
+               (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n')) {
+      while (i + 1 < end && text[i + 1] != '\n') {
+        step(i++);
+      }
+    } else if ((c == '\'' || c == '"') && value_starts(i)) {
+      state.quote = Opened{c, pos};
+    } else if ((c == '[' || c == '{') && value_starts(i)) {
+      state.brackets.push_back(Opened{c, pos});
+    } else if ((c == ']' || c == '}') && !state.brackets.empty() &&
+               state.brackets.back().c == (c == ']' ? '[' : '{')) {
+      state.brackets.pop_back();
+    }
+  }
+  return state;
+}
+
+std::string closerOf(char open) { return open == '[' ? "']'" : "'}'"; }
+
+std::string where(const Opened& o) {
+  return "line " + std::to_string(o.pos.line) + ", column " + std::to_string(o.pos.column);
+}
+
+// A clearer rule, and where to point, for the yaml-cpp errors a hand-edited file runs into.
+std::pair<Pos, std::string> explainYamlError(const YAML::Exception& e, const std::string& text) {
+  Pos pos = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
+  std::size_t at =
+      e.mark.is_null() || e.mark.pos < 0 ? text.size() : static_cast<std::size_t>(e.mark.pos);
+  char here = at < text.size() ? text[at] : '\0';
+  const std::string& msg = e.msg;
+  if (msg == YAML::ErrorMsg::END_OF_SEQ_FLOW || msg == YAML::ErrorMsg::END_OF_MAP_FLOW) {
+    FlowState state = followFlow(text, text.size());
+    if (!state.brackets.empty()) {
+      const Opened& open = state.brackets.back();
+      return {open.pos, "invalid YAML: this '" + std::string(1, open.c) + "' is never closed; a " +
+                            closerOf(open.c) + " is missing"};
+    }
+    char open = msg == YAML::ErrorMsg::END_OF_SEQ_FLOW ? '[' : '{';
+    return {pos, "invalid YAML: a '" + std::string(1, open) + "' is never closed; a " +
+                     closerOf(open) + " is missing"};
+  }
+  if (msg == YAML::ErrorMsg::FLOW_END && (here == ']' || here == '}')) {
+    FlowState state = followFlow(text, at);
+    std::string rule = "invalid YAML: unexpected '" + std::string(1, here) + "'";
+    if (state.brackets.empty()) {
+      return {pos, rule + ": no '" + (here == ']' ? "[" : "{") + "' is open here"};
+    }
+    const Opened& open = state.brackets.back();
+    return {pos, rule + ": the '" + std::string(1, open.c) + "' opened at " + where(open) +
+                     " must be closed with " + closerOf(open.c) + " first"};
+  }
+  if (msg == YAML::ErrorMsg::BLOCK_ENTRY) {
+    FlowState state = followFlow(text, at);
+    if (!state.brackets.empty()) {
+      const Opened& open = state.brackets.back();
+      return {pos, "invalid YAML: a '- ' list entry cannot stand inside the '" +
+                       std::string(1, open.c) + "' opened at " + where(open) + "; is its " +
+                       closerOf(open.c) + " missing?"};
+    }
+    return {pos, "invalid YAML: a '- ' list entry cannot start here; check its indentation"};
+  }
+  if (msg == YAML::ErrorMsg::EOF_IN_SCALAR) {
+    FlowState state = followFlow(text, text.size());
+    if (state.quote) {
+      return {state.quote->pos,
+              std::string("invalid YAML: this quoted string is never closed; a closing ") +
+                  state.quote->c + " is missing"};
+    }
+  }
+  if (msg == YAML::ErrorMsg::END_OF_MAP) {
+    return {pos, "invalid YAML: this line does not fit the map above it; check its indentation"};
+  }
+  if (msg == YAML::ErrorMsg::END_OF_SEQ) {
+    return {pos, "invalid YAML: this line does not fit the list above it; check its indentation"};
+  }
+  if (msg == YAML::ErrorMsg::MAP_VALUE) {
+    std::size_t line_start = text.rfind('\n', at == 0 ? 0 : at - 1);
+    line_start = line_start == std::string::npos ? 0 : line_start + 1;
+    std::size_t indent_end = text.find_first_not_of(" \t", line_start);
+    if (text.find('\t', line_start) < std::min(indent_end, text.size())) {
+      return {Pos{pos.line, 1}, "invalid YAML: a tab in the indentation; indent with spaces"};
+    }
+    return {pos, "invalid YAML: unexpected ':'; quote a value that holds ': ', like 'a: b'"};
+  }
+  return {pos, "invalid YAML: " + msg};
+}
+
 Config parse(const std::string& yaml_text, const std::string& file_name) {
   Reporter reporter(file_name);
   if (auto diagnostic = checkText(yaml_text, file_name)) {
@@ -1222,8 +1390,8 @@ Config parse(const std::string& yaml_text, const std::string& file_name) {
     reporter.add(pos, "", "invalid YAML: nested too deeply");
     reporter.raise();
   } catch (const YAML::Exception& e) {
-    Pos pos = e.mark.is_null() ? Pos{} : Pos{e.mark.line + 1, e.mark.column + 1};
-    reporter.add(pos, "", "invalid YAML: " + e.msg);
+    auto [pos, rule] = explainYamlError(e, yaml_text);
+    reporter.add(pos, "", rule);
     reporter.raise();
   }
   if (!root.IsDefined() || root.IsNull()) {
@@ -1232,6 +1400,7 @@ Config parse(const std::string& yaml_text, const std::string& file_name) {
   }
   Pos root_pos = posOf(root, Pos{});
   Config config;
+  config.file = file_name;
   if (!root.IsMap()) {
     reporter.add(root_pos, "",
                  "the top level must be a map with the keys server and mappings, got " +

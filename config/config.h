@@ -25,6 +25,14 @@ inline constexpr const char* kDefaultListen = "0.0.0.0:9464";
 
 enum class StartingPosition { kTrimHorizon, kLatest };
 
+// Where a value was written in the file, kept for the errors found after parsing: the cluster
+// preflight (app/preflight.h) points at the bootstrapServers or topic entry it could not use.
+struct Location {
+  std::string key; // key path, e.g. mappings[0].source.topics[1]
+  int line = 0;    // 1-based; 0 when unknown (a Config built in code)
+  int column = 0;  // 1-based
+};
+
 struct SourceConfig {
   std::vector<std::string> bootstrap_servers; // required, host:port each
   std::vector<std::string> topics;            // required, non-empty
@@ -34,6 +42,10 @@ struct SourceConfig {
   std::string partition_assignor = "roundrobin";
   // Passed verbatim to librdkafka, in file order; applied after kesm's own settings.
   std::vector<std::pair<std::string, std::string>> librdkafka;
+  // Where the values above were written; topics_at runs parallel to topics.
+  Location bootstrap_servers_at;
+  std::vector<Location> topics_at;
+  Location librdkafka_at; // the librdkafka map; line 0 when the key is absent
 };
 
 struct FunctionConfig {
@@ -79,6 +91,7 @@ struct ServerConfig {
 };
 
 struct Config {
+  std::string file; // the file name the config was read from, for later diagnostics
   ServerConfig server;
   std::vector<Mapping> mappings; // at least one
 };
@@ -110,5 +123,7 @@ Config loadConfigFile(const std::string& path);
 
 // "500ms", "5s", "2m", "1h"; nullopt when malformed.
 std::optional<Millis> parseDuration(const std::string& text);
+// The inverse for messages: the largest unit that divides the value, 30000ms -> "30s".
+std::string formatDuration(Millis value);
 
 } // namespace kesm::config

@@ -158,6 +158,39 @@ TEST_CASE("config: the consumer group defaults to kesm-<name> for each mapping",
   CHECK(config.mappings[1].source.consumer_group_id == "legacy-b");
 }
 
+TEST_CASE("config: where the source values were written is kept for the preflight", "[unit]") {
+  Config config = parseConfig(R"(mappings:
+  - name: a
+    source:
+      bootstrapServers: kafka-0:9092,kafka-1:9092
+      topics:
+        - orders
+        - refunds
+      librdkafka: {client.rack: r1}
+    function: {url: "http://fn/"}
+  - name: b
+    source: {bootstrapServers: [k:9092], topics: payments}
+    function: {url: "http://fn/"}
+)",
+                              "kesm.yaml");
+  CHECK(config.file == "kesm.yaml");
+  REQUIRE(config.mappings.size() == 2);
+  auto located = [](const Location& l) {
+    return l.key + "@" + std::to_string(l.line) + ":" + std::to_string(l.column);
+  };
+  const SourceConfig& a = config.mappings[0].source;
+  CHECK(located(a.bootstrap_servers_at) == "mappings[0].source.bootstrapServers@4:25");
+  REQUIRE(a.topics_at.size() == 2);
+  CHECK(located(a.topics_at[0]) == "mappings[0].source.topics[0]@6:11");
+  CHECK(located(a.topics_at[1]) == "mappings[0].source.topics[1]@7:11");
+  CHECK(located(a.librdkafka_at) == "mappings[0].source.librdkafka@8:19");
+  const SourceConfig& b = config.mappings[1].source;
+  CHECK(located(b.bootstrap_servers_at) == "mappings[1].source.bootstrapServers@11:32");
+  REQUIRE(b.topics_at.size() == 1);
+  CHECK(located(b.topics_at[0]) == "mappings[1].source.topics@11:50");
+  CHECK(b.librdkafka_at.line == 0);
+}
+
 TEST_CASE("config: values written in other YAML styles are accepted", "[unit]") {
   // Quoted numbers (as Helm's quote writes them), block lists, and anchors.
   Config config = parseConfig(R"(mappings:
