@@ -118,10 +118,18 @@ std::size_t utf8SequenceLength(std::string_view s, std::size_t i) {
   return 0;
 }
 
+// Whether the well-formed sequence of `len` bytes at s[i] is one of the code points the
+// string rule reserves, U+EF80..U+EFFF: EE BE xx or EE BF xx.
+bool isReservedSequence(std::string_view s, std::size_t i, std::size_t len) {
+  return len == 3 && static_cast<unsigned char>(s[i]) == 0xee &&
+         (static_cast<unsigned char>(s[i + 1]) & 0xfe) == 0xbe;
+}
+
 // JSON string with RFC 8259 escaping: '"', '\\' and control characters (as \u00XX).
-// Well-formed UTF-8 is copied verbatim. A byte that is not part of well-formed UTF-8
-// (Kafka header keys are bytes, not text) is written as \u00XX of its value, i.e. read as
-// Latin-1: the output is always valid JSON, and a decoder sees U+0080..U+00FF there.
+// Well-formed UTF-8 is copied verbatim. Any other byte b >= 0x80 (Kafka header keys are
+// bytes, not text), and each byte of a reserved code point U+EF80..U+EFFF, is written as
+// \uefXX, the code point U+EF00 + b: the output is always valid JSON of valid UTF-8, and
+// jsonStringBytes() recovers the exact bytes (see invoker/payload.h).
 template <bool Counting> void Writer<Counting>::jsonString(std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   ch('"');
@@ -132,10 +140,6 @@ template <bool Counting> void Writer<Counting>::jsonString(std::string_view s) {
       raw(s.substr(run_start, i - run_start));
     }
   };
-  auto escapeByte = [&](unsigned char b) {
-    char esc[6] = {'\\', 'u', '0', '0', kHex[b >> 4], kHex[b & 0xf]};
-    raw(std::string_view(esc, 6));
-  };
   while (i < s.size()) {
     auto b = static_cast<unsigned char>(s[i]);
     if (b >= 0x20 && b < 0x80 && b != '"' && b != '\\') {
@@ -143,7 +147,7 @@ template <bool Counting> void Writer<Counting>::jsonString(std::string_view s) {
       continue;
     }
     if (b >= 0x80) {
-      if (std::size_t len = utf8SequenceLength(s, i); len > 0) {
+      if (std::size_t len = utf8SequenceLength(s, i); len > 0 && !isReservedSequence(s, i, len)) {
         i += len;
         continue;
       }
@@ -153,7 +157,11 @@ template <bool Counting> void Writer<Counting>::jsonString(std::string_view s) {
       ch('\\');
       ch(static_cast<char>(b));
     } else {
-      escapeByte(b);
+      // Below 0x20: \u00XX. From 0x80: \uefXX.
+      const char high = b < 0x80 ? '0' : 'e';
+      const char low = b < 0x80 ? '0' : 'f';
+      char esc[6] = {'\\', 'u', high, low, kHex[b >> 4], kHex[b & 0xf]};
+      raw(std::string_view(esc, 6));
     }
     ++i;
     run_start = i;
@@ -258,7 +266,11 @@ template <bool Counting> void writeRecord(Writer<Counting>& w, const Record& r) 
     w.ch('{');
     w.jsonString(h.key);
     w.ch(':');
-    w.byteArray(h.value ? std::string_view(*h.value) : std::string_view());
+    if (h.value) {
+      w.byteArray(*h.value);
+    } else {
+      w.raw("null"); // Kafka's null header value, distinct from an empty one ([])
+    }
     w.ch('}');
   }
   w.raw("]}");
@@ -334,6 +346,26 @@ void writeEvent(Writer<Counting>& w, const std::vector<std::vector<const Record*
 std::string base64Encode(std::string_view bytes) {
   std::string out(base64Size(bytes.size()), '\0');
   base64Into(bytes, out.data());
+  return out;
+}
+
+std::string jsonStringBytes(std::string_view decoded_utf8) {
+  std::string out;
+  out.reserve(decoded_utf8.size());
+  for (std::size_t i = 0; i < decoded_utf8.size(); ++i) {
+    // U+EF80..U+EFFF is EE BE 80..EE BF BF; its byte is 0x80 + the low bit of the second
+    // byte * 0x40 + the low six bits of the third.
+    if (i + 2 < decoded_utf8.size() && static_cast<unsigned char>(decoded_utf8[i]) == 0xee &&
+        (static_cast<unsigned char>(decoded_utf8[i + 1]) & 0xfe) == 0xbe &&
+        (static_cast<unsigned char>(decoded_utf8[i + 2]) & 0xc0) == 0x80) {
+      const auto second = static_cast<unsigned char>(decoded_utf8[i + 1]);
+      const auto third = static_cast<unsigned char>(decoded_utf8[i + 2]);
+      out.push_back(static_cast<char>(0x80 | ((second & 1) << 6) | (third & 0x3f)));
+      i += 2;
+    } else {
+      out.push_back(decoded_utf8[i]);
+    }
+  }
   return out;
 }
 

@@ -5,9 +5,21 @@
 //  "records":{"topic-0":[{"topic":"topic","partition":0,"offset":15,
 //   "timestamp":1545084650987,"timestampType":"CREATE_TIME","key":"<b64>","value":"<b64>",
 //   "headers":[{"headerKey":[104,101]}]}]}}
-// Pure: no I/O. Strings (topic, header keys) are JSON-escaped; a header-key byte that is not
-// part of well-formed UTF-8 is written as \u00XX of its value (read as Latin-1), so the body
-// is always valid JSON. Keys and values are base64, header values byte arrays: exact bytes.
+// Pure: no I/O. Keys and values are base64 (absent when null), header values byte arrays
+// (null when null): exact bytes.
+//
+// Strings (topic, bootstrapServers, header keys) are JSON-escaped. Kafka header keys are
+// bytes on the wire and need not be UTF-8, but a JSON string must be: kesm writes them by a
+// lossless rule (docs/architecture.md, "Header keys that are not UTF-8"):
+//   - well-formed UTF-8 (RFC 3629) is copied verbatim, except the code points
+//     U+EF80..U+EFFF (UTF-8 EE BE 80..EE BF BF), reserved by this rule;
+//   - every other byte b >= 0x80 (a stray byte, or a byte of a reserved code point) is
+//     written as the escape \uefXX, i.e. the private-use code point U+EF00 + b;
+//   - '"', '\\' and bytes below 0x20 are escaped as JSON requires.
+// A reader gets the bytes back by mapping each code point U+EF80..U+EFFF to the byte
+// (code point - 0xEF00) and every other code point to its UTF-8: jsonStringBytes() below.
+// A key that is well-formed UTF-8 (as every Java producer writes) and holds no reserved
+// code point reaches the function unchanged.
 
 #include "common/types.h"
 
@@ -18,6 +30,10 @@
 namespace kesm::invoker {
 
 std::string base64Encode(std::string_view bytes);
+
+// The inverse of the string rule above: the original bytes of a string kesm wrote, given
+// the string as a JSON parser decoded it (UTF-8). Maps each U+EF80..U+EFFF to one byte.
+std::string jsonStringBytes(std::string_view decoded_utf8);
 
 // The full event body for a batch. Records of one partition stay in the order given.
 std::string encodeLambdaKafkaEvent(const Batch& batch, const std::string& bootstrap_servers);

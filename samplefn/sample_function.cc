@@ -1,16 +1,18 @@
 #include "samplefn/sample_function.h"
 
+#include "invoker/payload.h"
 #include "net/http.h"
+#include "samplefn/json.h"
 
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <random>
 #include <stdexcept>
 #include <utility>
-#include <yaml-cpp/yaml.h>
 
 namespace kesm::samplefn {
 
@@ -32,7 +34,7 @@ constexpr std::array<std::int8_t, 256> makeBase64Table() {
 
 constexpr std::array<std::int8_t, 256> kBase64Values = makeBase64Table();
 
-// Standard base64 with padding (RFC 4648 section 4); throws on anything else.
+// Canonical base64 with padding (RFC 4648 section 4); throws on anything else.
 std::string base64Decode(const std::string& text, const char* what) {
   if (text.size() % 4 != 0) {
     throw std::runtime_error(std::string(what) + ": base64 length is not a multiple of 4");
@@ -59,6 +61,10 @@ std::string base64Decode(const std::string& text, const char* what) {
       }
       v = (v << 6) | static_cast<std::uint32_t>(d);
     }
+    if (last && (v & ((1u << (8 * padding)) - 1)) != 0) {
+      // RFC 4648 3.5: the bits under the padding are zero in canonical base64.
+      throw std::runtime_error(std::string(what) + ": non-canonical base64 padding bits");
+    }
     const char bytes[3] = {static_cast<char>(v >> 16), static_cast<char>(v >> 8),
                            static_cast<char>(v)};
     for (std::size_t k = 0; k < 3 && o < out.size(); ++k) {
@@ -68,70 +74,94 @@ std::string base64Decode(const std::string& text, const char* what) {
   return out;
 }
 
-const YAML::Node& requireMap(const YAML::Node& node, const char* what) {
-  if (!node.IsMap()) {
+using json::Value;
+
+const Value& requireObject(const Value& v, const char* what) {
+  if (v.kind != Value::Kind::kObject) {
     throw std::runtime_error(std::string(what) + " must be an object");
   }
-  return node;
+  return v;
 }
 
-template <class T> T requireScalar(const YAML::Node& parent, const char* key) {
-  const YAML::Node node = parent[key];
-  if (!node.IsDefined() || !node.IsScalar()) {
-    throw std::runtime_error(std::string("record field '") + key + "' is missing");
+const Value& requireField(const Value& record, const char* field) {
+  const Value* v = record.find(field);
+  if (v == nullptr) {
+    throw std::runtime_error(std::string("record field '") + field + "' is missing");
   }
-  try {
-    return node.as<T>();
-  } catch (const YAML::Exception&) {
-    throw std::runtime_error(std::string("record field '") + key + "' has the wrong type");
-  }
+  return *v;
 }
 
-ReceivedRecord parseRecord(const YAML::Node& node) {
-  requireMap(node, "a record");
+std::string requireString(const Value& record, const char* field) {
+  const Value& v = requireField(record, field);
+  if (v.kind != Value::Kind::kString) {
+    throw std::runtime_error(std::string("record field '") + field + "' must be a string");
+  }
+  return v.text;
+}
+
+// A JSON integer (no fraction, no exponent) that fits T.
+template <class T> T requireInteger(const Value& record, const char* field) {
+  const Value& v = requireField(record, field);
+  T out{};
+  const char* end = v.text.data() + v.text.size();
+  if (v.kind != Value::Kind::kNumber || std::from_chars(v.text.data(), end, out).ptr != end) {
+    throw std::runtime_error(std::string("record field '") + field +
+                             "' must be an integer in range");
+  }
+  return out;
+}
+
+// Absent or null: a null key or value; a string: base64 of the bytes.
+std::optional<std::string> optionalBase64(const Value& record, const char* field) {
+  const Value* v = record.find(field);
+  if (v == nullptr || v->isNull()) {
+    return std::nullopt;
+  }
+  if (v->kind != Value::Kind::kString) {
+    throw std::runtime_error(std::string("record field '") + field +
+                             "' must be a base64 string or null");
+  }
+  return base64Decode(v->text, field);
+}
+
+ReceivedRecord parseRecord(const Value& node) {
+  requireObject(node, "a record");
   ReceivedRecord record;
-  record.topic = requireScalar<std::string>(node, "topic");
-  record.partition = requireScalar<std::int32_t>(node, "partition");
-  record.offset = requireScalar<std::int64_t>(node, "offset");
-  record.timestamp_ms = requireScalar<std::int64_t>(node, "timestamp");
-  if (const YAML::Node key = node["key"]; key.IsDefined() && !key.IsNull()) {
-    record.key = base64Decode(requireScalar<std::string>(node, "key"), "key");
-  }
-  if (const YAML::Node value = node["value"]; value.IsDefined() && !value.IsNull()) {
-    record.value = base64Decode(requireScalar<std::string>(node, "value"), "value");
-  }
-  if (const YAML::Node headers = node["headers"]; headers.IsDefined()) {
-    if (!headers.IsSequence()) {
+  record.topic = invoker::jsonStringBytes(requireString(node, "topic"));
+  record.partition = requireInteger<std::int32_t>(node, "partition");
+  record.offset = requireInteger<std::int64_t>(node, "offset");
+  record.timestamp_ms = requireInteger<std::int64_t>(node, "timestamp");
+  record.key = optionalBase64(node, "key");
+  record.value = optionalBase64(node, "value");
+  if (const Value* headers = node.find("headers"); headers != nullptr) {
+    if (headers->kind != Value::Kind::kArray) {
       throw std::runtime_error("record field 'headers' must be a list");
     }
-    for (const YAML::Node& header : headers) {
-      if (!header.IsMap()) {
-        throw std::runtime_error("a header must be an object");
-      }
-      for (const auto& kv : header) {
+    for (const Value& header : headers->items) {
+      requireObject(header, "a header");
+      for (std::size_t m = 0; m < header.names.size(); ++m) {
         Header h;
-        h.key = kv.first.as<std::string>();
-        const YAML::Node& bytes = kv.second;
-        if (!bytes.IsSequence()) {
-          throw std::runtime_error("header '" + h.key + "' must be a list of byte values");
+        // Header keys that are not UTF-8 travel by the rule of invoker/payload.h.
+        h.key = invoker::jsonStringBytes(header.names[m]);
+        const Value& bytes = header.items[m];
+        if (bytes.isNull()) {
+          record.headers.push_back(std::move(h)); // Kafka's null header value
+          continue;
+        }
+        if (bytes.kind != Value::Kind::kArray) {
+          throw std::runtime_error("header '" + h.key + "' must be a list of byte values or null");
         }
         std::string value;
-        value.reserve(bytes.size());
-        for (const YAML::Node& b : bytes) {
+        value.reserve(bytes.items.size());
+        for (const Value& b : bytes.items) {
           int v = -1;
-          if (b.IsScalar()) {
-            try {
-              v = b.as<int>();
-            } catch (const YAML::Exception&) {
-              v = -1;
-            }
-          }
-          if (v < 0 || v > 255) {
+          const char* end = b.text.data() + b.text.size();
+          if (b.kind != Value::Kind::kNumber || std::from_chars(b.text.data(), end, v).ptr != end ||
+              v < 0 || v > 255) {
             throw std::runtime_error("header '" + h.key + "' has a value outside 0..255");
           }
           value.push_back(static_cast<char>(v));
         }
-        // Kafka's null header value and an empty one both arrive as [].
         h.value = std::move(value);
         record.headers.push_back(std::move(h));
       }
@@ -142,29 +172,30 @@ ReceivedRecord parseRecord(const YAML::Node& node) {
 
 } // namespace
 
-// JSON is YAML flow syntax, so yaml-cpp parses the event without another dependency.
-// \u00XX escapes decode to UTF-8 (so a non-UTF-8 header key byte 0xff comes back as the two
-// bytes of U+00FF); keys, values and header values are bytes and round-trip exactly.
+// A strict JSON parser (samplefn/json.h): a body that is not RFC 8259 JSON of well-formed
+// UTF-8 is rejected, so every test that goes through the sample function also checks that
+// kesm's event is JSON any runtime accepts. Keys, values, header keys and header values
+// come back as the exact bytes kesm read from Kafka.
 std::vector<ReceivedRecord> parseLambdaKafkaEvent(const std::string& body) {
-  YAML::Node root;
+  Value root;
   try {
-    root = YAML::Load(body);
-  } catch (const YAML::Exception& e) {
+    root = json::parse(body);
+  } catch (const json::JsonError& e) {
     throw std::runtime_error(std::string("malformed event JSON: ") + e.what());
   }
-  requireMap(root, "the event");
-  const YAML::Node records = root["records"];
-  if (!records.IsDefined()) {
+  requireObject(root, "the event");
+  const Value* records = root.find("records");
+  if (records == nullptr) {
     throw std::runtime_error("the event has no 'records'");
   }
-  requireMap(records, "'records'");
+  requireObject(*records, "'records'");
   std::vector<ReceivedRecord> out;
-  for (const auto& partition : records) {
-    if (!partition.second.IsSequence()) {
-      throw std::runtime_error("'records' entry '" + partition.first.as<std::string>() +
-                               "' must be a list");
+  for (std::size_t p = 0; p < records->names.size(); ++p) {
+    const Value& partition = records->items[p];
+    if (partition.kind != Value::Kind::kArray) {
+      throw std::runtime_error("'records' entry '" + records->names[p] + "' must be a list");
     }
-    for (const YAML::Node& record : partition.second) {
+    for (const Value& record : partition.items) {
       out.push_back(parseRecord(record));
     }
   }

@@ -60,7 +60,8 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-// Parses the event body; throws std::runtime_error on malformed input.
+// Parses the event body with a strict JSON reader (samplefn/json.h); throws
+// std::runtime_error on malformed input, including anything that is not RFC 8259 JSON.
 std::vector<ReceivedRecord> parseLambdaKafkaEvent(const std::string& body);
 
 } // namespace kesm::samplefn

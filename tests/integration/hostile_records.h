@@ -1,0 +1,38 @@
+#pragma once
+
+// Records that break naive encoders, shared by the mock-cluster and the real-Kafka tests:
+// empty and null keys and values, a 1 MiB value, bytes that are not UTF-8, NUL and 0xff in
+// header values, null header values, 100 headers, quotes, backslashes and control
+// characters.
+
+#include "harness.h"
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kesm::test {
+
+// A record as produced, and what the function must see of it.
+struct Hostile {
+  std::string what;
+  std::optional<std::string> key{};
+  std::optional<std::string> value{};
+  std::vector<Header> headers{};          // as produced
+  std::vector<Header> expected_headers{}; // as delivered; empty: same as `headers`
+};
+
+std::vector<Hostile> hostileRecords();
+// `size` bytes holding every byte value in turn.
+std::string allByteValues(std::size_t size);
+// A readable rendering of bytes for failure messages.
+std::string describe(const std::optional<std::string>& s);
+
+// Produces hostileRecords() to partition 0 of `topic`, runs the real kesm binary with the
+// YAML `make_yaml(function_url)` and checks with Catch that every record reached the sample
+// function byte for byte, in offset order, in bodies its strict JSON reader accepted.
+void checkHostileRecordsArrive(const std::string& bootstrap, const std::string& topic,
+                               const std::function<std::string(const std::string&)>& make_yaml);
+
+} // namespace kesm::test
