@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= 2
 KESM := $(BUILD)/app/kesm
 
-.PHONY: deps configure build demo test unit integration format format-check clean
+.PHONY: deps configure build demo test unit integration e2e format format-check clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -27,6 +27,10 @@ unit: build
 integration: build
 	@cd $(BUILD) && ctest --output-on-failure -R '^integration'
 
+# The real-Apache-Kafka suite alone (docs/reliability.md); ctest starts and stops the broker.
+e2e: build
+	@cd $(BUILD) && ctest --output-on-failure -R '^e2e'
+
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
 
@@ -35,3 +39,9 @@ format-check: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# libFuzzer targets with clang, ASan and UBSan (docs/fuzzing.md): each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 180
+.PHONY: fuzz
+fuzz:
+	@./scripts/fuzz.sh $(FUZZ_SECONDS)

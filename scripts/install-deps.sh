@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kesm builds and tests with, only those missing.
+#   scripts/install-deps.sh        the build and test set (the default)
+#   scripts/install-deps.sh fuzz   the default set plus clang and libFuzzer (docs/fuzzing.md)
 set -euo pipefail
 
 PACKAGES=(
@@ -7,6 +9,24 @@ PACKAGES=(
   librdkafka-dev libboost-dev libboost-system-dev prometheus-cpp-dev libyaml-cpp-dev
   catch2 clang-format curl
 )
+
+case "${1:-}" in
+"") ;;
+fuzz)
+  # clang-14 and its runtime libraries: libFuzzer, ASan, UBSan (bookworm's default clang).
+  PACKAGES+=(clang-14 libclang-rt-14-dev)
+  ;;
+*)
+  echo "usage: $0 [fuzz]" >&2
+  exit 2
+  ;;
+esac
+
+# The end-to-end tests run a real Apache Kafka broker (tests/e2e/kafka.sh): Java 17+ and
+# Maven. A JDK installed outside Debian's packages (e.g. Temurin) counts if it is on PATH.
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+  PACKAGES+=(openjdk-17-jre-headless maven)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

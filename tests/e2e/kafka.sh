@@ -6,9 +6,10 @@
 #   kafka.sh fetch                         jars -> .cache/kafka-4.4.0/{libs,tools-libs} (idempotent)
 #   kafka.sh start [--port N] [--dir D]    format + start, wait until it serves;
 #                                          last stdout line = bootstrap address
-#   kafka.sh stop [--dir D]                SIGTERM, wait, SIGKILL fallback, rm state
+#   kafka.sh stop [--keep] [--dir D]       SIGTERM, wait, SIGKILL fallback, rm state
 #                                          (a failed start leaves its state for a look;
-#                                          stop removes it)
+#                                          stop removes it; --keep keeps it, and the next
+#                                          start resumes it on the same ports and data)
 #   kafka.sh status [--dir D]              "running ADDR pid N" (exit 0) / "stopped" (exit 1)
 #   kafka.sh bootstrap [--dir D]           print the bootstrap address (exit 1 if stopped)
 #   kafka.sh topic-create [--dir D] NAME PARTITIONS [TopicCommand args...]
@@ -245,6 +246,17 @@ cmd_start() {
   check_java
   ensure_libs
 
+  if [[ -f $STATE_DIR/$MARKER && -f $STATE_DIR/kept && -f $STATE_DIR/server.properties ]]; then
+    local kept_bootstrap
+    kept_bootstrap=$(bootstrap_addr) || die "kept state in $STATE_DIR has no bootstrap file"
+    [[ -z $port || $kept_bootstrap == "127.0.0.1:$port" ]] ||
+      die "kept state in $STATE_DIR is for $kept_bootstrap, not port $port"
+    rm -f "$STATE_DIR/kept"
+    log "resuming kept state in $STATE_DIR on $kept_bootstrap"
+    launch_broker "${kept_bootstrap##*:}"
+    return 0
+  fi
+
   if [[ -d $STATE_DIR ]]; then
     [[ -f $STATE_DIR/$MARKER ]] ||
       [[ -z $(ls -A "$STATE_DIR") ]] ||
@@ -329,7 +341,14 @@ EOF
   fi
 
   echo "$bootstrap" >"$STATE_DIR/bootstrap"
+  launch_broker "$port"
+}
+
+# Starts the JVM on the formatted state dir and waits until it serves.
+launch_broker() {
+  local port=$1 bootstrap=127.0.0.1:$1
   local t0=$SECONDS
+  rm -f "$STATE_DIR/kafka.pid" # a kept state holds the previous JVM's pid
   # setsid: own session, so the caller's Ctrl-C / process-group kill does not
   # hit it; bash records its own pid and then execs java, so the pid file
   # holds the JVM's pid. All fds redirected so $(kafka.sh start) returns.
@@ -342,13 +361,16 @@ EOF
     -cp "$LIBS_DIR/*" kafka.Kafka "$STATE_DIR/server.properties" \
     </dev/null >"$STATE_DIR/kafka.out" 2>&1 &
   for _ in $(seq 50); do [[ -s $STATE_DIR/kafka.pid ]] && break; sleep 0.1; done
+  local launched
+  launched=$(cat "$STATE_DIR/kafka.pid" 2>/dev/null) || fail_start "the broker wrote no pid file"
 
   # Ready = an Admin metadata request (TopicCommand --list) succeeds, not merely
   # an open port. Cheap port polling first, then the real request.
   local cfg deadline=$((SECONDS + START_TIMEOUT))
   cfg=$(admin_config)
   while :; do
-    broker_pid >/dev/null || fail_start "broker exited during startup"
+    # kill -0, not broker_pid: until bash has exec'd java the cmdline is not yet Kafka's.
+    kill -0 "$launched" 2>/dev/null || fail_start "broker exited during startup"
     ((SECONDS < deadline)) || fail_start "broker not ready after ${START_TIMEOUT}s"
     if port_open "$port"; then
       tool_argv
@@ -366,7 +388,13 @@ EOF
 
 # ---------------------------------------------------------------- stop / status
 cmd_stop() {
-  [[ $# -eq 0 ]] || die "stop: unknown argument '$1'"
+  local keep=0
+  while (($#)); do
+    case $1 in
+      --keep) keep=1; shift ;;
+      *) die "stop: unknown argument '$1'" ;;
+    esac
+  done
   local pid
   if pid=$(broker_pid); then
     kill -TERM "$pid" 2>/dev/null || true
@@ -382,7 +410,10 @@ cmd_stop() {
     log "not running"
   fi
   if [[ -d $STATE_DIR ]]; then
-    if [[ -f $STATE_DIR/$MARKER ]]; then
+    if [[ -f $STATE_DIR/$MARKER ]] && ((keep)); then
+      touch "$STATE_DIR/kept"
+      log "state kept in $STATE_DIR"
+    elif [[ -f $STATE_DIR/$MARKER ]]; then
       rm -rf "$STATE_DIR"
     else
       log "warning: $STATE_DIR is not a kafka.sh state dir; left in place"
