@@ -2,9 +2,8 @@
 // HTTP: delivery at volume, scaling through real rebalances, and a kill -9 in mid-run. Every
 // assertion is on what the function received and on what Kafka itself says of the group.
 
-#include "e2e_harness.h"
-
 #include "config/config.h"
+#include "e2e_harness.h"
 
 #include <algorithm>
 #include <atomic>
@@ -48,8 +47,8 @@ bool allCommitted(const config::Mapping& mapping, int partitions, std::int64_t e
 }
 
 // Kafka's own tool must show every partition committed at its end, with no lag.
-void requireToolShowsDrained(const std::string& group, const std::string& topic,
-                             int partitions, std::int64_t end) {
+void requireToolShowsDrained(const std::string& group, const std::string& topic, int partitions,
+                             std::int64_t end) {
   auto rows = kafkaToolOffsets(sharedBrokerDir(), group, topic);
   REQUIRE(static_cast<int>(rows.size()) == partitions);
   for (const auto& [partition, row] : rows) {
@@ -96,7 +95,8 @@ TEST_CASE("100,000 records over 12 partitions arrive at least once and in order"
   DumpLogOnFailure dump(log_path);
 
   auto started = Steady::now();
-  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-delivery.yaml", yaml)}, log_path);
+  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-delivery.yaml", yaml)},
+                   log_path);
   const std::size_t sent = std::size_t{kPartitions} * kPerPartition;
   bool drained = waitUntil(
       300s,
@@ -157,7 +157,8 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
   const auto config = config::parseConfig(yaml, "scale.yaml");
   const std::string log_path = writeTempFile("e2e-scale.log", "");
   DumpLogOnFailure dump(log_path);
-  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-scale.yaml", yaml)}, log_path);
+  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-scale.yaml", yaml)},
+                   log_path);
   INFO("kesm log: " << log_path);
   const std::map<std::string, std::string> running{{"mapping", topic}, {"state", "running"}};
   const std::map<std::string, std::string> desired{{"mapping", topic}, {"state", "desired"}};
@@ -176,12 +177,12 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
     int s = static_cast<int>(metric(body, "kesm_pollers", stopping));
     max_running = std::max(max_running, r);
     max_desired = std::max(max_desired, d);
-    timeline << secondsSince(burst_at) << "s desired " << d << " running " << r << " stopping "
-             << s << " lag " << metric(body, "kesm_offset_lag_sum", {{"mapping", topic}})
-             << "\n";
+    timeline << secondsSince(burst_at) << "s desired " << d << " running " << r << " stopping " << s
+             << " lag " << metric(body, "kesm_offset_lag_sum", {{"mapping", topic}}) << "\n";
     return std::array<int, 3>{d, r, s};
   };
-  bool full = waitUntil(120s, [&] { return sample()[1] == kPartitions; }, 250ms);
+  bool full = waitUntil(
+      120s, [&] { return sample()[1] == kPartitions; }, 250ms);
   const double full_s = secondsSince(burst_at);
   INFO("timeline:\n" << timeline.str());
   REQUIRE(full);
@@ -219,8 +220,8 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
   requireToolShowsDrained("kesm-" + topic, topic, kPartitions, kPerPartition);
   WARN("scale: " << sent << " records sent, " << deliveries.distinct() << " delivered, "
                  << deliveries.total() - deliveries.distinct() << " duplicates; 12 running after "
-                 << full_s << " s, drained after " << drained_s << " s, back to 1 after "
-                 << down_s << " s");
+                 << full_s << " s, drained after " << drained_s << " s, back to 1 after " << down_s
+                 << " s");
 }
 
 TEST_CASE("kill -9 in mid-run, then a restart: nothing lost, duplicates only from uncommitted "
@@ -275,7 +276,8 @@ TEST_CASE("kill -9 in mid-run, then a restart: nothing lost, duplicates only fro
     REQUIRE(kesm.wait(10s) == 128 + SIGKILL);
   }
   // Batches the function was still working on when kesm died finish on the function's side.
-  REQUIRE(waitUntil(10s, [&] { return in_flight.load() == 0; }, 10ms));
+  REQUIRE(waitUntil(
+      10s, [&] { return in_flight.load() == 0; }, 10ms));
   for (const auto& [partition, offsets] : deliveries.perPartition()) {
     delivered_at_kill[partition] = *std::max_element(offsets.begin(), offsets.end());
   }
@@ -319,8 +321,8 @@ TEST_CASE("kill -9 in mid-run, then a restart: nothing lost, duplicates only fro
       seen[o]++;
     }
     const std::int64_t low = committed_at_kill.count(partition) ? committed_at_kill[partition] : 0;
-    const std::int64_t high = delivered_at_kill.count(partition) ? delivered_at_kill[partition]
-                                                                 : -1;
+    const std::int64_t high =
+        delivered_at_kill.count(partition) ? delivered_at_kill[partition] : -1;
     for (const auto& [offset, count] : seen) {
       if (count > 1) {
         duplicates += static_cast<std::size_t>(count - 1);

@@ -290,8 +290,7 @@ std::string e2eMappingYaml(const MappingSpec& s) {
     << "      startingPosition: TRIM_HORIZON\n"
     << "      librdkafka:\n"
     << "        session.timeout.ms: 6000\n"
-    << (s.debug_group ? "        debug: cgrp\n" : "")
-    << "    function:\n"
+    << (s.debug_group ? "        debug: cgrp\n" : "") << "    function:\n"
     << "      url: " << s.url << "\n"
     << "      timeout: " << s.function_timeout << "\n"
     << "    batching:\n"

@@ -51,9 +51,8 @@ struct ToolRow {
   std::int64_t end = -1;
   std::int64_t lag = -1;
 };
-std::map<std::int32_t, ToolRow> kafkaToolOffsets(const std::string& broker_dir,
-                                                 const std::string& group,
-                                                 const std::string& topic);
+std::map<std::int32_t, ToolRow>
+kafkaToolOffsets(const std::string& broker_dir, const std::string& group, const std::string& topic);
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t freePort();

@@ -2,9 +2,8 @@
 // fails and hangs, kesm is stopped during batches. Assertions come from what the function
 // received and from Kafka's own view of the group.
 
-#include "e2e_harness.h"
-
 #include "config/config.h"
+#include "e2e_harness.h"
 
 #include <algorithm>
 #include <atomic>
@@ -75,7 +74,8 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path);
   auto started = Steady::now();
-  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-outage.yaml", yaml)}, log_path);
+  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-outage.yaml", yaml)},
+                   log_path);
   const std::map<std::string, std::string> desired{{"mapping", topic}, {"state", "desired"}};
   const std::map<std::string, std::string> mapping{{"mapping", topic}};
 
@@ -147,9 +147,8 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
   }
   WARN("broker outage: " << sent << " records sent, " << deliveries.distinct() << " delivered, "
                          << deliveries.total() - deliveries.distinct()
-                         << " duplicates; broker down " << outage_s
-                         << " s, kesm ready again " << ready_s << " s after the stop, run "
-                         << secondsSince(started) << " s");
+                         << " duplicates; broker down " << outage_s << " s, kesm ready again "
+                         << ready_s << " s after the stop, run " << secondsSince(started) << " s");
 }
 
 TEST_CASE("The function fails with 500s, then times out, then recovers: whole batches retried, "
@@ -219,7 +218,8 @@ TEST_CASE("The function fails with 500s, then times out, then recovers: whole ba
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path);
   auto started = Steady::now();
-  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-fnfail.yaml", yaml)}, log_path);
+  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-fnfail.yaml", yaml)},
+                   log_path);
   produceNumbered(bootstrap, topic, kPartitions, kPerPartition);
 
   // The lowest offset per partition that was attempted and never succeeded, read after the
@@ -307,12 +307,11 @@ TEST_CASE("The function fails with 500s, then times out, then recovers: whole ba
     CHECK(deliveries.missing(p, kPerPartition).empty());
   }
   CHECK(deliveries.orderViolation() == "");
-  WARN("function failures: " << sent << " records sent, " << deliveries.distinct()
-                             << " delivered, " << deliveries.total() - deliveries.distinct()
-                             << " duplicates; " << errors.load() << " 500s, " << hangs.load()
-                             << " timeouts, " << retries_compared << " retries compared, "
-                             << checks << " commit checks; run " << secondsSince(started)
-                             << " s");
+  WARN("function failures: " << sent << " records sent, " << deliveries.distinct() << " delivered, "
+                             << deliveries.total() - deliveries.distinct() << " duplicates; "
+                             << errors.load() << " 500s, " << hangs.load() << " timeouts, "
+                             << retries_compared << " retries compared, " << checks
+                             << " commit checks; run " << secondsSince(started) << " s");
 }
 
 TEST_CASE("SIGTERM during batches with several pollers: clean exit within the grace period, "
@@ -347,10 +346,10 @@ TEST_CASE("SIGTERM during batches with several pollers: clean exit within the gr
   INFO("kesm log: " << log_path);
   const std::map<std::string, std::string> running{{"mapping", topic}, {"state", "running"}};
   auto started = Steady::now();
-  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-sigterm.yaml", yaml)}, log_path);
-  REQUIRE(waitUntil(60s, [&] {
-    return metric(httpGet(s.port, "/metrics").body, "kesm_pollers", running) == 4;
-  }));
+  KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-sigterm.yaml", yaml)},
+                   log_path);
+  REQUIRE(waitUntil(
+      60s, [&] { return metric(httpGet(s.port, "/metrics").body, "kesm_pollers", running) == 4; }));
   REQUIRE(waitUntil(
       60s, [&] { return deliveries.distinct() >= 1000 && in_flight.load() >= 2; }, 2ms));
   const int in_flight_at_term = in_flight.load();
@@ -360,7 +359,8 @@ TEST_CASE("SIGTERM during batches with several pollers: clean exit within the gr
   const double exit_s = secondsSince(term_at);
   CHECK(status == 0);
   CHECK(exit_s < 10.0);
-  REQUIRE(waitUntil(10s, [&] { return in_flight.load() == 0; }, 10ms));
+  REQUIRE(waitUntil(
+      10s, [&] { return in_flight.load() == 0; }, 10ms));
 
   // The last successful batch of each partition ends at the highest offset received.
   auto rows = kafkaToolOffsets(sharedBrokerDir(), "kesm-" + topic, topic);
@@ -381,10 +381,10 @@ TEST_CASE("SIGTERM during batches with several pollers: clean exit within the gr
   CHECK(partitions_checked >= 4);
   CHECK(deliveries.orderViolation() == "");
   WARN("SIGTERM: " << kPartitions * kPerPartition << " records sent, " << deliveries.distinct()
-                   << " delivered before the stop, "
-                   << deliveries.total() - deliveries.distinct() << " duplicates, "
-                   << in_flight_at_term << " batches in flight at SIGTERM, exit after " << exit_s
-                   << " s, " << partitions_checked
+                   << " delivered before the stop, " << deliveries.total() - deliveries.distinct()
+                   << " duplicates, " << in_flight_at_term
+                   << " batches in flight at SIGTERM, exit after " << exit_s << " s, "
+                   << partitions_checked
                    << " partitions committed exactly at their last success; run "
                    << secondsSince(started) << " s");
 }

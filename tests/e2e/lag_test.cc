@@ -1,8 +1,7 @@
 // kesm's per-partition lag on /metrics against Kafka's own ConsumerGroupCommand.
 
-#include "e2e_harness.h"
-
 #include "config/config.h"
+#include "e2e_harness.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>
