@@ -64,6 +64,7 @@ scaler::ScalingPolicy policyOf(const config::Mapping& mapping) {
   p.minimum_pollers = mapping.scaling.minimum_pollers;
   p.maximum_pollers = mapping.scaling.maximum_pollers;
   p.batch_size = mapping.batching.batch_size;
+  p.max_concurrent_batches = mapping.scaling.max_concurrent_batches;
   p.scale_down_stabilization = mapping.scaling.scale_down_stabilization;
   return p;
 }

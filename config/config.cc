@@ -331,7 +331,8 @@ const Section kBatchingSection{"under a mapping's batching",
                                {"batchSize", "maximumBatchingWindow"}};
 const Section kScalingSection{"under a mapping's scaling",
                               {"minimumPollers", "maximumPollers", "gracePeriod",
-                               "evaluationInterval", "scaleDownStabilization"}};
+                               "evaluationInterval", "scaleDownStabilization",
+                               "maxConcurrentBatches"}};
 const Section kRetrySection{"under a mapping's retry",
                             {"initialBackoff", "maximumBackoff", "backoffMultiplier", "jitter"}};
 
@@ -973,6 +974,8 @@ void readScaling(Reporter& reporter, const Field& field, ScalingConfig& scaling)
                scaling.evaluation_interval);
   readDuration(reporter, section.optional("scaleDownStabilization"), kScaleDownStabilizationRange,
                scaling.scale_down_stabilization);
+  readInt(reporter, section.optional("maxConcurrentBatches"), 1, kMaxConcurrentBatches,
+          scaling.max_concurrent_batches);
 }
 
 void readRetry(Reporter& reporter, const Field& field, RetryConfig& retry) {

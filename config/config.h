@@ -20,6 +20,8 @@ inline constexpr int kDefaultBatchSize = 100;
 inline constexpr Millis kDefaultBatchingWindow{500};
 inline constexpr std::size_t kMaxPayloadBytes = 6 * 1024 * 1024; // AWS Lambda's 6 MiB
 inline constexpr int kDefaultMinimumPollers = 1;
+inline constexpr int kDefaultMaxConcurrentBatches = 5; // AWS: 5 invocations per poller
+inline constexpr int kMaxConcurrentBatches = 100;
 inline constexpr int kDefaultMaximumPollers = 200; // AWS provisioned-mode default
 inline constexpr const char* kDefaultListen = "0.0.0.0:9464";
 
@@ -68,6 +70,8 @@ struct ScalingConfig {
   Millis evaluation_interval{5000};
   // Scale down only to the highest recommendation seen over this window; 0..1 h.
   Millis scale_down_stabilization{60000};
+  // Batches one poller may have in flight at once, each of different partitions; 1..100.
+  int max_concurrent_batches = kDefaultMaxConcurrentBatches;
 };
 
 struct RetryConfig {

@@ -9,6 +9,13 @@ namespace {
 bool isBusy(const std::set<TopicPartition>& busy, const Record& r) {
   return !busy.empty() && busy.count(TopicPartition{r.topic, r.partition}) > 0;
 }
+
+void forget(std::map<TopicPartition, std::size_t>& counts, const Record& r) {
+  auto it = counts.find(TopicPartition{r.topic, r.partition});
+  if (it != counts.end() && --it->second == 0) {
+    counts.erase(it);
+  }
+}
 } // namespace
 
 Batcher::Batcher(BatcherLimits limits, PayloadSizer sizer)
@@ -19,7 +26,13 @@ Batcher::Batcher(BatcherLimits limits, PayloadSizer sizer)
 void Batcher::add(Record record, time_point arrived) {
   std::size_t bytes = sizer_.record_bytes ? sizer_.record_bytes(record) : 0;
   pending_bytes_ += bytes;
+  ++per_partition_[TopicPartition{record.topic, record.partition}];
   pending_.push_back(Pending{std::move(record), arrived, bytes});
+}
+
+std::size_t Batcher::pendingOf(const TopicPartition& tp) const {
+  auto it = per_partition_.find(tp);
+  return it == per_partition_.end() ? 0 : it->second;
 }
 
 // Walks the eligible prefix the way cut() would, returning the batch's encoded size.
@@ -91,6 +104,7 @@ Batch Batcher::cut(const std::set<TopicPartition>& busy) {
   for (auto& p : pending_) {
     if (batch.records.size() < count && !isBusy(busy, p.record)) {
       pending_bytes_ -= p.bytes;
+      forget(per_partition_, p.record);
       batch.records.push_back(std::move(p.record));
     } else {
       kept.push_back(std::move(p));
@@ -111,6 +125,7 @@ std::size_t Batcher::drop(const TopicPartition& tp) {
     }
   }
   pending_.swap(kept);
+  per_partition_.erase(tp);
   return before - pending_.size();
 }
 

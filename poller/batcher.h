@@ -51,6 +51,8 @@ public:
   std::size_t drop(const TopicPartition& tp);
 
   std::size_t size() const { return pending_.size(); }
+  // Pending records of one partition.
+  std::size_t pendingOf(const TopicPartition& tp) const;
   std::size_t pendingBytes() const { return pending_bytes_; }
   bool empty() const { return pending_.empty(); }
 
@@ -68,6 +70,7 @@ private:
   PayloadSizer sizer_;
   std::deque<Pending> pending_;
   std::size_t pending_bytes_ = 0;
+  std::map<TopicPartition, std::size_t> per_partition_;
 };
 
 } // namespace kesm::poller

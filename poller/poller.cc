@@ -5,9 +5,11 @@
 #include "invoker/retry_policy.h"
 #include "poller/batcher.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
+#include <list>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -311,7 +313,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     } catch (const std::exception& e) {
       log(LogLevel::kError, "poller", ctx_.client_id, ": stopped on error: ", e.what());
     }
-    worker_.reset();
+    in_flight_.clear();
+    workers_.clear(); // joins: an attempt still running ends by the function timeout
     owner_.assigned_ = 0;
     owner_.state_ = PollerState::kStopped;
     {
@@ -339,7 +342,6 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     // Rebalances, errors and stray messages arrive on the consumer queue; it signals the
     // same eventfd as the partition queues and the invoke worker.
     rd_kafka_queue_io_event_enable(consumer_queue_, wake_fd_.get(), &kWakeValue, sizeof kWakeValue);
-    worker_ = std::make_unique<InvokeWorker>(ctx_.make_invoker(), [this] { wake(); });
 
     RdKafka::ErrorCode code = consumer_->subscribe(ctx_.mapping.source.topics);
     if (code != RdKafka::ERR_NO_ERROR) {
@@ -357,12 +359,12 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   // Called from any thread: the worker when an attempt ends, requestStop().
   void wake() { wake_fd_.signal(); }
 
-  // One turn of the loop: wait for an event or a timer, serve the consumer, settle a finished
-  // attempt, take records the batcher has room for, and send what is due.
+  // One turn of the loop: wait for an event or a timer, serve the consumer, settle finished
+  // attempts, take records the batcher has room for, and send what is due.
   void step() {
     wake_fd_.wait(pollTimeout(clock_.now()));
     serveConsumerQueue();
-    settleAttempt();
+    settleAttempts();
     dispatch();
     intake();
     dispatch();
@@ -404,11 +406,18 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
         it = partition_queues_.begin();
       }
       if (batcher_.size() >= cap ||
-          batcher_.pendingBytes() >= 2 * ctx_.mapping.batching.maximum_payload_bytes) {
+          batcher_.pendingBytes() >=
+              (maxConcurrent() + 1) * ctx_.mapping.batching.maximum_payload_bytes) {
         return;
       }
       intake_cursor_ = it->first;
-      std::size_t want = std::min(per_partition, cap - batcher_.size());
+      // At most one batch's worth per partition: a partition whose batch is in flight must
+      // not fill the poller's hold and starve the partitions that could run meanwhile.
+      std::size_t held = batcher_.pendingOf(it->first);
+      if (held >= per_partition) {
+        continue;
+      }
+      std::size_t want = std::min(per_partition - held, cap - batcher_.size());
       ssize_t n = rd_kafka_consume_batch_queue(it->second, 0, buffer.data(), want);
       for (ssize_t i = 0; i < n; ++i) {
         handleMessage(*buffer[static_cast<std::size_t>(i)]);
@@ -419,11 +428,13 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
 
   milliseconds pollTimeout(time_point now) const {
     time_point next = now + milliseconds(100);
-    if (in_flight_ && !in_flight_->running) {
-      next = std::min(next, in_flight_->retry_at);
+    for (const auto& f : in_flight_) {
+      if (!f.running) {
+        next = std::min(next, f.retry_at);
+      }
     }
-    if (!in_flight_) {
-      next = std::min(next, batcher_.windowDeadline());
+    if (in_flight_.size() < maxConcurrent()) {
+      next = std::min(next, batcher_.windowDeadline(busyPartitions()));
     }
     if (hold_until_) {
       next = std::max(next, std::min(*hold_until_, now + milliseconds(100)));
@@ -432,9 +443,13 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     return std::clamp(wait, milliseconds(0), milliseconds(100));
   }
 
-  // Records a poller holds outside librdkafka: the batch being cut and the next one.
+  // Records a poller holds outside librdkafka: one batch per concurrent slot and the next one.
   std::size_t holdLimit() const {
-    return 2 * static_cast<std::size_t>(ctx_.mapping.batching.batch_size);
+    return (maxConcurrent() + 1) * static_cast<std::size_t>(ctx_.mapping.batching.batch_size);
+  }
+
+  std::size_t maxConcurrent() const {
+    return static_cast<std::size_t>(std::max(1, ctx_.mapping.scaling.max_concurrent_batches));
   }
 
   void handleMessage(const rd_kafka_message_t& msg) {
@@ -468,78 +483,126 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
 
   // --- the batch in flight -------------------------------------------------------------------
 
+  // A batch from its cut until it is committed or abandoned; it keeps its worker (and so
+  // its HTTP connection) across retries. No two batches in flight share a partition.
   struct InFlight {
     std::shared_ptr<const Batch> batch;
     std::map<TopicPartition, PartitionRange> ranges;
     int attempts = 0;
     bool running = false;
     time_point retry_at{};
+    InvokeWorker* worker = nullptr;
   };
+
+  std::set<TopicPartition> busyPartitions() const {
+    std::set<TopicPartition> busy;
+    for (const auto& f : in_flight_) {
+      for (const auto& [tp, range] : f.ranges) {
+        busy.insert(tp);
+      }
+    }
+    return busy;
+  }
+
+  // A worker no batch in flight holds and with no abandoned attempt still running on it;
+  // created on demand, so a poller that never runs batches concurrently has one.
+  InvokeWorker* freeWorker() {
+    for (const auto& w : workers_) {
+      bool held = std::any_of(in_flight_.begin(), in_flight_.end(),
+                              [&](const InFlight& f) { return f.worker == w.get(); });
+      if (!held && !w->busy()) {
+        return w.get();
+      }
+    }
+    // Abandoned attempts can keep workers busy until the function timeout: bounded still.
+    if (workers_.size() >= 2 * maxConcurrent()) {
+      return nullptr;
+    }
+    workers_.push_back(std::make_unique<InvokeWorker>(ctx_.make_invoker(), [this] { wake(); }));
+    return workers_.back().get();
+  }
+
+  void submitAttempt(InFlight& f) {
+    f.running = true;
+    f.attempts++;
+    ctx_.probe->events_invoked.Increment(static_cast<double>(f.batch->records.size()));
+    if (f.attempts == 1) {
+      ctx_.probe->batch_records.Observe(static_cast<double>(f.batch->records.size()));
+      ctx_.probe->batch_bytes.Observe(static_cast<double>(f.batch->payload_bytes));
+    }
+    f.worker->submit(f.batch);
+  }
 
   void dispatch() {
     auto now = clock_.now();
-    if (owner_.state_.load() != PollerState::kRunning || worker_->busy()) {
+    if (owner_.state_.load() != PollerState::kRunning) {
       return;
     }
     if (hold_until_ && now < *hold_until_) {
       return;
     }
-    if (!in_flight_) {
-      if (!batcher_.ready(now)) {
+    for (auto& f : in_flight_) {
+      if (!f.running && now >= f.retry_at) {
+        submitAttempt(f);
+      }
+    }
+    while (in_flight_.size() < maxConcurrent()) {
+      auto busy = busyPartitions();
+      if (!batcher_.ready(now, busy)) {
         return;
       }
-      auto batch = std::make_shared<Batch>(batcher_.cut());
+      InvokeWorker* worker = freeWorker();
+      if (worker == nullptr) {
+        return;
+      }
+      auto batch = std::make_shared<Batch>(batcher_.cut(busy));
       InFlight f;
       f.ranges = rangesOf(*batch);
       f.batch = std::move(batch);
-      in_flight_ = std::move(f);
-    } else if (in_flight_->running || now < in_flight_->retry_at) {
-      return;
+      f.worker = worker;
+      in_flight_.push_back(std::move(f));
+      submitAttempt(in_flight_.back());
     }
-    in_flight_->running = true;
-    in_flight_->attempts++;
-    ctx_.probe->events_invoked.Increment(static_cast<double>(in_flight_->batch->records.size()));
-    if (in_flight_->attempts == 1) {
-      ctx_.probe->batch_records.Observe(static_cast<double>(in_flight_->batch->records.size()));
-      ctx_.probe->batch_bytes.Observe(static_cast<double>(in_flight_->batch->payload_bytes));
-    }
-    worker_->submit(in_flight_->batch);
   }
 
-  // Takes a finished attempt's result, if any: commit on success, schedule a retry else.
-  void settleAttempt() {
-    if (!in_flight_ || !in_flight_->running) {
-      return;
+  // Takes finished attempts' results: commit on success, schedule a retry else.
+  void settleAttempts() {
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+      std::optional<InvokeWorker::Outcome> outcome;
+      if (it->running) {
+        outcome = it->worker->take();
+      }
+      if (outcome && settle(*it, *outcome)) {
+        it = in_flight_.erase(it);
+      } else {
+        ++it;
+      }
     }
-    auto outcome = worker_->take();
-    if (!outcome) {
-      return;
-    }
-    settle(*outcome);
   }
 
-  void settle(const InvokeWorker::Outcome& outcome) {
-    in_flight_->running = false;
+  // True when the batch succeeded and was committed (the caller forgets it).
+  bool settle(InFlight& f, const InvokeWorker::Outcome& outcome) {
+    f.running = false;
     const auto& result = outcome.result;
     ctx_.probe->invocations(result.outcome).Increment();
     ctx_.probe->invocation_duration.Observe(outcome.elapsed.count());
-    std::size_t n = in_flight_->batch->records.size();
+    std::size_t n = f.batch->records.size();
     if (result.ok()) {
-      commit(*in_flight_);
-      in_flight_.reset();
-      return;
+      commit(f);
+      return true;
     }
     ctx_.probe->events_failed.Increment(static_cast<double>(n));
     std::uniform_real_distribution<double> unit(0.0, 1.0);
-    auto delay = invoker::nextBackoff(backoff_, in_flight_->attempts, unit(rng_));
-    in_flight_->retry_at = clock_.now() + delay;
+    auto delay = invoker::nextBackoff(backoff_, f.attempts, unit(rng_));
+    f.retry_at = clock_.now() + delay;
     // The first failure and then every tenth, so a long outage does not flood the log.
-    if (in_flight_->attempts == 1 || in_flight_->attempts % 10 == 0) {
+    if (f.attempts == 1 || f.attempts % 10 == 0) {
       log(LogLevel::kWarn, "poller", ctx_.client_id, ": batch of ", n, " records (",
-          describe(in_flight_->ranges), ") failed attempt ", in_flight_->attempts, ": ",
+          describe(f.ranges), ") failed attempt ", f.attempts, ": ",
           invoker::toString(result.outcome), " ", result.detail, "; retrying in ", delay.count(),
           " ms");
     }
+    return false;
   }
 
   static std::string describe(const std::map<TopicPartition, PartitionRange>& ranges) {
@@ -639,25 +702,27 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
   }
 
-  // Gives up the batch in flight without committing it. Retained partitions are rewound to
-  // the batch's first offset so that nothing is skipped.
+  // Gives up, without committing, every batch in flight that touches `revoked`. Retained
+  // partitions of those batches are rewound to the batch's first offset: nothing is skipped.
   void abandon(const std::set<TopicPartition>& revoked) {
-    if (!in_flight_) {
-      return;
-    }
-    ctx_.probe->batches_abandoned.Increment();
-    log(LogLevel::kWarn, "poller", ctx_.client_id, ": abandoning batch ",
-        describe(in_flight_->ranges), " after ", in_flight_->attempts,
-        " attempt(s); it will be delivered again");
-    if (in_flight_->running) {
-      worker_->discardCurrent();
-    }
-    for (const auto& [tp, range] : in_flight_->ranges) {
-      if (!revoked.count(tp) && owned_.count(tp)) {
-        rewind(tp, range.first);
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+      if (!touches(*it, revoked)) {
+        ++it;
+        continue;
       }
+      ctx_.probe->batches_abandoned.Increment();
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": abandoning batch ", describe(it->ranges),
+          " after ", it->attempts, " attempt(s); it will be delivered again");
+      if (it->running) {
+        it->worker->discardCurrent();
+      }
+      for (const auto& [tp, range] : it->ranges) {
+        if (!revoked.count(tp) && owned_.count(tp)) {
+          rewind(tp, range.first);
+        }
+      }
+      it = in_flight_.erase(it);
     }
-    in_flight_.reset();
   }
 
   void rewind(const TopicPartition& tp, Offset to) {
@@ -670,30 +735,6 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       log(LogLevel::kWarn, "poller", ctx_.client_id, ": rewind of ", tp.topic, "-",
           tp.partition.value(), " failed: ", RdKafka::err2str(code));
     }
-  }
-
-  // Waits, up to the deadline, for the attempt now running; commits it if it succeeded.
-  // Returns true when nothing is in flight any more.
-  bool finishInFlight(time_point deadline) {
-    while (in_flight_ && clock_.now() < deadline) {
-      if (in_flight_->running) {
-        auto outcome = worker_->waitFor(deadline);
-        if (!outcome) {
-          return false; // still running at the deadline
-        }
-        settle(*outcome);
-        continue;
-      }
-      if (in_flight_->retry_at >= deadline) {
-        return false;
-      }
-      std::this_thread::sleep_until(in_flight_->retry_at);
-      in_flight_->running = true;
-      in_flight_->attempts++;
-      ctx_.probe->events_invoked.Increment(static_cast<double>(in_flight_->batch->records.size()));
-      worker_->submit(in_flight_->batch);
-    }
-    return !in_flight_;
   }
 
   // --- fetch control ---------------------------------------------------------------------
@@ -780,7 +821,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     // Revoke (or lost): settle the batch in flight before the partitions move, and commit
     // inside this callback — after unassign the commit would fail (librdkafka #4059).
     ctx_.probe->rebalances_revoke.Increment();
-    if (in_flight_ && touches(*in_flight_, changed)) {
+    if (touchesAny(changed)) {
       time_point deadline =
           owner_.state_.load() == PollerState::kStopping
               ? grace_deadline_
@@ -789,9 +830,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       if (consumer->assignment_lost()) {
         deadline = clock_.now(); // lost partitions cannot be committed any more
       }
-      if (!finishRunningAttempt(deadline)) {
-        abandon(changed);
-      }
+      finishRunningAttempts(changed, deadline);
+      abandon(changed); // what did not finish, or failed
     }
     if (!consumer->assignment_lost()) {
       recommitUnconfirmed(changed);
@@ -816,17 +856,25 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
         " partition(s), owns ", owned_.size());
   }
 
-  // During a revoke only the attempt already running may finish; no new retries.
-  bool finishRunningAttempt(time_point deadline) {
-    if (!in_flight_->running) {
-      return false;
+  // During a revoke only the attempts already running may finish; no new retries. Waiting
+  // on each in turn against one deadline waits for them concurrently.
+  void finishRunningAttempts(const std::set<TopicPartition>& tps, time_point deadline) {
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+      std::optional<InvokeWorker::Outcome> outcome;
+      if (it->running && touches(*it, tps)) {
+        outcome = it->worker->waitFor(deadline);
+      }
+      if (outcome && settle(*it, *outcome)) {
+        it = in_flight_.erase(it);
+      } else {
+        ++it;
+      }
     }
-    auto outcome = worker_->waitFor(deadline);
-    if (!outcome) {
-      return false;
-    }
-    settle(*outcome);
-    return !in_flight_;
+  }
+
+  bool touchesAny(const std::set<TopicPartition>& tps) const {
+    return std::any_of(in_flight_.begin(), in_flight_.end(),
+                       [&](const InFlight& f) { return touches(f, tps); });
   }
 
   static bool touches(const InFlight& f, const std::set<TopicPartition>& tps) {
@@ -874,21 +922,25 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     owner_.state_ = PollerState::kStopping;
     grace_deadline_ = clock_.now() + ctx_.mapping.scaling.grace_period;
     setPaused(true); // stop fetching
-    // Keep serving the consumer while the batch in flight finishes (retries included).
-    while (in_flight_ && clock_.now() < grace_deadline_) {
+    // Keep serving the consumer while the batches in flight finish (retries included).
+    while (!in_flight_.empty() && clock_.now() < grace_deadline_) {
       wake_fd_.wait(milliseconds(20));
       serveConsumerQueue();
-      settleAttempt();
-      if (in_flight_ && !in_flight_->running && clock_.now() >= in_flight_->retry_at) {
-        in_flight_->running = true;
-        in_flight_->attempts++;
-        ctx_.probe->events_invoked.Increment(
-            static_cast<double>(in_flight_->batch->records.size()));
-        worker_->submit(in_flight_->batch);
+      settleAttempts();
+      for (auto& f : in_flight_) {
+        if (!f.running && clock_.now() >= f.retry_at) {
+          submitAttempt(f);
+        }
       }
     }
-    if (in_flight_) {
-      abandon(owned_); // every partition is about to be released
+    if (!in_flight_.empty()) {
+      std::set<TopicPartition> all = owned_;
+      for (const auto& f : in_flight_) {
+        for (const auto& [tp, range] : f.ranges) {
+          all.insert(tp);
+        }
+      }
+      abandon(all); // every partition is about to be released
     }
     // Closing a cooperative-sticky consumer before its first rebalance completed can abort
     // the process in librdkafka 2.0.2 (#4308, #4312): wait for it, bounded.
@@ -922,8 +974,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   rd_kafka_queue_t* consumer_queue_ = nullptr;
   std::map<TopicPartition, rd_kafka_queue_t*> partition_queues_;
   TopicPartition intake_cursor_{};
-  std::unique_ptr<InvokeWorker> worker_;
-  std::optional<InFlight> in_flight_;
+  std::vector<std::unique_ptr<InvokeWorker>> workers_;
+  std::list<InFlight> in_flight_; // at most maxConcurrent(), in cut order
   std::set<TopicPartition> owned_;
   std::map<TopicPartition, Offset> next_expected_;
   std::map<TopicPartition, std::int64_t> unconfirmed_; // commits that failed, to retry

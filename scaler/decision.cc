@@ -96,48 +96,69 @@ void Scaler::measure(const Observation& o, Decision& d) {
   }
   // Capacity from the drain, only while every poller had a full batch waiting for the whole
   // window and the count had settled: then the drain is what the pollers can do.
-  bool saturated = o.active_pollers > 0 && d.drain_rate > 0 &&
+  const int busy_slots = slots(o, o.active_pollers);
+  bool saturated = busy_slots > 0 && d.drain_rate > 0 &&
                    oldest.at - active_changed_at_ >= policy_.scale_up_cooldown;
   for (const auto& h : history_) {
     saturated = saturated && h.active_pollers == o.active_pollers &&
-                h.lagging_partitions >= o.active_pollers &&
-                h.total_lag >= static_cast<std::int64_t>(o.active_pollers) * policy_.batch_size;
+                h.lagging_partitions >= busy_slots &&
+                h.total_lag >= static_cast<std::int64_t>(busy_slots) * policy_.batch_size;
   }
   if (saturated) {
-    capacity_from_saturated_ = d.drain_rate / o.active_pollers;
+    capacity_from_saturated_ = d.drain_rate / busy_slots;
   }
+}
+
+// Batches `pollers` pollers can run at once: each owns about P/n partitions and runs at most
+// max_concurrent_batches of them.
+int Scaler::slots(const Observation& o, int pollers) const {
+  if (pollers <= 0) {
+    return 0;
+  }
+  int per_poller = std::max(1, (std::max(o.partitions, 1) + pollers - 1) / pollers);
+  return pollers * std::min(std::max(1, policy_.max_concurrent_batches), per_poller);
 }
 
 int Scaler::recommend(const Observation& o, const Decision& d, double utilization) const {
   // Records that pollers hold or have in flight are lag too, but not a backlog.
-  const std::int64_t held = static_cast<std::int64_t>(current_) * policy_.batch_size;
+  const std::int64_t held = static_cast<std::int64_t>(slots(o, current_)) * policy_.batch_size;
   const std::int64_t excess = std::max<std::int64_t>(0, o.total_lag - held);
+  // Only a partition with lag can keep a slot busy.
+  int lagging = 1;
+  for (const auto& h : history_) {
+    lagging = std::max(lagging, h.lagging_partitions);
+  }
   int rec = 0;
   if (d.per_poller && *d.per_poller > 0) {
     double demand = d.ingest_rate +
                     static_cast<double>(excess) / std::max(seconds(policy_.target_drain_time), 1.0);
     if (demand > 0) {
       // Partitions are shared out whole: the busiest poller owns ceil(P / n) of them, so
-      // find how many partitions one poller can carry and divide.
+      // find how many partitions one poller can carry and divide. One slot drains one
+      // partition at a time; a poller runs up to max_concurrent_batches slots.
       int partitions = std::max(o.partitions, 1);
       double per_partition = demand / partitions;
       double carry = *d.per_poller * utilization / per_partition;
+      if (carry >= 1) {
+        carry *= std::max(1, policy_.max_concurrent_batches);
+      }
       rec = carry < 1 ? partitions
                       : (partitions + static_cast<int>(std::floor(carry)) - 1) /
                             static_cast<int>(std::floor(carry));
     }
   } else if (excess > 0) {
-    // No capacity known yet: one poller per batch of backlog, at once.
-    rec = static_cast<int>((o.total_lag + policy_.batch_size - 1) / policy_.batch_size);
+    // No capacity known yet: one slot per batch of backlog, at once, on the fewest pollers
+    // that run that many slots (only lagging partitions can keep a slot busy).
+    std::int64_t batches = (o.total_lag + policy_.batch_size - 1) / policy_.batch_size;
+    int wanted = static_cast<int>(std::min<std::int64_t>(batches, lagging));
+    rec = 1;
+    while (rec < std::max(o.partitions, 1) && slots(o, rec) < wanted) {
+      ++rec;
+    }
   } else {
     rec = o.total_lag == 0 ? 0 : current_;
   }
   if (o.total_lag > 0) {
-    // Only a partition with lag can keep a poller busy.
-    int lagging = 1;
-    for (const auto& h : history_) {
-      lagging = std::max(lagging, h.lagging_partitions);
-    }
     rec = std::min(rec, lagging);
   }
   return std::clamp(rec, policy_.minimum_pollers, std::max(policy_.minimum_pollers, cap(o)));

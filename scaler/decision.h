@@ -33,6 +33,9 @@ struct ScalingPolicy {
   double tolerance = 0.1;
   // Records per batch: a full batch is what a busy poller sends, and what it may hold.
   int batch_size = 100;
+  // Batches one poller runs at once, each of other partitions (scaling.maxConcurrentBatches):
+  // a poller with k partitions drains up to min(k, this) batches in parallel.
+  int max_concurrent_batches = 1;
 };
 
 // What the controller saw at one evaluation. Sums are cumulative since start.
@@ -65,10 +68,12 @@ const char* toString(Reason reason);
 struct Decision {
   int desired = 0;
   Reason reason = Reason::kSteady;
-  int recommendation = 0;           // before cooldown, stabilization and step limits
-  double ingest_rate = 0;           // records/s into the topics (median over the window)
-  double drain_rate = 0;            // records/s committed over the window
-  std::optional<double> per_poller; // records/s one fully busy poller drains, once known
+  int recommendation = 0; // before cooldown, stabilization and step limits
+  double ingest_rate = 0; // records/s into the topics (median over the window)
+  double drain_rate = 0;  // records/s committed over the window
+  // Records/s one batch slot drains when busy, once known: a poller owning one partition, or
+  // a partition at most (never two batches of one partition run at once).
+  std::optional<double> per_poller;
 };
 
 // Stateful but pure: remembers recent observations and recommendations.
@@ -80,6 +85,7 @@ public:
 
 private:
   int cap(const Observation& o) const;
+  int slots(const Observation& o, int pollers) const;
   void measure(const Observation& o, Decision& d);
   int recommend(const Observation& o, const Decision& d, double utilization) const;
 
@@ -87,7 +93,7 @@ private:
   int current_ = 0;
   std::deque<Observation> history_;          // good probes, oldest first, about one rate window
   std::optional<double> capacity_from_time_; // batch size / mean invocation time
-  std::optional<double> capacity_from_saturated_; // drain per poller while all were busy
+  std::optional<double> capacity_from_saturated_; // drain per slot while all were busy
   Clock::time_point active_changed_at_{};
   std::optional<Clock::time_point> last_change_;
   std::deque<std::pair<Clock::time_point, int>> recommendations_;

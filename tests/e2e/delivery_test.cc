@@ -136,7 +136,8 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
   ContentCheck content;
   samplefn::SampleFunctionOptions fn;
   // One poller drains 100 records per 200 ms; 60,000 records are ~2 minutes for one poller
-  // and ~10 s for twelve, so the controller must ask for all twelve.
+  // and ~10 s for twelve, so the controller must ask for all twelve. (With one batch in
+  // flight per poller: concurrent batches would let fewer pollers do it.)
   fn.latency = 200ms;
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) {
     content.check(batch);
@@ -151,6 +152,7 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
   spec.url = function.url();
   spec.min_pollers = 1;
   spec.max_pollers = 12;
+  spec.max_concurrent_batches = 1;
   spec.port = freePort();
   spec.stabilization = "10s";
   const std::string yaml = e2eMappingYaml(spec);

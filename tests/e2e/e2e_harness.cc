@@ -302,6 +302,9 @@ std::string e2eMappingYaml(const MappingSpec& s) {
     << "      gracePeriod: " << s.grace_period << "\n"
     << "      evaluationInterval: " << s.evaluation_interval << "\n"
     << "      scaleDownStabilization: " << s.stabilization << "\n"
+    << (s.max_concurrent_batches > 0
+            ? "      maxConcurrentBatches: " + std::to_string(s.max_concurrent_batches) + "\n"
+            : std::string())
     << "    retry:\n"
     << "      initialBackoff: 100ms\n"
     << "      maximumBackoff: 1s\n";

@@ -88,6 +88,7 @@ struct MappingSpec {
   std::string evaluation_interval = "1s";
   std::string stabilization = "10s";
   std::string grace_period = "10s";
+  int max_concurrent_batches = 0; // 0: kesm's default
   // librdkafka's group debug log into kesm's log (kesm runs with --verbose in these tests),
   // so a failed run shows what the group did.
   bool debug_group = true;

@@ -156,9 +156,9 @@ TEST_CASE("a failing batch is retried whole and nothing is committed past it", "
     }
   }
   REQUIRE(first_of_poison_partition > 0);
-  // One batch in flight per poller and commits are synchronous, so while the poison batch
-  // fails the group sits exactly at its first record: everything before it committed,
-  // nothing of it.
+  // Never two batches of one partition in flight and commits are synchronous, so while the
+  // poison batch fails the group sits exactly at its first record of that partition:
+  // everything before it committed, nothing of it.
   REQUIRE(committed_at_failure.size() == kFailures);
   for (auto committed : committed_at_failure) {
     CHECK(committed == first_of_poison_partition);

@@ -278,8 +278,11 @@ TEST_CASE("a burst scales pollers from the minimum to the partition count and ba
   const std::string anchor = "      gracePeriod: 10s\n";
   auto at = yaml.find(anchor);
   REQUIRE(at != std::string::npos);
+  // One batch in flight per poller: the pool, not the slots inside a poller, must grow (with
+  // the default 5, two pollers of four partitions each run the same eight batches at once).
   yaml.insert(at + anchor.size(), "      evaluationInterval: 1s\n"
-                                  "      scaleDownStabilization: 5s\n");
+                                  "      scaleDownStabilization: 5s\n"
+                                  "      maxConcurrentBatches: 1\n");
   auto config = config::parseConfig(yaml, "burst.yaml");
   const config::Mapping& mapping = config.mappings.at(0);
   app::Runtime runtime(config, {});

@@ -63,6 +63,7 @@ mappings:
       gracePeriod: 45s
       evaluationInterval: 2s
       scaleDownStabilization: 5m
+      maxConcurrentBatches: 3
     retry:
       initialBackoff: 250ms
       maximumBackoff: 1m
@@ -101,6 +102,7 @@ mappings:
   CHECK(m.scaling.grace_period == 45s);
   CHECK(m.scaling.evaluation_interval == 2s);
   CHECK(m.scaling.scale_down_stabilization == 5min);
+  CHECK(m.scaling.max_concurrent_batches == 3);
   CHECK(m.retry.initial_backoff == 250ms);
   CHECK(m.retry.maximum_backoff == 1min);
   CHECK(m.retry.backoff_multiplier == 3.0);
@@ -137,6 +139,7 @@ TEST_CASE("config: a minimal file gets every default", "[unit]") {
   CHECK(m.scaling.grace_period == 30s);
   CHECK(m.scaling.evaluation_interval == 5s);
   CHECK(m.scaling.scale_down_stabilization == 60s);
+  CHECK(m.scaling.max_concurrent_batches == kDefaultMaxConcurrentBatches);
   CHECK(m.retry.initial_backoff == 100ms);
   CHECK(m.retry.maximum_backoff == 30s);
   CHECK(m.retry.backoff_multiplier == 2.0);

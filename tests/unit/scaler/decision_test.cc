@@ -127,6 +127,63 @@ TEST_CASE("decision: with a measured capacity, sizes from ingest plus backlog ov
   CHECK(d.reason == Reason::kScaleUp);
 }
 
+TEST_CASE("decision: concurrent batches per poller divide the pollers a load needs", "[unit]") {
+  // The load of the test above, with pollers that run 4 batches at once.
+  auto p = policy(1, 100);
+  p.max_concurrent_batches = 4;
+  Scaler s(p);
+  World w;
+  w.partitions = 64;
+  REQUIRE(s.decide(w.observe(1, 0)).desired == 1);
+  w.now += 10s;
+  w.high = 100'000;
+  w.committed = 10'000;
+  w.invocations = 100;
+  w.invocation_seconds = 10.0;
+  auto d = s.decide(w.observe(1, 64));
+  REQUIRE(d.per_poller);
+  CHECK(*d.per_poller == Approx(1000)); // still per batch slot
+  // demand = 10,000/s + (90,000 lag - 4 slots x 100 held) / 10 s = 18,960/s, 296.25/s per
+  // partition; a slot at 80 % carries 2.7 partitions, 4 slots 10.8: ceil(64 / 10) = 7.
+  CHECK(d.desired == 7);
+}
+
+TEST_CASE("decision: a cold-start burst asks for the fewest pollers that run one slot per "
+          "lagging partition",
+          "[unit]") {
+  auto p = policy(1, 8);
+  p.max_concurrent_batches = 5;
+  Scaler s(p);
+  World w;
+  w.partitions = 8;
+  w.high = 16'000;
+  // 160 batches of backlog on 8 lagging partitions: 8 slots; 2 pollers own 4 partitions
+  // each and run all 4 at once (1 poller would run only 5 of its 8).
+  auto d = s.decide(w.observe(1, 8));
+  CHECK(d.desired == 2);
+  CHECK(d.reason == Reason::kScaleUp);
+}
+
+TEST_CASE("decision: a partition faster than one slot needs a poller of its own, whatever the "
+          "concurrency",
+          "[unit]") {
+  auto p = policy(1, 100);
+  p.max_concurrent_batches = 5;
+  Scaler s(p);
+  World w;
+  w.partitions = 16;
+  REQUIRE(s.decide(w.observe(1, 0)).desired == 1);
+  // 16,000 records/s over 16 partitions: 1,000/s each, above what one slot drains at 80 %
+  // (800/s). Batches of one partition never run in parallel, so only more pollers help.
+  w.now += 10s;
+  w.high = 160'000;
+  w.committed = 10'000;
+  w.invocations = 100;
+  w.invocation_seconds = 10.0;
+  auto d = s.decide(w.observe(1, 16));
+  CHECK(d.desired == 16);
+}
+
 TEST_CASE("decision: after a change, scale-ups wait for the cooldown", "[unit]") {
   Scaler s(policy(1, 64));
   World w;
