@@ -273,6 +273,7 @@ std::vector<std::pair<std::string, std::string>> consumerSettings(const config::
       {"queued.min.messages", std::to_string(std::max(100, 2 * mapping.batching.batch_size))},
       {"queued.max.messages.kbytes", "8192"},
       {"fetch.max.bytes", "8388608"},
+      {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
       // Partitions added to a topic reach the group within 30 s, not librdkafka's 5 min.
       {"topic.metadata.refresh.interval.ms", "30000"},
@@ -368,6 +369,25 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     dispatch();
     intake();
     dispatch();
+    more_to_take_ = readableQueueLeft();
+  }
+
+  // librdkafka signals a queue's io event only when the queue goes from empty to non-empty,
+  // so records intake left in a queue (no room then) never wake the poller again: without
+  // this check they would wait for an unrelated event or the 100 ms poll timeout.
+  bool readableQueueLeft() const {
+    if (owner_.state_.load() != PollerState::kRunning || batcher_.size() >= holdLimit() ||
+        batcher_.pendingBytes() >= holdBytesLimit()) {
+      return false;
+    }
+    const auto per_partition =
+        std::max<std::size_t>(1, static_cast<std::size_t>(ctx_.mapping.batching.batch_size));
+    for (const auto& [tp, q] : partition_queues_) {
+      if (batcher_.pendingOf(tp) < per_partition && rd_kafka_queue_length(q) > 0) {
+        return true;
+      }
+    }
+    return false;
   }
 
   // Serves rebalance callbacks and errors (and any message that reached the consumer queue
@@ -405,9 +425,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       if (it == partition_queues_.end()) {
         it = partition_queues_.begin();
       }
-      if (batcher_.size() >= cap ||
-          batcher_.pendingBytes() >=
-              (maxConcurrent() + 1) * ctx_.mapping.batching.maximum_payload_bytes) {
+      if (batcher_.size() >= cap || batcher_.pendingBytes() >= holdBytesLimit()) {
         return;
       }
       intake_cursor_ = it->first;
@@ -427,6 +445,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   }
 
   milliseconds pollTimeout(time_point now) const {
+    if (more_to_take_) {
+      return milliseconds(0);
+    }
     time_point next = now + milliseconds(100);
     for (const auto& f : in_flight_) {
       if (!f.running) {
@@ -446,6 +467,10 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   // Records a poller holds outside librdkafka: one batch per concurrent slot and the next one.
   std::size_t holdLimit() const {
     return (maxConcurrent() + 1) * static_cast<std::size_t>(ctx_.mapping.batching.batch_size);
+  }
+
+  std::size_t holdBytesLimit() const {
+    return (maxConcurrent() + 1) * ctx_.mapping.batching.maximum_payload_bytes;
   }
 
   std::size_t maxConcurrent() const {
@@ -980,6 +1005,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   std::map<TopicPartition, Offset> next_expected_;
   std::map<TopicPartition, std::int64_t> unconfirmed_; // commits that failed, to retry
   std::optional<time_point> hold_until_;               // no new batches: group rebalancing
+  bool more_to_take_ = false; // a partition queue holds records intake has room for
   bool had_assignment_ = false;
   time_point grace_deadline_{};
 
