@@ -269,10 +269,12 @@ std::vector<std::pair<std::string, std::string>> consumerSettings(const config::
       {"session.timeout.ms", "6000"},
       {"heartbeat.interval.ms", "500"},
       // Bounded prefetch per partition (each has its own queue, see intake()): about two
-      // batches, and never less than one full 6 MiB payload's worth of bytes.
+      // batches by count and 2 MiB by bytes, per partition and per poller, so memory stays
+      // bounded when a poller owns many lagging partitions or many pollers run (8 MiB each
+      // took 1.5 GB at 100 pollers); a fetch response is at most 4 MiB.
       {"queued.min.messages", std::to_string(std::max(100, 2 * mapping.batching.batch_size))},
-      {"queued.max.messages.kbytes", "8192"},
-      {"fetch.max.bytes", "8388608"},
+      {"queued.max.messages.kbytes", "2048"},
+      {"fetch.max.bytes", "4194304"},
       {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
       // Partitions added to a topic reach the group within 30 s, not librdkafka's 5 min.
