@@ -2,16 +2,24 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 namespace kesm::poller {
 
 namespace {
-bool isBusy(const std::set<TopicPartition>& busy, const Record& r) {
-  return !busy.empty() && busy.count(TopicPartition{r.topic, r.partition}) > 0;
+bool same(const TopicPartition& tp, const Record& r) {
+  return tp.partition == r.partition && tp.topic == r.topic;
 }
 
-void forget(std::map<TopicPartition, std::size_t>& counts, const Record& r) {
-  auto it = counts.find(TopicPartition{r.topic, r.partition});
+// A poller has at most maxConcurrentBatches batches in flight, so `busy` is small: a scan
+// costs less than building a key per record.
+bool isBusy(const std::set<TopicPartition>& busy, const Record& r) {
+  return std::any_of(busy.begin(), busy.end(),
+                     [&](const TopicPartition& tp) { return same(tp, r); });
+}
+
+void forget(std::map<TopicPartition, std::size_t, PartitionLess>& counts, const Record& r) {
+  auto it = counts.find(PartitionOf{r.topic, r.partition});
   if (it != counts.end() && --it->second == 0) {
     counts.erase(it);
   }
@@ -26,7 +34,11 @@ Batcher::Batcher(BatcherLimits limits, PayloadSizer sizer)
 void Batcher::add(Record record, time_point arrived) {
   std::size_t bytes = sizer_.record_bytes ? sizer_.record_bytes(record) : 0;
   pending_bytes_ += bytes;
-  ++per_partition_[TopicPartition{record.topic, record.partition}];
+  auto it = per_partition_.find(PartitionOf{record.topic, record.partition});
+  if (it == per_partition_.end()) {
+    it = per_partition_.emplace(TopicPartition{record.topic, record.partition}, 0).first;
+  }
+  ++it->second;
   pending_.push_back(Pending{std::move(record), arrived, bytes});
 }
 
@@ -40,7 +52,7 @@ std::size_t Batcher::batchBytesFor(const std::deque<Pending>& pending, std::size
                                    const std::set<TopicPartition>& busy, std::size_t* count,
                                    bool* full_by_bytes) const {
   std::size_t total = sizer_.envelope_bytes;
-  std::set<TopicPartition> seen;
+  std::vector<const Record*> seen; // one record of each partition in the batch
   *count = 0;
   *full_by_bytes = false;
   for (const auto& p : pending) {
@@ -50,18 +62,19 @@ std::size_t Batcher::batchBytesFor(const std::deque<Pending>& pending, std::size
     if (isBusy(busy, p.record)) {
       continue;
     }
-    TopicPartition tp{p.record.topic, p.record.partition};
     std::size_t extra = p.bytes;
-    bool new_partition = !seen.count(tp);
+    bool new_partition = std::none_of(seen.begin(), seen.end(), [&](const Record* r) {
+      return r->partition == p.record.partition && r->topic == p.record.topic;
+    });
     if (new_partition && sizer_.partition_bytes) {
-      extra += sizer_.partition_bytes(tp);
+      extra += sizer_.partition_bytes(TopicPartition{p.record.topic, p.record.partition});
     }
     if (*count > 0 && total + extra > limits_.max_payload_bytes) {
       *full_by_bytes = true;
       break;
     }
     if (new_partition) {
-      seen.insert(tp);
+      seen.push_back(&p.record);
     }
     total += extra;
     ++*count;

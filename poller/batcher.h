@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <string_view>
 
 namespace kesm::poller {
 
@@ -18,6 +19,22 @@ struct BatcherLimits {
   std::size_t max_records = 100;
   std::chrono::milliseconds window{500};
   std::size_t max_payload_bytes = 6 * 1024 * 1024;
+};
+
+// Orders partitions by (topic, partition) without building a TopicPartition per record (a
+// topic name longer than the small-string buffer would cost an allocation each time).
+struct PartitionOf {
+  std::string_view topic;
+  Partition partition;
+};
+struct PartitionLess {
+  using is_transparent = void;
+  template <class A, class B> bool operator()(const A& a, const B& b) const {
+    if (a.topic != b.topic) {
+      return std::string_view(a.topic) < std::string_view(b.topic);
+    }
+    return a.partition < b.partition;
+  }
 };
 
 struct PayloadSizer {
@@ -70,7 +87,7 @@ private:
   PayloadSizer sizer_;
   std::deque<Pending> pending_;
   std::size_t pending_bytes_ = 0;
-  std::map<TopicPartition, std::size_t> per_partition_;
+  std::map<TopicPartition, std::size_t, PartitionLess> per_partition_;
 };
 
 } // namespace kesm::poller

@@ -45,15 +45,30 @@ std::string base64Decode(const std::string& text, const char* what) {
   }
   std::string out;
   out.resize(text.size() / 4 * 3 - padding);
+  auto value = [&](std::size_t i) {
+    return static_cast<std::int32_t>(kBase64Values[static_cast<unsigned char>(text[i])]);
+  };
+  // Every quartet but a padded last one: four table lookups, one check (a bad character is
+  // -1, which makes the OR negative).
+  const std::size_t full = text.size() - (padding > 0 ? 4 : 0);
   std::size_t o = 0;
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
+  for (std::size_t i = 0; i < full; i += 4) {
+    const std::int32_t a = value(i), b = value(i + 1), c = value(i + 2), d = value(i + 3);
+    if ((a | b | c | d) < 0) {
+      throw std::runtime_error(std::string(what) + ": invalid base64 character");
+    }
+    const auto v = static_cast<std::uint32_t>(a << 18 | b << 12 | c << 6 | d);
+    out[o++] = static_cast<char>(v >> 16);
+    out[o++] = static_cast<char>(v >> 8);
+    out[o++] = static_cast<char>(v);
+  }
+  if (padding > 0) {
+    const std::size_t i = full;
     std::uint32_t v = 0;
     for (std::size_t k = 0; k < 4; ++k) {
-      auto c = static_cast<unsigned char>(text[i + k]);
-      std::int8_t d = kBase64Values[c];
+      std::int32_t d = value(i + k);
       if (d < 0) {
-        if (c == '=' && last && k >= 4 - padding) {
+        if (text[i + k] == '=' && k >= 4 - padding) {
           d = 0;
         } else {
           throw std::runtime_error(std::string(what) + ": invalid base64 character");
@@ -61,14 +76,13 @@ std::string base64Decode(const std::string& text, const char* what) {
       }
       v = (v << 6) | static_cast<std::uint32_t>(d);
     }
-    if (last && (v & ((1u << (8 * padding)) - 1)) != 0) {
+    if ((v & ((1u << (8 * padding)) - 1)) != 0) {
       // RFC 4648 3.5: the bits under the padding are zero in canonical base64.
       throw std::runtime_error(std::string(what) + ": non-canonical base64 padding bits");
     }
-    const char bytes[3] = {static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-                           static_cast<char>(v)};
-    for (std::size_t k = 0; k < 3 && o < out.size(); ++k) {
-      out[o++] = bytes[k];
+    out[o++] = static_cast<char>(v >> 16);
+    if (padding == 1) {
+      out[o++] = static_cast<char>(v >> 8);
     }
   }
   return out;

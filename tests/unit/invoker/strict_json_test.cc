@@ -90,3 +90,70 @@ TEST_CASE("strict JSON: the event reader reads null keys, values and header valu
   CHECK(records[0].headers[2].key == "\xff");
   CHECK(records[0].headers[2].value == std::string("\x00\xff", 2));
 }
+
+// The string reader copies plain ASCII eight bytes at a time: a byte that ends or breaks the
+// run must be seen at every position of a word.
+TEST_CASE("strict JSON: a special byte is seen at every position of a long string", "[unit]") {
+  for (std::size_t at = 0; at < 24; ++at) {
+    CAPTURE(at);
+    auto with = [&](const std::string& special) {
+      return "[\"" + std::string(at, 'a') + special + std::string(24 - at, 'b') + "\"]";
+    };
+    CHECK_THROWS_AS(json::parse(with("\t")), json::JsonError);
+    CHECK_THROWS_AS(json::parse(with(std::string(1, '\0'))), json::JsonError);
+    CHECK_THROWS_AS(json::parse(with("\xff")), json::JsonError);
+    CHECK(json::parse(with("\\n")).items.at(0).text ==
+          std::string(at, 'a') + "\n" + std::string(24 - at, 'b'));
+    CHECK(json::parse(with("\\\"")).items.at(0).text ==
+          std::string(at, 'a') + "\"" + std::string(24 - at, 'b'));
+    CHECK(json::parse(with("\xc3\xa9")).items.at(0).text ==
+          std::string(at, 'a') + "\xc3\xa9" + std::string(24 - at, 'b'));
+    // A quote ends the string there; what follows is then not JSON.
+    CHECK_THROWS_AS(json::parse(with("\"")), json::JsonError);
+    CHECK(json::parse("[\"" + std::string(at, 'a') + "\"]").items.at(0).text ==
+          std::string(at, 'a'));
+  }
+}
+
+TEST_CASE("strict JSON: base64 values of every length decode, a bad character anywhere fails",
+          "[unit]") {
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  auto encode = [&](const std::string& bytes) {
+    std::string out;
+    for (std::size_t i = 0; i < bytes.size(); i += 3) {
+      std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
+      if (i + 1 < bytes.size()) {
+        v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+      }
+      if (i + 2 < bytes.size()) {
+        v |= static_cast<unsigned char>(bytes[i + 2]);
+      }
+      out += alphabet[(v >> 18) & 63];
+      out += alphabet[(v >> 12) & 63];
+      out += i + 1 < bytes.size() ? alphabet[(v >> 6) & 63] : '=';
+      out += i + 2 < bytes.size() ? alphabet[v & 63] : '=';
+    }
+    return out;
+  };
+  auto event = [](const std::string& b64) {
+    return R"({"records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":2,"value":")" +
+           b64 + "\"}]}}";
+  };
+  for (std::size_t n = 0; n < 40; ++n) {
+    CAPTURE(n);
+    std::string bytes;
+    for (std::size_t i = 0; i < n; ++i) {
+      bytes += static_cast<char>((i * 37 + n) & 0xff);
+    }
+    const std::string b64 = encode(bytes);
+    auto records = parseLambdaKafkaEvent(event(b64));
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].value == bytes);
+    for (std::size_t at = 0; at < b64.size() && b64[at] != '='; ++at) {
+      std::string bad = b64;
+      bad[at] = '*';
+      CAPTURE(at);
+      CHECK_THROWS(parseLambdaKafkaEvent(event(bad)));
+    }
+  }
+}
