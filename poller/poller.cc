@@ -345,6 +345,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     // Rebalances, errors and stray messages arrive on the consumer queue; it signals the
     // same eventfd as the partition queues and the invoke worker.
     rd_kafka_queue_io_event_enable(consumer_queue_, wake_fd_.get(), &kWakeValue, sizeof kWakeValue);
+    commit_queue_ = rd_kafka_queue_new(consumer_->c_ptr());
+    rd_kafka_queue_io_event_enable(commit_queue_, wake_fd_.get(), &kWakeValue, sizeof kWakeValue);
 
     RdKafka::ErrorCode code = consumer_->subscribe(ctx_.mapping.source.topics);
     if (code != RdKafka::ERR_NO_ERROR) {
@@ -367,10 +369,12 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   void step() {
     wake_fd_.wait(pollTimeout(clock_.now()));
     serveConsumerQueue();
+    serveCommitQueue(milliseconds(0));
     settleAttempts();
     dispatch();
     intake();
     dispatch();
+    flushCommits();
     more_to_take_ = readableQueueLeft();
   }
 
@@ -615,7 +619,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     ctx_.probe->invocation_duration.Observe(outcome.elapsed.count());
     std::size_t n = f.batch->records.size();
     if (result.ok()) {
-      commit(f);
+      markSucceeded(f);
+      flushCommits();
       return true;
     }
     ctx_.probe->events_failed.Increment(static_cast<double>(n));
@@ -644,89 +649,180 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     return out;
   }
 
+  // --- commits -------------------------------------------------------------------------------
+  //
+  // A succeeded batch only advances its partitions' commit point; the commit itself is sent
+  // asynchronously, at most one request in flight per poller, coalescing every partition
+  // that advanced meanwhile. The poller thread never waits on the coordinator, so the next
+  // batch goes out while the previous one is being committed (a synchronous commit per batch
+  // cost a broker round trip and an fsync of the offsets topic before every dispatch).
+  // Order holds: one request at a time, and a partition's batches succeed in order. Before
+  // partitions move (revoke, close) the request in flight is awaited and the rest committed
+  // synchronously, so the next owner starts exactly after the last success.
+
+  struct CommitPoint {
+    std::int64_t done = -1;      // next offset after the last succeeded batch
+    std::int64_t confirmed = -1; // last offset the coordinator accepted from this poller
+    double records = 0;          // succeeded records not yet in a commit request
+  };
+
+  struct PendingCommit {
+    std::map<TopicPartition, double> records;
+    time_point sent{};
+  };
+
   // A committed offset is the next offset to read: last processed + 1.
-  void commit(const InFlight& done) {
-    std::vector<RdKafka::TopicPartition*> offsets;
-    std::size_t records = 0;
+  void markSucceeded(const InFlight& done) {
     for (const auto& [tp, range] : done.ranges) {
       if (!owned_.count(tp)) {
         continue; // revoked meanwhile: the new owner redelivers from the last commit
       }
-      offsets.push_back(
-          RdKafka::TopicPartition::create(tp.topic, tp.partition.value(), range.last.value() + 1));
+      auto& point = commit_points_[tp];
+      point.done = std::max(point.done, range.last.value() + 1);
+      point.records += static_cast<double>(range.last.value() - range.first.value() + 1);
     }
-    for (const auto& r : done.batch->records) {
-      if (owned_.count(TopicPartition{r.topic, r.partition})) {
-        ++records;
+    log(LogLevel::kDebug, "poller", ctx_.client_id, ": succeeded ", describe(done.ranges),
+        " after ", done.attempts, " attempt(s)");
+  }
+
+  // The partitions whose commit point is ahead of what the coordinator confirmed.
+  rd_kafka_topic_partition_list_t* dueCommits(const std::set<TopicPartition>* only) const {
+    rd_kafka_topic_partition_list_t* list = nullptr;
+    for (const auto& [tp, point] : commit_points_) {
+      if (point.done <= point.confirmed || !owned_.count(tp) || (only && !only->count(tp))) {
+        continue;
       }
+      if (list == nullptr) {
+        list = rd_kafka_topic_partition_list_new(static_cast<int>(commit_points_.size()));
+      }
+      rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition.value())->offset =
+          point.done;
     }
-    if (offsets.empty()) {
+    return list;
+  }
+
+  void flushCommits() {
+    if (pending_commit_ || clock_.now() < commit_retry_at_) {
       return;
     }
-    RdKafka::ErrorCode code = consumer_->commitSync(offsets);
-    bool ok = code == RdKafka::ERR_NO_ERROR;
-    bool rebalancing = isRebalanceError(code);
-    for (auto* tp : offsets) {
-      ok = ok && tp->err() == RdKafka::ERR_NO_ERROR;
-      rebalancing = rebalancing || isRebalanceError(tp->err());
+    rd_kafka_topic_partition_list_t* list = dueCommits(nullptr);
+    if (list == nullptr) {
+      return;
     }
-    for (auto* tp : offsets) {
-      TopicPartition key{tp->topic(), Partition{tp->partition()}};
-      if (ok) {
-        unconfirmed_.erase(key);
-      } else {
-        unconfirmed_[key] = tp->offset();
+    PendingCommit pending;
+    pending.sent = clock_.now();
+    for (int i = 0; i < list->cnt; ++i) {
+      TopicPartition tp{list->elems[i].topic, Partition{list->elems[i].partition}};
+      auto& point = commit_points_[tp];
+      pending.records[tp] = point.records;
+      point.records = 0;
+    }
+    rd_kafka_resp_err_t err =
+        rd_kafka_commit_queue(consumer_->c_ptr(), list, commit_queue_, nullptr, nullptr);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      settleCommit(pending, err, list); // not sent: counts as a failed request
+    } else {
+      pending_commit_ = std::move(pending);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+
+  // Serves commit results; blocks up to `timeout` for the one in flight (0: does not block).
+  void serveCommitQueue(milliseconds timeout) {
+    while (pending_commit_) {
+      rd_kafka_event_t* ev = rd_kafka_queue_poll(commit_queue_, static_cast<int>(timeout.count()));
+      if (ev == nullptr) {
+        return;
+      }
+      if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+        PendingCommit pending = std::move(*pending_commit_);
+        pending_commit_.reset();
+        settleCommit(pending, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+      }
+      rd_kafka_event_destroy(ev);
+    }
+  }
+
+  void settleCommit(const PendingCommit& pending, rd_kafka_resp_err_t err,
+                    const rd_kafka_topic_partition_list_t* result) {
+    bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    bool rebalancing = isRebalanceError(err);
+    double committed_records = 0;
+    for (int i = 0; result != nullptr && i < result->cnt; ++i) {
+      const auto& e = result->elems[i];
+      TopicPartition tp{e.topic, Partition{e.partition}};
+      auto records = pending.records.find(tp);
+      double n = records == pending.records.end() ? 0 : records->second;
+      auto point = commit_points_.find(tp);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && e.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        committed_records += n;
+        if (point != commit_points_.end()) {
+          point->second.confirmed = std::max(point->second.confirmed, e.offset);
+        }
+        continue;
+      }
+      ok = false;
+      rebalancing = rebalancing || isRebalanceError(e.err);
+      if (point != commit_points_.end()) {
+        point->second.records += n; // committed by a later request, or delivered again
       }
     }
+    ctx_.probe->events_committed.Increment(committed_records);
     if (ok) {
-      log(LogLevel::kDebug, "poller", ctx_.client_id, ": committed ", describe(done.ranges),
-          " after ", done.attempts, " attempt(s)");
       ctx_.probe->commits_ok.Increment();
-      ctx_.probe->events_committed.Increment(static_cast<double>(records));
-    } else {
-      // Not lost: the offsets are committed again before the partitions are revoked, or the
-      // records are delivered again after the rebalance.
-      ctx_.probe->commits_failed.Increment();
-      log(rebalancing ? LogLevel::kInfo : LogLevel::kWarn, "poller", ctx_.client_id, ": commit of ",
-          describe(done.ranges), " failed (", RdKafka::err2str(code),
-          "); retried before the partitions move, else those records are delivered again");
+      return;
     }
+    // Not lost: the offsets stay due and go out with the next request, before the
+    // partitions are revoked at the latest, or the records are delivered again.
+    ctx_.probe->commits_failed.Increment();
+    std::string why = err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err) : "";
+    for (int i = 0; why.empty() && result != nullptr && i < result->cnt; ++i) {
+      if (result->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        why = rd_kafka_err2str(result->elems[i].err);
+      }
+    }
+    log(rebalancing ? LogLevel::kInfo : LogLevel::kWarn, "poller", ctx_.client_id, ": commit of ",
+        result == nullptr ? 0 : result->cnt, " partition(s) failed (", why, "); retried");
     if (rebalancing) {
       // The group is rebalancing: every batch sent now would be committed after the
       // partitions moved, i.e. delivered twice. Wait for the rebalance (bounded).
       hold_until_ = clock_.now() + milliseconds(10000);
+    } else {
+      commit_retry_at_ = clock_.now() + milliseconds(500);
     }
-    RdKafka::TopicPartition::destroy(offsets);
   }
 
-  static bool isRebalanceError(RdKafka::ErrorCode code) {
-    return code == RdKafka::ERR_REBALANCE_IN_PROGRESS || code == RdKafka::ERR_ILLEGAL_GENERATION ||
-           code == RdKafka::ERR_UNKNOWN_MEMBER_ID;
+  static bool isRebalanceError(rd_kafka_resp_err_t code) {
+    return code == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           code == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           code == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID;
   }
 
-  // Commits again, inside a revoke, what failed to commit during the rebalance: the member
-  // still belongs to its generation until it rejoins, so a broker may accept it now.
-  void recommitUnconfirmed(const std::set<TopicPartition>& revoked) {
-    std::vector<RdKafka::TopicPartition*> offsets;
-    for (const auto& [tp, offset] : unconfirmed_) {
-      if (revoked.count(tp)) {
-        offsets.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition.value(), offset));
-      }
+  // Inside a revoke (or close): waits for the request in flight, then commits what is still
+  // due for `revoked` synchronously. The member still belongs to its generation until it
+  // rejoins, so the coordinator accepts it even when the group is rebalancing.
+  void commitBeforeRevoke(const std::set<TopicPartition>& revoked) {
+    auto wait_until = clock_.now() + milliseconds(5000);
+    while (pending_commit_ && clock_.now() < wait_until) {
+      serveCommitQueue(milliseconds(100));
     }
-    if (!offsets.empty()) {
-      RdKafka::ErrorCode code = consumer_->commitSync(offsets);
-      bool ok = code == RdKafka::ERR_NO_ERROR;
-      for (auto* tp : offsets) {
-        ok = ok && tp->err() == RdKafka::ERR_NO_ERROR;
-      }
-      (ok ? ctx_.probe->commits_ok : ctx_.probe->commits_failed).Increment();
-      log(LogLevel::kInfo, "poller", ctx_.client_id, ": commit of ", offsets.size(),
-          " partition(s) retried on revoke: ", ok ? "done" : RdKafka::err2str(code));
-      RdKafka::TopicPartition::destroy(offsets);
+    rd_kafka_topic_partition_list_t* list = dueCommits(&revoked);
+    if (list == nullptr) {
+      return;
     }
-    for (const auto& tp : revoked) {
-      unconfirmed_.erase(tp);
+    PendingCommit sync;
+    for (int i = 0; i < list->cnt; ++i) {
+      TopicPartition tp{list->elems[i].topic, Partition{list->elems[i].partition}};
+      auto& point = commit_points_[tp];
+      sync.records[tp] = point.records;
+      point.records = 0;
     }
+    rd_kafka_resp_err_t err = rd_kafka_commit(consumer_->c_ptr(), list, 0);
+    hold_until_.reset(); // the partitions are moving now in any case
+    settleCommit(sync, err, list);
+    log(LogLevel::kInfo, "poller", ctx_.client_id, ": committed ", list->cnt,
+        " partition(s) before they move: ", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(list);
   }
 
   // Gives up, without committing, every batch in flight that touches `revoked`. Retained
@@ -822,7 +918,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       for (const auto& tp : changed) {
         owned_.insert(tp);
         next_expected_.erase(tp); // start from the group's committed offset
-        unconfirmed_.erase(tp);
+        commit_points_.erase(tp);
       }
       splitPartitionQueues(changed);
       RdKafka::Error* error = nullptr;
@@ -861,13 +957,13 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       abandon(changed); // what did not finish, or failed
     }
     if (!consumer->assignment_lost()) {
-      recommitUnconfirmed(changed);
+      commitBeforeRevoke(changed);
     }
     for (const auto& tp : changed) {
       batcher_.drop(tp);
       owned_.erase(tp);
       next_expected_.erase(tp);
-      unconfirmed_.erase(tp);
+      commit_points_.erase(tp);
     }
     RdKafka::Error* error = nullptr;
     RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
@@ -953,7 +1049,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     while (!in_flight_.empty() && clock_.now() < grace_deadline_) {
       wake_fd_.wait(milliseconds(20));
       serveConsumerQueue();
+      serveCommitQueue(milliseconds(0));
       settleAttempts();
+      flushCommits();
       for (auto& f : in_flight_) {
         if (!f.running && clock_.now() >= f.retry_at) {
           submitAttempt(f);
@@ -986,6 +1084,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     rd_kafka_queue_io_event_enable(consumer_queue_, -1, nullptr, 0);
     rd_kafka_queue_destroy(consumer_queue_);
     consumer_queue_ = nullptr;
+    rd_kafka_queue_io_event_enable(commit_queue_, -1, nullptr, 0);
+    rd_kafka_queue_destroy(commit_queue_);
+    commit_queue_ = nullptr;
     consumer_.reset();
     log(LogLevel::kInfo, "poller", ctx_.client_id, ": left the group");
   }
@@ -1005,9 +1106,12 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   std::list<InFlight> in_flight_; // at most maxConcurrent(), in cut order
   std::set<TopicPartition> owned_;
   std::map<TopicPartition, Offset> next_expected_;
-  std::map<TopicPartition, std::int64_t> unconfirmed_; // commits that failed, to retry
-  std::optional<time_point> hold_until_;               // no new batches: group rebalancing
-  bool more_to_take_ = false; // a partition queue holds records intake has room for
+  std::map<TopicPartition, CommitPoint> commit_points_;
+  std::optional<PendingCommit> pending_commit_; // at most one commit request in flight
+  rd_kafka_queue_t* commit_queue_ = nullptr;
+  time_point commit_retry_at_{};         // after a failed commit
+  std::optional<time_point> hold_until_; // no new batches: group rebalancing
+  bool more_to_take_ = false;            // a partition queue holds records intake has room for
   bool had_assignment_ = false;
   time_point grace_deadline_{};
 
