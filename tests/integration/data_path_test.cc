@@ -173,6 +173,56 @@ TEST_CASE("a failing batch is retried whole and nothing is committed past it", "
   CHECK(deliveries.orderViolation() == "");
 }
 
+TEST_CASE("a commit the coordinator refuses is sent again without waiting for a rebalance",
+          "[integration]") {
+  app::MockKafkaCluster cluster(1);
+  cluster.createTopic("audit", 4);
+  constexpr int kPartitions = 4;
+  produceNumbered(cluster.bootstrapServers(), "audit", kPartitions, 200);
+
+  Deliveries deliveries;
+  samplefn::SampleFunctionOptions fn;
+  fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
+  samplefn::SampleFunction function(fn);
+  auto config = config::parseConfig(
+      mappingYaml("audit", cluster.bootstrapServers(), "audit", function.url(), 1, 1), "test.yaml");
+  app::Runtime runtime(config, {});
+  runtime.start();
+  auto committedAt = [&](std::int64_t end) {
+    auto committed = committedOffsets(config.mappings[0]);
+    return committed.size() == kPartitions &&
+           std::all_of(committed.begin(), committed.end(),
+                       [&](const auto& kv) { return kv.second == end; });
+  };
+  REQUIRE(waitUntil(
+      60s, [&] { return committedAt(200); }, 100ms));
+
+  // The last commits of the next records fail: nothing else happens afterwards (no new
+  // records, no rebalance), so only a retry of the commit itself can move the group.
+  constexpr std::int16_t kOffsetCommit = 8;
+  constexpr int kOffsetMetadataTooLarge = 12;
+  cluster.failNextRequests(
+      kOffsetCommit, {kOffsetMetadataTooLarge, kOffsetMetadataTooLarge, kOffsetMetadataTooLarge});
+  produceNumbered(cluster.bootstrapServers(), "audit", kPartitions, 50);
+  bool caught_up = waitUntil(
+      60s, [&] { return committedAt(250); }, 100ms);
+
+  net::HttpClient scrape(
+      net::parseHttpUrl("http://127.0.0.1:" + std::to_string(runtime.metricsPort()) + "/"));
+  auto metrics = scrape.request("GET", "/metrics", "", {}, 5s).response.body;
+  auto snap = runtime.snapshot().at(0);
+  REQUIRE(runtime.stop());
+  CHECK(caught_up);
+  INFO(metrics);
+  CHECK(metricValue(metrics, "kesm_offset_commits_total{mapping=\"audit\",outcome=\"error\"}") >=
+        1);
+  // Records count as committed once, when the coordinator accepted them.
+  CHECK(snap.committed == kPartitions * 250);
+  for (int p = 0; p < kPartitions; ++p) {
+    CHECK(deliveries.missing(p, 250).empty());
+  }
+}
+
 TEST_CASE("SIGTERM during a batch loses nothing: a restart delivers every record",
           "[integration]") {
   app::MockKafkaCluster cluster(1);
