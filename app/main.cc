@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "samplefn/sample_function.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -188,12 +189,33 @@ int cmdRun(const Args& args, const sigset_t& signals) {
     return kExitUsage;
   }
   auto config = kesm::config::loadConfigFile(it->second);
-  // A wrong address or a misspelt topic is a config error: refuse it now, loudly, rather
-  // than start pollers that wait for a broker or a topic that will never be there.
-  kesm::app::preflight(config, timeout);
-  kesm::log(kesm::LogLevel::kInfo, "kesm", "preflight passed: every mapping's brokers answered ",
-            "and its topics exist");
+  // A wrong address, a misspelt topic or refused credentials: refuse them now, loudly, rather
+  // than start pollers that wait for what will never be there. When every mapping fails that
+  // is a config error (exit 2); otherwise the failing mappings start Disabled and the others
+  // run.
   kesm::app::RuntimeOptions options;
+  auto problems = kesm::app::preflightEach(config, timeout);
+  std::vector<kesm::config::Diagnostic> all;
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    if (problems[i].empty()) {
+      continue;
+    }
+    std::string reason;
+    for (const auto& d : problems[i]) {
+      all.push_back(d);
+      reason += (reason.empty() ? "" : "; ") + d.toString();
+    }
+    options.disabled_at_start[config.mappings[i].name] = "preflight failed: " + reason;
+  }
+  if (options.disabled_at_start.size() == config.mappings.size()) {
+    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+    throw kesm::config::ConfigError(std::move(all));
+  }
+  kesm::log(kesm::LogLevel::kInfo, "kesm", "preflight passed for ",
+            config.mappings.size() - options.disabled_at_start.size(), " of ",
+            config.mappings.size(), " mapping(s)");
   options.live_line = hasFlag(args, "live");
   kesm::app::Runtime runtime(std::move(config), options);
   runtime.start();

@@ -75,16 +75,19 @@ std::vector<config::Diagnostic> checkMapping(const config::Config& config,
   auto set = [&](const std::string& key, const std::string& value) {
     return rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) == RD_KAFKA_CONF_OK;
   };
-  // The user's settings first (security.protocol, sasl.*, ssl.*: whatever the pollers use to
-  // reach the brokers), then kesm's, which the user may not override here.
-  for (const auto& [key, value] : source.librdkafka) {
+  // What the pollers use to reach the brokers (security included), then kesm's own settings
+  // for this client, which the user's map may not override here.
+  for (const auto& [key, value] : config::kafkaClientSettings(source)) {
     if (!set(key, value)) {
       rd_kafka_conf_destroy(conf);
-      return {
-          at(config, source.librdkafka_at, "librdkafka refuses the setting '" + key + "': " + err)};
+      // Never the value: it may be a secret.
+      const auto& where =
+          key.rfind("sasl.", 0) == 0 || key.rfind("ssl.", 0) == 0 || key == "security.protocol"
+              ? source.security.at
+              : source.librdkafka_at;
+      return {at(config, where, "librdkafka refuses the setting '" + key + "': " + err)};
     }
   }
-  set("bootstrap.servers", servers);
   set("client.id", "kesm-" + mapping.name + "-preflight");
   // A broker with auto.create.topics.enable creates a topic that a client asks about by name
   // when the client allows it. The request below asks for all topics, which creates none; this
@@ -144,6 +147,12 @@ std::vector<config::Diagnostic> checkMapping(const config::Config& config,
         out.push_back(at(config, where, "topic '" + topic + "' does not exist on " + servers));
       }
     }
+    const std::string& destination = mapping.on_failure.destination_topic;
+    if (!destination.empty() && present.count(destination) == 0) {
+      out.push_back(at(config, mapping.on_failure.at,
+                       "the onFailure topic '" + destination + "' does not exist on " + servers +
+                           "; create it (kesm never creates topics)"));
+    }
   }
   rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   if (out.empty()) {
@@ -155,7 +164,8 @@ std::vector<config::Diagnostic> checkMapping(const config::Config& config,
 
 } // namespace
 
-void preflight(const config::Config& config, milliseconds timeout) {
+std::vector<std::vector<config::Diagnostic>> preflightEach(const config::Config& config,
+                                                           milliseconds timeout) {
   auto deadline = steady_clock::now() + timeout;
   // One client per mapping, all at once: the timeout bounds the whole preflight.
   std::vector<std::future<std::vector<config::Diagnostic>>> checks;
@@ -164,9 +174,17 @@ void preflight(const config::Config& config, milliseconds timeout) {
       return checkMapping(config, mapping, deadline, timeout);
     }));
   }
-  std::vector<config::Diagnostic> diagnostics;
+  std::vector<std::vector<config::Diagnostic>> out;
   for (auto& check : checks) {
-    for (auto& d : check.get()) {
+    out.push_back(check.get());
+  }
+  return out;
+}
+
+void preflight(const config::Config& config, milliseconds timeout) {
+  std::vector<config::Diagnostic> diagnostics;
+  for (auto& each : preflightEach(config, timeout)) {
+    for (auto& d : each) {
       diagnostics.push_back(std::move(d));
     }
   }

@@ -11,6 +11,7 @@
 #include "config/config.h"
 
 #include <chrono>
+#include <vector>
 
 namespace kesm::app {
 
@@ -23,5 +24,12 @@ inline constexpr std::chrono::milliseconds kDefaultPreflightTimeout{10000};
 // mappings passed. Runs on the calling thread, plus one helper thread per mapping.
 void preflight(const config::Config& config,
                std::chrono::milliseconds timeout = kDefaultPreflightTimeout);
+
+// The same checks, reported per mapping (in config order): an empty list for a mapping that
+// passed. `kesm run` starts the mappings that passed and disables the others, unless none
+// passed.
+std::vector<std::vector<config::Diagnostic>>
+preflightEach(const config::Config& config,
+              std::chrono::milliseconds timeout = kDefaultPreflightTimeout);
 
 } // namespace kesm::app

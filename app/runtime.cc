@@ -85,17 +85,49 @@ public:
     opts.timeout = mapping.function.timeout;
     opts.bootstrap_servers = joinServers(mapping.source.bootstrap_servers);
     base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
+    if (!mapping.on_failure.destination_topic.empty()) {
+      base.dead_letters = poller::makeKafkaDeadLetterSink(mapping, milliseconds(30000));
+    }
+    base.on_fatal = [this](const poller::FatalError& error) { disable(error.reason); };
     pool_ = std::make_unique<scaler::InProcessWorkerPool>(std::move(base));
     lag_source_ = scaler::makeKafkaLagSource(mapping, milliseconds(5000));
     probe_.pollers_min.Set(mapping.scaling.minimum_pollers);
     probe_.pollers_max.Set(mapping.scaling.maximum_pollers);
     probe_.lag_stale.Set(1); // until the first probe succeeds
+    probe_.state_enabled.Set(1);
+    probe_.state_disabled.Set(0);
+  }
+
+  // Moves the mapping to Disabled: its pollers retire (a poller that met the fatal error
+  // commits nothing of its failing batch) and none is spawned until a restart. Thread-safe,
+  // does not block: pollers call it from their own thread.
+  void disable(const std::string& reason) {
+    {
+      std::lock_guard lock(mutex_);
+      if (disabled_) {
+        return;
+      }
+      disabled_ = true;
+      disabled_reason_ = reason;
+    }
+    probe_.state_enabled.Set(0);
+    probe_.state_disabled.Set(1);
+    log(LogLevel::kError, "controller", mapping_.name, ": mapping DISABLED: ", reason,
+        ". Other mappings keep running; fix the cause and restart kesm to enable it again.");
+    cv_.notify_all();
+  }
+
+  bool disabled() {
+    std::lock_guard lock(mutex_);
+    return disabled_;
   }
 
   ~MappingController() { stop(); }
 
   void start() {
-    setDesired(mapping_.scaling.minimum_pollers);
+    if (!disabled()) {
+      setDesired(mapping_.scaling.minimum_pollers);
+    }
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -130,6 +162,8 @@ public:
       s.desired = desired_;
       s.lag = last_sample_;
       s.lag_stale = lag_stale_;
+      s.disabled = disabled_;
+      s.disabled_reason = disabled_reason_;
     }
     s.polled = probe_.events_polled.Value();
     s.invoked = probe_.events_invoked.Value();
@@ -142,8 +176,19 @@ public:
     auto s = snapshot();
     auto status = pool_->status();
     std::ostringstream out;
-    out << "{\"name\":" << jsonString(s.name) << ",\"state\":\"Enabled\""
-        << ",\"topics\":[";
+    std::string reason;
+    bool disabled = false;
+    {
+      std::lock_guard lock(mutex_);
+      disabled = disabled_;
+      reason = disabled_reason_;
+    }
+    out << "{\"name\":" << jsonString(s.name) << ",\"state\":\""
+        << (disabled ? "Disabled" : "Enabled") << "\"";
+    if (disabled) {
+      out << ",\"stateReason\":" << jsonString(reason);
+    }
+    out << ",\"topics\":[";
     for (size_t i = 0; i < mapping_.source.topics.size(); ++i) {
       out << (i ? "," : "") << jsonString(mapping_.source.topics[i]);
     }
@@ -181,7 +226,12 @@ public:
     return out.str();
   }
 
+  // A disabled mapping does not make kesm unready: it is reported in /status and metrics,
+  // and the other mappings are served.
   bool ready() {
+    if (disabled()) {
+      return true;
+    }
     auto s = snapshot();
     return !s.lag_stale && s.running > 0;
   }
@@ -189,17 +239,31 @@ public:
 private:
   void loop() {
     std::unique_lock lock(mutex_);
+    bool retired = false;
     while (!stopping_) {
+      bool disabled = disabled_;
       lock.unlock();
-      evaluate();
+      if (disabled && !retired) {
+        setDesired(0); // the pollers retire; the lag is still probed and published
+        retired = true;
+      }
+      evaluate(disabled);
       lock.lock();
-      cv_.wait_for(lock, interval_, [this] { return stopping_; });
+      cv_.wait_for(lock, interval_,
+                   [this, disabled] { return stopping_ || disabled_ != disabled; });
     }
   }
 
-  void evaluate() {
+  void evaluate(bool disabled) {
     auto started = std::chrono::steady_clock::now();
     scaler::ProbeResult result = lag_source_->probe();
+    // A missing topic or refused access, seen twice in a row (a broker that restarts may
+    // answer once without the topic), disables the mapping.
+    fatal_probes_ = result.fatal ? fatal_probes_ + 1 : 0;
+    if (fatal_probes_ >= 2 && !disabled) {
+      disable(result.error);
+      disabled = true;
+    }
     probe_.lag_probe_duration.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     scaler::Observation observation;
@@ -234,6 +298,9 @@ private:
           ": lag probe failed, holding the last decision: ", result.error);
       std::lock_guard lock(mutex_);
       lag_stale_ = true;
+    }
+    if (disabled) {
+      return; // no scaling: the pollers stay retired
     }
     scaler::Decision decision = scaler_.decide(observation);
     int before = desired_;
@@ -275,6 +342,9 @@ private:
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool disabled_ = false;
+  std::string disabled_reason_;
+  int fatal_probes_ = 0; // consecutive probes that failed with a fatal error
   int desired_ = 0;
   std::optional<scaler::LagSample> last_sample_;
   bool lag_stale_ = true;
@@ -311,6 +381,11 @@ struct Runtime::Impl {
         if (s.stopping > 0) {
           extra += ", " + std::to_string(s.stopping) + " retiring";
         }
+        if (s.disabled) {
+          std::printf("[%6.1fs] %s: DISABLED: %s\n", elapsed, s.name.c_str(),
+                      s.disabled_reason.c_str());
+          continue;
+        }
         std::printf("[%6.1fs] %s: lag %s%lld (max %lld) | pollers desired %d, running %d%s"
                     " | %.0f events/s | committed %.0f, failed records %.0f\n",
                     elapsed, s.name.c_str(), s.lag_stale ? "STALE " : "",
@@ -345,6 +420,10 @@ void Runtime::start() {
   for (const auto& mapping : impl_->config.mappings) {
     impl_->controllers.push_back(std::make_unique<MappingController>(
         mapping, impl_->registry, mapping.scaling.evaluation_interval));
+    auto reason = impl_->options.disabled_at_start.find(mapping.name);
+    if (reason != impl_->options.disabled_at_start.end()) {
+      impl_->controllers.back()->disable(reason->second);
+    }
   }
   metrics::EndpointHooks hooks;
   hooks.ready = [this] { return ready(); };

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,8 @@ namespace kesm::app {
 
 struct RuntimeOptions {
   bool live_line = false; // print one status line per second on stdout
+  // Mappings that start Disabled (by name), with the reason, e.g. a failed preflight.
+  std::map<std::string, std::string> disabled_at_start;
 };
 
 struct MappingSnapshot {
@@ -27,6 +30,8 @@ struct MappingSnapshot {
   int stopping = 0;
   std::optional<scaler::LagSample> lag; // last good probe
   bool lag_stale = true;                // the last probe failed or none succeeded yet
+  bool disabled = false;
+  std::string disabled_reason;
   double polled = 0, invoked = 0, failed = 0, committed = 0;
 };
 

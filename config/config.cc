@@ -321,11 +321,21 @@ struct Section {
 
 const Section kTopSection{"at the top level", {"server", "mappings"}};
 const Section kServerSection{"under server", {"listen"}};
-const Section kMappingSection{"in a mapping (an entry of the mappings list)",
-                              {"name", "source", "function", "batching", "scaling", "retry"}};
+const Section kMappingSection{
+    "in a mapping (an entry of the mappings list)",
+    {"name", "source", "function", "batching", "scaling", "retry", "onFailure", "filters"}};
 const Section kSourceSection{"under a mapping's source",
                              {"bootstrapServers", "topics", "consumerGroupId", "startingPosition",
-                              "partitionAssignor", "librdkafka"}};
+                              "startingPositionTimestamp", "partitionAssignor", "security",
+                              "librdkafka"}};
+const Section kSecuritySection{"under a mapping's source.security", {"protocol", "sasl", "tls"}};
+const Section kSaslSection{
+    "under a mapping's source.security.sasl",
+    {"mechanism", "username", "usernameFile", "usernameEnv", "passwordFile", "passwordEnv"}};
+const Section kTlsSection{"under a mapping's source.security.tls",
+                          {"caFile", "certificateFile", "keyFile", "keyPasswordFile",
+                           "keyPasswordEnv", "verifyHostname"}};
+const Section kOnFailureSection{"under a mapping's onFailure", {"destination"}};
 const Section kFunctionSection{"under a mapping's function", {"url", "timeout"}};
 const Section kBatchingSection{"under a mapping's batching",
                                {"batchSize", "maximumBatchingWindow"}};
@@ -334,24 +344,34 @@ const Section kScalingSection{"under a mapping's scaling",
                                "evaluationInterval", "scaleDownStabilization",
                                "maxConcurrentBatches"}};
 const Section kRetrySection{"under a mapping's retry",
-                            {"initialBackoff", "maximumBackoff", "backoffMultiplier", "jitter"}};
+                            {"initialBackoff", "maximumBackoff", "backoffMultiplier", "jitter",
+                             "maximumRetryAttempts", "maximumRecordAge",
+                             "bisectBatchOnFunctionError"}};
 
 const std::vector<const Section*>& allSections() {
   static const std::vector<const Section*> sections{
-      &kTopSection,      &kServerSection,   &kMappingSection, &kSourceSection,
-      &kFunctionSection, &kBatchingSection, &kScalingSection, &kRetrySection};
+      &kTopSection,      &kServerSection,  &kMappingSection, &kSourceSection,
+      &kSecuritySection, &kSaslSection,    &kTlsSection,     &kFunctionSection,
+      &kBatchingSection, &kScalingSection, &kRetrySection,   &kOnFailureSection};
   return sections;
 }
 
-// Keys of AWS's event source mapping API that users may bring along but kesm does not have yet.
-const Keys kNotYetSupported{"maximumRetryAttempts", "maximumRecordAgeInSeconds",
-                            "maximumRecordAge",     "bisectBatchOnFunctionError",
-                            "destinationConfig",    "onFailure",
-                            "filterCriteria",       "startingPositionTimestamp"};
+// Keys of AWS's event source mapping API that users may bring along, and kesm's name for them.
+const std::vector<std::pair<std::string_view, std::string_view>> kAwsNames{
+    {"maximumRecordAgeInSeconds", "retry.maximumRecordAge (a duration, like 6h)"},
+    {"destinationConfig", "onFailure.destination (kafka://TOPIC)"},
+    {"filterCriteria", "filters (a list of patterns)"},
+    {"selfManagedEventSource", "source.bootstrapServers"},
+    {"sourceAccessConfigurations", "source.security"},
+};
 
 std::string unknownKeyRule(std::string_view key, const Section& section) {
   if (key == "<<") {
     return "YAML merge keys ('<<') are not supported; write the keys out";
+  }
+  if (key == "password" || key == "keyPassword") {
+    return "a secret is never written in the config file; use " + std::string(key) +
+           "File (a file holding it) or " + std::string(key) + "Env (an environment variable)";
   }
   std::string key_lower = lower(key);
   std::string_view best;
@@ -377,10 +397,10 @@ std::string unknownKeyRule(std::string_view key, const Section& section) {
       }
     }
   }
-  for (auto unsupported : kNotYetSupported) {
-    if (lower(unsupported) == key_lower) {
-      return "unknown key: '" + std::string(unsupported) +
-             "' is not supported by this version of kesm";
+  for (auto [aws, kesm_name] : kAwsNames) {
+    if (lower(aws) == key_lower) {
+      return "unknown key: AWS's '" + std::string(aws) + "' is " + std::string(kesm_name) +
+             " in kesm";
     }
   }
   std::string allowed;
@@ -687,6 +707,8 @@ const DurationRange kGracePeriodRange{Millis{0}, Millis{10 * 60 * 1000}, "0", "1
 const DurationRange kEvaluationIntervalRange{Millis{1000}, Millis{5 * 60 * 1000}, "1s", "5m"};
 const DurationRange kScaleDownStabilizationRange{Millis{0}, Millis{60 * 60 * 1000}, "0", "1h"};
 const DurationRange kBackoffRange{Millis{1}, Millis{15 * 60 * 1000}, "1ms", "15m"};
+const DurationRange kRecordAgeRange{Millis{60 * 1000}, Millis{7 * 24 * 3600 * 1000LL}, "60s",
+                                    "168h (7 days), or -1 for unbounded"};
 
 constexpr int kMaxBatchSize = 10000;
 constexpr int kMaxMinimumPollers = 200;
@@ -828,7 +850,281 @@ std::optional<std::string> reservedLibrdkafkaRule(const std::string& key) {
   if (key == "enable.auto.commit" || key == "enable.auto.offset.store") {
     return "cannot be changed: kesm commits offsets itself, only after the function succeeded";
   }
+  if (key == "sasl.password" || key == "ssl.key.password" || key == "sasl.username") {
+    return "is set by kesm from source.security (a secret read from a file or an environment "
+           "variable, never written in this file); set it there";
+  }
+  if (key == "security.protocol" || key == "sasl.mechanism" || key == "sasl.mechanisms" ||
+      key == "ssl.ca.location" || key == "ssl.certificate.location" || key == "ssl.key.location" ||
+      key == "ssl.endpoint.identification.algorithm") {
+    return "is set by kesm from source.security; set it there";
+  }
   return std::nullopt;
+}
+
+// true or false, nothing YAML 1.1 would add (yes, on, ...): a config is read by people.
+void readBool(Reporter& reporter, const Field* field, bool& out) {
+  if (field == nullptr) {
+    return;
+  }
+  auto text = readScalar(reporter, *field, "true or false");
+  if (text && *text == "true") {
+    out = true;
+  } else if (text && *text == "false") {
+    out = false;
+  } else if (text) {
+    mismatch(reporter, *field, "true or false");
+  }
+}
+
+// A path to a file, read at startup; only its shape is checked here.
+std::optional<std::string> readPath(Reporter& reporter, const Field& field) {
+  auto text = readScalar(reporter, field, "a file path");
+  if (text && text->empty()) {
+    reporter.add(field.value_pos, field.path, "must be a file path, got an empty string");
+    return std::nullopt;
+  }
+  return text;
+}
+
+bool validEnvName(std::string_view name) {
+  return !name.empty() && !std::isdigit(static_cast<unsigned char>(name.front())) &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+         });
+}
+
+// One secret given by exactly one of <base> (a literal, where allowed), <base>File or
+// <base>Env. `what` names the secret in messages.
+SecretSource readSecret(Reporter& reporter, const SectionReader& section, const Field& parent,
+                        const std::string& base, bool literal_allowed, bool required) {
+  SecretSource secret;
+  std::vector<const Field*> given;
+  const Field* literal = literal_allowed ? section.optional(base) : nullptr;
+  const Field* file = section.optional(base + "File");
+  const Field* env = section.optional(base + "Env");
+  for (const Field* f : {literal, file, env}) {
+    if (f != nullptr) {
+      given.push_back(f);
+    }
+  }
+  std::string choices = literal_allowed ? base + ", " + base + "File or " + base + "Env"
+                                        : base + "File or " + base + "Env";
+  if (given.size() > 1) {
+    reporter.add(given[1]->key_pos, given[1]->path,
+                 "give the " + base + " once: " + choices + ", not several");
+    return secret;
+  }
+  if (given.empty()) {
+    if (required) {
+      reporter.add(parent.value_pos, joinPath(parent.path, base + "File"),
+                   "required key is missing; give the " + base + " with " + choices);
+    }
+    return secret;
+  }
+  const Field& f = *given.front();
+  secret.at = locationOf(f);
+  if (&f == file) {
+    if (auto path = readPath(reporter, f)) {
+      secret.kind = SecretSource::Kind::kFile;
+      secret.ref = *path;
+    }
+  } else if (&f == env) {
+    auto name = readScalar(reporter, f, "an environment variable name");
+    if (name && !validEnvName(*name)) {
+      reporter.add(f.value_pos, f.path,
+                   "must be an environment variable name (letters, digits and '_', not "
+                   "starting with a digit), got " +
+                       describe(f.value));
+    } else if (name) {
+      secret.kind = SecretSource::Kind::kEnv;
+      secret.ref = *name;
+    }
+  } else {
+    auto text = readScalar(reporter, f, "a string");
+    if (text && text->empty()) {
+      reporter.add(f.value_pos, f.path, "must not be empty");
+    } else if (text) {
+      secret.kind = SecretSource::Kind::kLiteral;
+      secret.ref = *text;
+      secret.value = *text;
+    }
+  }
+  return secret;
+}
+
+void readSasl(Reporter& reporter, const Field& field, SaslConfig& sasl) {
+  if (!expectMap(reporter, field,
+                 "a map with mechanism, username and passwordFile or passwordEnv")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kSaslSection);
+  if (auto f = section.required("mechanism", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")) {
+    auto text = readScalar(reporter, *f, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+    if (text && *text == "PLAIN") {
+      sasl.mechanism = SaslMechanism::kPlain;
+    } else if (text && *text == "SCRAM-SHA-256") {
+      sasl.mechanism = SaslMechanism::kScramSha256;
+    } else if (text && *text == "SCRAM-SHA-512") {
+      sasl.mechanism = SaslMechanism::kScramSha512;
+    } else if (text) {
+      std::string rule = "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got " + describe(f->value);
+      if (*text == "GSSAPI" || *text == "OAUTHBEARER") {
+        rule += " (" + *text + " is not supported yet)";
+      }
+      reporter.add(f->value_pos, f->path, rule);
+    }
+  }
+  sasl.username = readSecret(reporter, section, field, "username", true, true);
+  sasl.password = readSecret(reporter, section, field, "password", false, true);
+}
+
+void readTls(Reporter& reporter, const Field& field, TlsConfig& tls) {
+  if (!expectMap(reporter, field, "a map with caFile, certificateFile and keyFile")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kTlsSection);
+  auto path = [&](const char* key, std::string& out, Location& at) {
+    if (const Field* f = section.optional(key)) {
+      if (auto text = readPath(reporter, *f)) {
+        out = *text;
+        at = locationOf(*f);
+      }
+      return f;
+    }
+    return static_cast<const Field*>(nullptr);
+  };
+  path("caFile", tls.ca_file, tls.ca_file_at);
+  const Field* cert = path("certificateFile", tls.certificate_file, tls.certificate_file_at);
+  const Field* key = path("keyFile", tls.key_file, tls.key_file_at);
+  if ((cert == nullptr) != (key == nullptr)) {
+    const Field* given = cert != nullptr ? cert : key;
+    reporter.add(given->key_pos, given->path,
+                 "a client certificate needs both certificateFile and keyFile (mutual TLS), "
+                 "or neither");
+  }
+  tls.key_password = readSecret(reporter, section, field, "keyPassword", false, false);
+  if (tls.key_password.kind != SecretSource::Kind::kNone && key == nullptr) {
+    reporter.add(field.value_pos, field.path, "keyPasswordFile/keyPasswordEnv need keyFile");
+  }
+  readBool(reporter, section.optional("verifyHostname"), tls.verify_hostname);
+}
+
+void readSecurity(Reporter& reporter, const Field& field, SecurityConfig& security) {
+  if (!expectMap(reporter, field, "a map with protocol, sasl and tls")) {
+    return;
+  }
+  security.at = locationOf(field);
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kSecuritySection);
+  const Field* sasl = section.optional("sasl");
+  const Field* tls = section.optional("tls");
+  if (sasl != nullptr) {
+    security.sasl.emplace();
+    readSasl(reporter, *sasl, *security.sasl);
+  }
+  if (tls != nullptr) {
+    security.tls.emplace();
+    readTls(reporter, *tls, *security.tls);
+  }
+  // Without protocol, the sections present say it; with it, they must agree.
+  security.protocol =
+      sasl != nullptr
+          ? (tls != nullptr ? SecurityProtocol::kSaslSsl : SecurityProtocol::kSaslPlaintext)
+          : (tls != nullptr ? SecurityProtocol::kSsl : SecurityProtocol::kPlaintext);
+  if (const Field* f = section.optional("protocol")) {
+    const char* expected = "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL";
+    auto text = readScalar(reporter, *f, expected);
+    std::optional<SecurityProtocol> protocol;
+    if (text && *text == "PLAINTEXT") {
+      protocol = SecurityProtocol::kPlaintext;
+    } else if (text && *text == "SSL") {
+      protocol = SecurityProtocol::kSsl;
+    } else if (text && *text == "SASL_PLAINTEXT") {
+      protocol = SecurityProtocol::kSaslPlaintext;
+    } else if (text && *text == "SASL_SSL") {
+      protocol = SecurityProtocol::kSaslSsl;
+    } else if (text) {
+      mismatch(reporter, *f, expected);
+    }
+    if (protocol) {
+      bool wants_sasl =
+          *protocol == SecurityProtocol::kSaslPlaintext || *protocol == SecurityProtocol::kSaslSsl;
+      bool wants_tls =
+          *protocol == SecurityProtocol::kSsl || *protocol == SecurityProtocol::kSaslSsl;
+      if (wants_sasl && sasl == nullptr) {
+        reporter.add(f->value_pos, f->path, *text + " needs a sasl section with the credentials");
+      } else if (!wants_sasl && sasl != nullptr) {
+        reporter.add(sasl->key_pos, sasl->path,
+                     "protocol " + *text + " does not use SASL; use SASL_PLAINTEXT or SASL_SSL");
+      } else if (!wants_tls && tls != nullptr) {
+        reporter.add(tls->key_pos, tls->path,
+                     "protocol " + *text + " does not use TLS; use SSL or SASL_SSL");
+      } else {
+        security.protocol = *protocol;
+      }
+    }
+  }
+}
+
+// AT_TIMESTAMP's time: epoch seconds (as AWS's StartingPositionTimestamp) or RFC 3339
+// (2026-11-20T10:00:00Z, 2026-11-20T11:00:00.5+01:00). nullopt when malformed.
+std::optional<std::int64_t> parseTimestampMs(const std::string& text) {
+  if (isNumber(text)) {
+    char* end = nullptr;
+    double seconds = std::strtod(text.c_str(), &end);
+    if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e11) {
+      return std::nullopt;
+    }
+    return static_cast<std::int64_t>(std::llround(seconds * 1000));
+  }
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec,
+                  &consumed) != 6 ||
+      consumed != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+    return std::nullopt;
+  }
+  std::size_t i = 19;
+  std::int64_t millis = 0;
+  if (i < text.size() && text[i] == '.') {
+    std::size_t first = ++i;
+    std::int64_t scale = 100;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      millis += (text[i] - '0') * scale;
+      scale /= 10;
+      ++i;
+    }
+    if (i == first) {
+      return std::nullopt;
+    }
+  }
+  std::int64_t offset_minutes = 0;
+  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+    ++i;
+  } else if (i + 6 == text.size() && (text[i] == '+' || text[i] == '-') && text[i + 3] == ':') {
+    int oh = 0, om = 0;
+    if (std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset_minutes = (text[i] == '-' ? -1 : 1) * (oh * 60 + om);
+    i += 6;
+  } else {
+    return std::nullopt; // a time zone is required: a bare local time is ambiguous
+  }
+  if (i != text.size()) {
+    return std::nullopt;
+  }
+  // Days from the civil date (Howard Hinnant's algorithm), then seconds.
+  std::int64_t yy = y - (mo <= 2 ? 1 : 0);
+  std::int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+  std::int64_t yoe = yy - era * 400;
+  std::int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  std::int64_t days = era * 146097 + doe - 719468;
+  std::int64_t seconds = days * 86400 + h * 3600 + mi * 60 + sec - offset_minutes * 60;
+  if (seconds < 0) {
+    return std::nullopt;
+  }
+  return seconds * 1000 + millis;
 }
 
 void readLibrdkafka(Reporter& reporter, const Field& field, SourceConfig& source) {
@@ -887,27 +1183,50 @@ void readSource(Reporter& reporter, const Field& field, SourceConfig& source,
       source.consumer_group_id = *text;
     }
   }
-  if (auto f = section.optional("startingPosition")) {
-    const char* expected = "TRIM_HORIZON or LATEST";
-    auto text = readScalar(reporter, *f, expected);
+  const Field* position = section.optional("startingPosition");
+  if (position != nullptr) {
+    const char* expected = "TRIM_HORIZON, LATEST or AT_TIMESTAMP";
+    auto text = readScalar(reporter, *position, expected);
     if (text && *text == "TRIM_HORIZON") {
       source.starting_position = StartingPosition::kTrimHorizon;
     } else if (text && *text == "LATEST") {
       source.starting_position = StartingPosition::kLatest;
     } else if (text && *text == "AT_TIMESTAMP") {
-      reporter.add(f->value_pos, f->path,
-                   "AT_TIMESTAMP is not supported yet; must be TRIM_HORIZON or LATEST");
+      source.starting_position = StartingPosition::kAtTimestamp;
     } else if (text) {
-      std::string rule = "must be TRIM_HORIZON or LATEST, got " + describe(f->value);
+      std::string rule =
+          "must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got " + describe(position->value);
       std::string upper = *text;
       for (auto& c : upper) {
         c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       }
-      if (upper == "TRIM_HORIZON" || upper == "LATEST") {
+      if (upper == "TRIM_HORIZON" || upper == "LATEST" || upper == "AT_TIMESTAMP") {
         rule += " (the values are upper case)";
       }
-      reporter.add(f->value_pos, f->path, rule);
+      reporter.add(position->value_pos, position->path, rule);
     }
+  }
+  const Field* timestamp = section.optional("startingPositionTimestamp");
+  bool at_timestamp = source.starting_position == StartingPosition::kAtTimestamp;
+  if (timestamp != nullptr && !at_timestamp) {
+    reporter.add(timestamp->key_pos, timestamp->path,
+                 "applies only with startingPosition: AT_TIMESTAMP");
+  } else if (timestamp != nullptr) {
+    const char* expected =
+        "a time like 2026-11-20T10:00:00Z (RFC 3339, with a zone) or epoch seconds";
+    auto text = readScalar(reporter, *timestamp, expected);
+    auto ms = text ? parseTimestampMs(*text) : std::nullopt;
+    if (text && !ms) {
+      mismatch(reporter, *timestamp, expected);
+    } else if (ms) {
+      source.starting_position_timestamp_ms = *ms;
+    }
+  } else if (at_timestamp) {
+    reporter.add(position->value_pos, joinPath(field.path, "startingPositionTimestamp"),
+                 "AT_TIMESTAMP needs startingPositionTimestamp, like 2026-11-20T10:00:00Z");
+  }
+  if (auto f = section.optional("security")) {
+    readSecurity(reporter, *f, source.security);
   }
   if (auto f = section.optional("partitionAssignor")) {
     const char* expected = "range, roundrobin or cooperative-sticky";
@@ -1009,6 +1328,67 @@ void readRetry(Reporter& reporter, const Field& field, RetryConfig& retry) {
   }
   readNumber(reporter, section.optional("backoffMultiplier"), 1, 10, retry.backoff_multiplier);
   readNumber(reporter, section.optional("jitter"), 0, 1, retry.jitter);
+  if (const Field* f = section.optional("maximumRetryAttempts")) {
+    readInt(reporter, f, kUnbounded, 10000, retry.maximum_retry_attempts); // -1: unbounded
+  }
+  if (const Field* f = section.optional("maximumRecordAge")) {
+    if (f->value.IsScalar() && f->value.Scalar() == "-1") {
+      retry.maximum_record_age.reset();
+    } else {
+      Millis age{};
+      if (readDuration(reporter, f, kRecordAgeRange, age)) {
+        retry.maximum_record_age = age;
+      }
+    }
+  }
+  readBool(reporter, section.optional("bisectBatchOnFunctionError"),
+           retry.bisect_batch_on_function_error);
+}
+
+void readFilters(Reporter& reporter, const Field& field, Mapping&) {
+  reporter.add(field.key_pos, field.path, "filters are not supported yet"); // TODO(filter lib)
+}
+
+void readOnFailure(Reporter& reporter, const Field& field, const SourceConfig& source,
+                   OnFailureConfig& on_failure) {
+  if (!expectMap(reporter, field, "a map with destination: kafka://TOPIC")) {
+    return;
+  }
+  SectionReader section(reporter, field.value, field.path, field.value_pos, kOnFailureSection);
+  const Field* f = section.required("destination", "name a topic, like kafka://orders-failed");
+  if (f == nullptr) {
+    return;
+  }
+  const char* expected = "kafka://TOPIC, a topic on the mapping's own cluster";
+  auto text = readScalar(reporter, *f, expected);
+  if (!text) {
+    return;
+  }
+  constexpr std::string_view kScheme = "kafka://";
+  if (text->compare(0, kScheme.size(), kScheme) != 0) {
+    std::string rule = "must be " + std::string(expected) + ", got " + describe(f->value);
+    if (text->rfind("arn:", 0) == 0) {
+      rule += " (AWS destinations are not reachable from kesm)";
+    }
+    reporter.add(f->value_pos, f->path, rule);
+    return;
+  }
+  std::string topic = text->substr(kScheme.size());
+  if (!validTopicName(topic)) {
+    reporter.add(f->value_pos, f->path,
+                 "the topic must be a Kafka topic name: 1 to 249 letters, digits, '.', '_' or "
+                 "'-', got " +
+                     quote(topic));
+    return;
+  }
+  if (std::find(source.topics.begin(), source.topics.end(), topic) != source.topics.end()) {
+    reporter.add(f->value_pos, f->path,
+                 "must not be a source topic of this mapping ('" + topic +
+                     "'): failed records would be read again and fail again");
+    return;
+  }
+  on_failure.destination_topic = topic;
+  on_failure.at = locationOf(*f);
 }
 
 // Where a mapping's name and consumer group were written, for the uniqueness rules.
@@ -1047,6 +1427,12 @@ void readMapping(Reporter& reporter, const Field& field, Mapping& mapping, Mappi
   }
   if (auto f = section.optional("retry")) {
     readRetry(reporter, *f, mapping.retry);
+  }
+  if (auto f = section.optional("onFailure")) {
+    readOnFailure(reporter, *f, mapping.source, mapping.on_failure);
+  }
+  if (auto f = section.optional("filters")) {
+    readFilters(reporter, *f, mapping);
   }
 }
 
@@ -1463,7 +1849,166 @@ Config loadConfigFile(const std::string& path) {
     text.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
-  return parseConfig(text, path);
+  Config config = parseConfig(text, path);
+  loadSecrets(config);
+  return config;
+}
+
+namespace {
+
+// The whole file, or the reason it cannot be read.
+std::optional<std::string> readWholeFile(const std::string& path, std::string& error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      error = std::strerror(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > 1024 * 1024) {
+      error = "larger than 1 MiB";
+      ::close(fd);
+      return std::nullopt;
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
+Diagnostic at(const Config& config, const Location& where, std::string rule) {
+  return Diagnostic{config.file, where.line, where.column, where.key, std::move(rule)};
+}
+
+void loadSecret(const Config& config, SecretSource& secret, std::vector<Diagnostic>& errors) {
+  std::string error;
+  switch (secret.kind) {
+  case SecretSource::Kind::kNone:
+  case SecretSource::Kind::kLiteral:
+    return;
+  case SecretSource::Kind::kFile: {
+    auto text = readWholeFile(secret.ref, error);
+    if (!text) {
+      errors.push_back(at(config, secret.at, "cannot read " + secret.ref + ": " + error));
+      return;
+    }
+    // Files written by `echo` end in a newline that is not part of the secret.
+    while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) {
+      text->pop_back();
+    }
+    secret.value = std::move(*text);
+    break;
+  }
+  case SecretSource::Kind::kEnv: {
+    const char* value = std::getenv(secret.ref.c_str());
+    if (value == nullptr) {
+      errors.push_back(at(config, secret.at, "environment variable " + secret.ref + " is not set"));
+      return;
+    }
+    secret.value = value;
+    break;
+  }
+  }
+  if (secret.value.empty()) {
+    errors.push_back(at(config, secret.at,
+                        (secret.kind == SecretSource::Kind::kFile ? "file " : "variable ") +
+                            secret.ref + " is empty"));
+  }
+}
+
+void checkReadable(const Config& config, const std::string& path, const Location& where,
+                   std::vector<Diagnostic>& errors) {
+  std::string error;
+  if (!path.empty() && !readWholeFile(path, error)) {
+    errors.push_back(at(config, where, "cannot read " + path + ": " + error));
+  }
+}
+
+} // namespace
+
+void loadSecrets(Config& config) {
+  std::vector<Diagnostic> errors;
+  for (auto& mapping : config.mappings) {
+    auto& security = mapping.source.security;
+    if (security.sasl) {
+      loadSecret(config, security.sasl->username, errors);
+      loadSecret(config, security.sasl->password, errors);
+    }
+    if (security.tls) {
+      auto& tls = *security.tls;
+      loadSecret(config, tls.key_password, errors);
+      checkReadable(config, tls.ca_file, tls.ca_file_at, errors);
+      checkReadable(config, tls.certificate_file, tls.certificate_file_at, errors);
+      checkReadable(config, tls.key_file, tls.key_file_at, errors);
+    }
+  }
+  if (!errors.empty()) {
+    throw ConfigError(std::move(errors));
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> kafkaClientSettings(const SourceConfig& source) {
+  std::string servers;
+  for (const auto& s : source.bootstrap_servers) {
+    servers += (servers.empty() ? "" : ",") + s;
+  }
+  std::vector<std::pair<std::string, std::string>> out{{"bootstrap.servers", servers}};
+  const auto& security = source.security;
+  switch (security.protocol) {
+  case SecurityProtocol::kPlaintext:
+    out.emplace_back("security.protocol", "plaintext");
+    break;
+  case SecurityProtocol::kSsl:
+    out.emplace_back("security.protocol", "ssl");
+    break;
+  case SecurityProtocol::kSaslPlaintext:
+    out.emplace_back("security.protocol", "sasl_plaintext");
+    break;
+  case SecurityProtocol::kSaslSsl:
+    out.emplace_back("security.protocol", "sasl_ssl");
+    break;
+  }
+  if (security.sasl) {
+    const char* mechanism = security.sasl->mechanism == SaslMechanism::kPlain ? "PLAIN"
+                            : security.sasl->mechanism == SaslMechanism::kScramSha256
+                                ? "SCRAM-SHA-256"
+                                : "SCRAM-SHA-512";
+    out.emplace_back("sasl.mechanisms", mechanism);
+    out.emplace_back("sasl.username", security.sasl->username.value);
+    out.emplace_back("sasl.password", security.sasl->password.value);
+  }
+  if (security.tls) {
+    const auto& tls = *security.tls;
+    if (!tls.ca_file.empty()) {
+      out.emplace_back("ssl.ca.location", tls.ca_file);
+    }
+    if (!tls.certificate_file.empty()) {
+      out.emplace_back("ssl.certificate.location", tls.certificate_file);
+      out.emplace_back("ssl.key.location", tls.key_file);
+    }
+    if (tls.key_password.kind != SecretSource::Kind::kNone) {
+      out.emplace_back("ssl.key.password", tls.key_password.value);
+    }
+    out.emplace_back("ssl.endpoint.identification.algorithm",
+                     tls.verify_hostname ? "https" : "none");
+  }
+  for (const auto& kv : source.librdkafka) {
+    out.push_back(kv);
+  }
+  return out;
 }
 
 } // namespace kesm::config

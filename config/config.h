@@ -6,11 +6,17 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace kesm::filter {
+class Filters;
+}
 
 namespace kesm::config {
 
@@ -25,7 +31,7 @@ inline constexpr int kMaxConcurrentBatches = 100;
 inline constexpr int kDefaultMaximumPollers = 200; // AWS provisioned-mode default
 inline constexpr const char* kDefaultListen = "0.0.0.0:9464";
 
-enum class StartingPosition { kTrimHorizon, kLatest };
+enum class StartingPosition { kTrimHorizon, kLatest, kAtTimestamp };
 
 // Where a value was written in the file, kept for the errors found after parsing: the cluster
 // preflight (app/preflight.h) points at the bootstrapServers or topic entry it could not use.
@@ -35,11 +41,49 @@ struct Location {
   int column = 0;  // 1-based
 };
 
+enum class SecurityProtocol { kPlaintext, kSsl, kSaslPlaintext, kSaslSsl };
+enum class SaslMechanism { kPlain, kScramSha256, kScramSha512 };
+
+// A value the file names rather than holds: written literally (usernames only), read from a
+// file or from an environment variable by loadSecrets() at startup. `value` is the secret
+// itself: never logged, never in /status or metrics.
+struct SecretSource {
+  enum class Kind { kNone, kLiteral, kFile, kEnv };
+  Kind kind = Kind::kNone;
+  std::string ref; // the literal, the file path or the variable name
+  Location at;     // where it was written
+  std::string value;
+};
+
+struct SaslConfig {
+  SaslMechanism mechanism = SaslMechanism::kScramSha512;
+  SecretSource username;
+  SecretSource password; // kFile or kEnv only
+};
+
+struct TlsConfig {
+  std::string ca_file;          // PEM; empty: the system's CA store
+  std::string certificate_file; // PEM client certificate (mTLS), with key_file
+  std::string key_file;         // PEM private key
+  SecretSource key_password;    // for an encrypted key; kFile or kEnv
+  bool verify_hostname = true;
+  Location ca_file_at, certificate_file_at, key_file_at;
+};
+
+struct SecurityConfig {
+  SecurityProtocol protocol = SecurityProtocol::kPlaintext;
+  std::optional<SaslConfig> sasl;
+  std::optional<TlsConfig> tls;
+  Location at; // the security map; line 0 when absent
+};
+
 struct SourceConfig {
   std::vector<std::string> bootstrap_servers; // required, host:port each
   std::vector<std::string> topics;            // required, non-empty
   std::string consumer_group_id;              // default "kesm-<mapping name>"
   StartingPosition starting_position = StartingPosition::kTrimHorizon;
+  std::int64_t starting_position_timestamp_ms = 0; // AT_TIMESTAMP only; epoch milliseconds
+  SecurityConfig security;
   // Eager assignors by default: see docs/architecture.md for the evidence.
   std::string partition_assignor = "roundrobin";
   // Passed verbatim to librdkafka, in file order; applied after kesm's own settings.
@@ -74,11 +118,28 @@ struct ScalingConfig {
   int max_concurrent_batches = kDefaultMaxConcurrentBatches;
 };
 
+inline constexpr int kUnbounded = -1;
+
 struct RetryConfig {
   Millis initial_backoff{100};
   Millis maximum_backoff{30000};
   double backoff_multiplier = 2.0; // >= 1
   double jitter = 0.2;             // 0..1: fraction of the delay that is randomised
+  // Retries after the first attempt before a batch is given up; kUnbounded or 0..10000.
+  int maximum_retry_attempts = kUnbounded;
+  // A batch whose oldest record is older than this is not retried further; nullopt:
+  // unbounded, else 60 s..7 days.
+  std::optional<Millis> maximum_record_age;
+  // A failing batch is split in halves, recursively, to isolate a poison record.
+  bool bisect_batch_on_function_error = false;
+  bool bounded() const { return maximum_retry_attempts != kUnbounded || maximum_record_age; }
+};
+
+// Where a batch that exhausted its retries goes; without one, such records are dropped
+// (counted and logged), which is only possible when the user bounded the retries.
+struct OnFailureConfig {
+  std::string destination_topic; // kafka://TOPIC on the mapping's cluster; empty: none
+  Location at;
 };
 
 struct Mapping {
@@ -88,6 +149,10 @@ struct Mapping {
   BatchingConfig batching;
   ScalingConfig scaling;
   RetryConfig retry;
+  OnFailureConfig on_failure;
+  // Records matching none of these patterns are committed without invocation; null: no
+  // filtering (every record is delivered).
+  std::shared_ptr<const filter::Filters> filters;
 };
 
 struct ServerConfig {
@@ -122,8 +187,17 @@ private:
 
 // Parses and validates. Throws ConfigError listing every rule broken.
 Config parseConfig(const std::string& yaml_text, const std::string& file_name);
-// Reads the file (an unreadable file is a ConfigError too) and parses it.
+// Reads the file (an unreadable file is a ConfigError too), parses it and loads its secrets.
 Config loadConfigFile(const std::string& path);
+
+// Reads every SecretSource of `config` (files, environment variables) into its value and
+// checks that the TLS files it names are readable. Throws ConfigError naming where each
+// unreadable one was written. I/O: called at startup, never by parseConfig().
+void loadSecrets(Config& config);
+
+// The librdkafka properties of every client kesm makes for a mapping's cluster, in order:
+// bootstrap.servers, security, then the source's librdkafka map. Holds secrets: never log it.
+std::vector<std::pair<std::string, std::string>> kafkaClientSettings(const SourceConfig& source);
 
 // "500ms", "5s", "2m", "1h"; nullopt when malformed.
 std::optional<Millis> parseDuration(const std::string& text);

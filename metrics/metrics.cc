@@ -26,6 +26,42 @@ struct Registry::Families {
                              .Name("kesm_events_committed_total")
                              .Help("Records whose offsets were committed after success")
                              .Register(r)),
+        events_filtered(prometheus::BuildCounter()
+                            .Name("kesm_events_filtered_total")
+                            .Help("Records that matched no filter, committed without invocation")
+                            .Register(r)),
+        events_dropped(prometheus::BuildCounter()
+                           .Name("kesm_events_dropped_total")
+                           .Help("Records given up after their retries with no onFailure "
+                                 "destination: committed without success")
+                           .Register(r)),
+        events_on_failure_delivered(
+            prometheus::BuildCounter()
+                .Name("kesm_events_on_failure_delivered_total")
+                .Help("Records given up after their retries and written to the onFailure "
+                      "destination")
+                .Register(r)),
+        on_failure_delivery_errors(prometheus::BuildCounter()
+                                       .Name("kesm_on_failure_delivery_errors_total")
+                                       .Help("Failed writes to the onFailure destination "
+                                             "(each retried; nothing is committed before one "
+                                             "succeeds)")
+                                       .Register(r)),
+        batches_bisected(prometheus::BuildCounter()
+                             .Name("kesm_batches_bisected_total")
+                             .Help("Failing batches split in halves "
+                                   "(bisectBatchOnFunctionError)")
+                             .Register(r)),
+        invocations_throttled(prometheus::BuildCounter()
+                                  .Name("kesm_invocations_throttled_total")
+                                  .Help("Invocations answered 429: retried later, with fewer "
+                                        "batches in flight")
+                                  .Register(r)),
+        mapping_state(prometheus::BuildGauge()
+                          .Name("kesm_mapping_state")
+                          .Help("1 for the mapping's current state (Enabled, Disabled), else 0; "
+                                "the reason is in the log and in /status")
+                          .Register(r)),
         invocations(prometheus::BuildCounter()
                         .Name("kesm_invocations_total")
                         .Help("Invocation attempts by outcome, retries included")
@@ -100,6 +136,13 @@ struct Registry::Families {
   prometheus::Family<prometheus::Counter>& events_invoked;
   prometheus::Family<prometheus::Counter>& events_failed;
   prometheus::Family<prometheus::Counter>& events_committed;
+  prometheus::Family<prometheus::Counter>& events_filtered;
+  prometheus::Family<prometheus::Counter>& events_dropped;
+  prometheus::Family<prometheus::Counter>& events_on_failure_delivered;
+  prometheus::Family<prometheus::Counter>& on_failure_delivery_errors;
+  prometheus::Family<prometheus::Counter>& batches_bisected;
+  prometheus::Family<prometheus::Counter>& invocations_throttled;
+  prometheus::Family<prometheus::Gauge>& mapping_state;
   prometheus::Family<prometheus::Counter>& invocations;
   prometheus::Family<prometheus::Histogram>& invocation_duration;
   prometheus::Family<prometheus::Histogram>& batch_records;
@@ -163,6 +206,18 @@ MappingProbe::MappingProbe(Registry& registry, const std::string& mapping)
       events_invoked(registry.families().events_invoked.Add({{"mapping", mapping}})),
       events_failed(registry.families().events_failed.Add({{"mapping", mapping}})),
       events_committed(registry.families().events_committed.Add({{"mapping", mapping}})),
+      events_filtered(registry.families().events_filtered.Add({{"mapping", mapping}})),
+      events_dropped(registry.families().events_dropped.Add({{"mapping", mapping}})),
+      events_on_failure_delivered(
+          registry.families().events_on_failure_delivered.Add({{"mapping", mapping}})),
+      on_failure_delivery_errors(
+          registry.families().on_failure_delivery_errors.Add({{"mapping", mapping}})),
+      batches_bisected(registry.families().batches_bisected.Add({{"mapping", mapping}})),
+      invocations_throttled(registry.families().invocations_throttled.Add({{"mapping", mapping}})),
+      state_enabled(
+          registry.families().mapping_state.Add({{"mapping", mapping}, {"state", "Enabled"}})),
+      state_disabled(
+          registry.families().mapping_state.Add({{"mapping", mapping}, {"state", "Disabled"}})),
       invocation_duration(
           registry.families().invocation_duration.Add({{"mapping", mapping}}, durationBuckets())),
       batch_records(registry.families().batch_records.Add({{"mapping", mapping}}, recordBuckets())),

@@ -33,6 +33,15 @@ public:
   prometheus::Counter& events_invoked;   // records sent in invocation attempts (retries too)
   prometheus::Counter& events_failed;    // records in failed invocation attempts
   prometheus::Counter& events_committed; // records whose offsets were committed
+  prometheus::Counter& events_filtered;  // matched no filter: committed without invocation
+  prometheus::Counter& events_dropped;   // retries exhausted, no destination: committed, lost
+  prometheus::Counter& events_on_failure_delivered; // retries exhausted, written to onFailure
+  prometheus::Counter& on_failure_delivery_errors;  // failed writes to onFailure (retried)
+  prometheus::Counter& batches_bisected;
+  prometheus::Counter& invocations_throttled; // 429s: in-flight batches were reduced
+  // 1 for the mapping's current state (Enabled or Disabled), 0 for the other.
+  prometheus::Gauge& state_enabled;
+  prometheus::Gauge& state_disabled;
   prometheus::Histogram& invocation_duration;
   prometheus::Histogram& batch_records;
   prometheus::Histogram& batch_bytes;

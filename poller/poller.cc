@@ -4,11 +4,14 @@
 #include "invoker/payload.h"
 #include "invoker/retry_policy.h"
 #include "poller/batcher.h"
+#include "poller/failure_policy.h"
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -75,14 +78,11 @@ public:
     thread_.join();
   }
 
-  void submit(std::shared_ptr<const Batch> batch) {
-    {
-      std::lock_guard lock(mutex_);
-      job_ = std::move(batch);
-      busy_ = true;
-      result_.reset();
-    }
-    cv_.notify_all();
+  void submit(std::shared_ptr<const Batch> batch) { submitJob(Job{std::move(batch), {}}); }
+
+  // Any other blocking step of a batch (the write to the on-failure destination).
+  void submitTask(std::function<invoker::InvokeResult()> task) {
+    submitJob(Job{nullptr, std::move(task)});
   }
 
   bool busy() const {
@@ -114,18 +114,33 @@ public:
   }
 
 private:
+  struct Job {
+    std::shared_ptr<const Batch> batch;
+    std::function<invoker::InvokeResult()> task;
+  };
+
+  void submitJob(Job job) {
+    {
+      std::lock_guard lock(mutex_);
+      job_ = std::move(job);
+      busy_ = true;
+      result_.reset();
+    }
+    cv_.notify_all();
+  }
+
   void run() {
     std::unique_lock lock(mutex_);
     while (true) {
-      cv_.wait(lock, [this] { return stop_ || job_ != nullptr; });
+      cv_.wait(lock, [this] { return stop_ || job_.has_value(); });
       if (stop_) {
         return;
       }
-      auto job = std::move(job_);
+      Job job = std::move(*job_);
       job_.reset();
       lock.unlock();
       auto started = std::chrono::steady_clock::now();
-      invoker::InvokeResult result = invoker_->invoke(*job);
+      invoker::InvokeResult result = job.task ? job.task() : invoker_->invoke(*job.batch);
       auto elapsed = std::chrono::steady_clock::now() - started;
       lock.lock();
       if (!discard_) {
@@ -144,7 +159,7 @@ private:
   std::function<void()> wake_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
-  std::shared_ptr<const Batch> job_;
+  std::optional<Job> job_;
   std::optional<Outcome> result_;
   bool busy_ = false;
   bool discard_ = false;
@@ -256,7 +271,6 @@ std::vector<std::pair<std::string, std::string>> consumerSettings(const config::
                                                                   const std::string& client_id) {
   const auto& s = mapping.source;
   std::vector<std::pair<std::string, std::string>> out{
-      {"bootstrap.servers", join(s.bootstrap_servers, ",")},
       {"group.id", s.consumer_group_id},
       {"client.id", client_id},
       // Offsets are committed only after the function succeeded, as explicit lists.
@@ -280,8 +294,9 @@ std::vector<std::pair<std::string, std::string>> consumerSettings(const config::
       // Partitions added to a topic reach the group within 30 s, not librdkafka's 5 min.
       {"topic.metadata.refresh.interval.ms", "30000"},
   };
-  for (const auto& kv : s.librdkafka) {
-    out.push_back(kv);
+  // The cluster's address and security, then the user's map, which may override the above.
+  for (auto& kv : config::kafkaClientSettings(s)) {
+    out.push_back(std::move(kv));
   }
   return out;
 }
@@ -328,6 +343,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   }
 
   void runConsumer() {
+    concurrency_limit_ = maxConcurrent();
     std::string err;
     std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
     for (const auto& [key, value] : consumerSettings(ctx_.mapping, ctx_.client_id)) {
@@ -494,6 +510,11 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       ctx_.probe->kafka_errors.Increment();
       log(LogLevel::kWarn, "poller", ctx_.client_id,
           ": consume error: ", rd_kafka_message_errstr(&msg));
+      if (isAuthError(msg.err)) {
+        reportFatal(
+            FatalError{FatalError::Kind::kKafkaAuth, std::string("the cluster refused access: ") +
+                                                         rd_kafka_message_errstr(&msg)});
+      }
       return;
     }
     if (owner_.state_.load() == PollerState::kStopping) {
@@ -515,14 +536,20 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   // --- the batch in flight -------------------------------------------------------------------
 
   // A batch from its cut until it is committed or abandoned; it keeps its worker (and so
-  // its HTTP connection) across retries. No two batches in flight share a partition.
+  // its HTTP connection) across retries. No two batches in flight share a partition. A batch
+  // being bisected is a list of pieces, attempted one after the other, in offset order.
   struct InFlight {
-    std::shared_ptr<const Batch> batch;
-    std::map<TopicPartition, PartitionRange> ranges;
-    int attempts = 0;
+    std::deque<std::shared_ptr<const Batch>> pieces; // front: the piece being attempted
+    std::map<TopicPartition, PartitionRange> ranges; // what is still uncommitted
+    int attempts = 0;                                // attempts of the front piece, of any outcome
+    int counted_failures = 0; // failures of the front piece that count as retries
     bool running = false;
+    bool to_destination = false; // the front piece was given up: being written to onFailure
+    int destination_attempts = 0;
+    std::string last_error;
     time_point retry_at{};
     InvokeWorker* worker = nullptr;
+    const Batch& piece() const { return *pieces.front(); }
   };
 
   std::set<TopicPartition> busyPartitions() const {
@@ -555,18 +582,35 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
 
   void submitAttempt(InFlight& f) {
     f.running = true;
-    f.attempts++;
-    ctx_.probe->events_invoked.Increment(static_cast<double>(f.batch->records.size()));
-    if (f.attempts == 1) {
-      ctx_.probe->batch_records.Observe(static_cast<double>(f.batch->records.size()));
-      ctx_.probe->batch_bytes.Observe(static_cast<double>(f.batch->payload_bytes));
+    if (f.to_destination) {
+      f.destination_attempts++;
+      auto piece = f.pieces.front();
+      FailureInfo info{ctx_.mapping.name, f.attempts, f.last_error, epochMillisNow()};
+      auto sink = ctx_.dead_letters;
+      f.worker->submitTask([sink, piece, info] {
+        invoker::InvokeResult result;
+        std::string error;
+        if (!sink->write(*piece, info, error)) {
+          result.outcome = invoker::InvokeOutcome::kConnectionError;
+          result.detail = error;
+        }
+        return result;
+      });
+      return;
     }
-    f.worker->submit(f.batch);
+    f.attempts++;
+    const Batch& piece = f.piece();
+    ctx_.probe->events_invoked.Increment(static_cast<double>(piece.records.size()));
+    if (f.attempts == 1) {
+      ctx_.probe->batch_records.Observe(static_cast<double>(piece.records.size()));
+      ctx_.probe->batch_bytes.Observe(static_cast<double>(piece.payload_bytes));
+    }
+    f.worker->submit(f.pieces.front());
   }
 
   void dispatch() {
     auto now = clock_.now();
-    if (owner_.state_.load() != PollerState::kRunning) {
+    if (owner_.state_.load() != PollerState::kRunning || fatal_) {
       return;
     }
     if (hold_until_ && now < *hold_until_) {
@@ -577,7 +621,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
         submitAttempt(f);
       }
     }
-    while (in_flight_.size() < maxConcurrent()) {
+    while (in_flight_.size() < concurrencyLimit()) {
       auto busy = busyPartitions();
       if (!batcher_.ready(now, busy)) {
         return;
@@ -589,7 +633,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       auto batch = std::make_shared<Batch>(batcher_.cut(busy));
       InFlight f;
       f.ranges = rangesOf(*batch);
-      f.batch = std::move(batch);
+      f.pieces.push_back(std::move(batch));
       f.worker = worker;
       in_flight_.push_back(std::move(f));
       submitAttempt(in_flight_.back());
@@ -611,31 +655,181 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
   }
 
-  // True when the batch succeeded and was committed (the caller forgets it).
+  // True when every piece of the batch is settled and committed (the caller forgets it).
   bool settle(InFlight& f, const InvokeWorker::Outcome& outcome) {
     f.running = false;
     const auto& result = outcome.result;
+    if (f.to_destination) {
+      return settleDestinationWrite(f, result);
+    }
     ctx_.probe->invocations(result.outcome).Increment();
     ctx_.probe->invocation_duration.Observe(outcome.elapsed.count());
-    std::size_t n = f.batch->records.size();
+    const Batch& piece = f.piece();
+    std::size_t n = piece.records.size();
     if (result.ok()) {
-      markSucceeded(f);
-      flushCommits();
-      return true;
+      if (concurrency_limit_ < maxConcurrent()) {
+        concurrency_limit_++; // additive increase after a throttle
+      }
+      return pieceSucceeded(f);
     }
     ctx_.probe->events_failed.Increment(static_cast<double>(n));
+    f.last_error = std::string(invoker::toString(result.outcome)) +
+                   (result.detail.empty() ? "" : ": " + result.detail);
+    FailedAttempt failed;
+    failed.failure = classify(result);
+    failed.records = n;
+    failed.oldest_record_age = oldestAge(piece);
+    if (failed.failure == FailureClass::kThrottled) {
+      ctx_.probe->invocations_throttled.Increment();
+      concurrency_limit_ = std::max<std::size_t>(1, concurrency_limit_ / 2);
+    } else if (failed.failure != FailureClass::kFatal) {
+      f.counted_failures++;
+    }
+    failed.counted_failures = f.counted_failures;
+    switch (nextStep(ctx_.mapping.retry, ctx_.dead_letters != nullptr, failed)) {
+    case NextStep::kDisable:
+      reportFatal(FatalError{FatalError::Kind::kFunction,
+                             "the function answered HTTP " + std::to_string(result.http_status) +
+                                 " (" + result.detail + "): retrying cannot fix it"});
+      return false; // kept uncommitted; abandoned when the poller stops
+    case NextStep::kBisect:
+      bisect(f);
+      return false;
+    case NextStep::kGiveUp:
+      return giveUp(f);
+    case NextStep::kRetry:
+      break;
+    }
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     auto delay = invoker::nextBackoff(backoff_, f.attempts, unit(rng_));
     f.retry_at = clock_.now() + delay;
     // The first failure and then every tenth, so a long outage does not flood the log.
     if (f.attempts == 1 || f.attempts % 10 == 0) {
       log(LogLevel::kWarn, "poller", ctx_.client_id, ": batch of ", n, " records (",
-          describe(f.ranges), ") failed attempt ", f.attempts, ": ",
-          invoker::toString(result.outcome), " ", result.detail, "; retrying in ", delay.count(),
-          " ms");
+          describe(rangesOf(piece)), ") failed attempt ", f.attempts, ": ", f.last_error,
+          "; retrying in ", delay.count(), " ms");
     }
     return false;
   }
+
+  // The front piece succeeded (or was given up and dealt with): commit it, go on to the next.
+  bool pieceSucceeded(InFlight& f) {
+    auto piece_ranges = rangesOf(f.piece());
+    markSucceeded(f.piece(), f.attempts);
+    for (const auto& [tp, range] : piece_ranges) {
+      auto it = f.ranges.find(tp);
+      if (it == f.ranges.end()) {
+        continue;
+      }
+      it->second.first = Offset{range.last.value() + 1};
+      if (it->second.first > it->second.last) {
+        f.ranges.erase(it);
+      }
+    }
+    flushCommits();
+    f.pieces.pop_front();
+    f.attempts = 0;
+    f.counted_failures = 0;
+    f.to_destination = false;
+    f.destination_attempts = 0;
+    f.retry_at = clock_.now();
+    return f.pieces.empty();
+  }
+
+  // Two halves in place of the front piece, in order; each starts with fresh attempts.
+  void bisect(InFlight& f) {
+    auto whole = f.pieces.front();
+    f.pieces.pop_front();
+    std::size_t half = whole->records.size() / 2;
+    auto left = std::make_shared<Batch>();
+    auto right = std::make_shared<Batch>();
+    left->records.assign(whole->records.begin(), whole->records.begin() + half);
+    right->records.assign(whole->records.begin() + half, whole->records.end());
+    // The estimate splits with the records; only the envelope is counted twice.
+    left->payload_bytes = whole->payload_bytes * half / whole->records.size();
+    right->payload_bytes = whole->payload_bytes - left->payload_bytes;
+    f.pieces.push_front(std::move(right));
+    f.pieces.push_front(std::move(left));
+    ctx_.probe->batches_bisected.Increment();
+    log(LogLevel::kWarn, "poller", ctx_.client_id, ": batch of ", whole->records.size(),
+        " records (", describe(rangesOf(*whole)), ") failed: ", f.last_error, "; bisecting into ",
+        half, " + ", whole->records.size() - half);
+    f.attempts = 0;
+    f.counted_failures = 0;
+    f.retry_at = clock_.now();
+  }
+
+  // Retries exhausted: to the on-failure destination, or dropped when there is none (only
+  // possible when the user bounded the retries). Either way nothing is skipped silently.
+  bool giveUp(InFlight& f) {
+    const Batch& piece = f.piece();
+    if (ctx_.dead_letters) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": giving up ", piece.records.size(),
+          " records (", describe(rangesOf(piece)), ") after ", f.attempts,
+          " attempt(s): ", f.last_error, "; writing them to ",
+          ctx_.mapping.on_failure.destination_topic);
+      f.to_destination = true;
+      f.retry_at = clock_.now();
+      return false;
+    }
+    ctx_.probe->events_dropped.Increment(static_cast<double>(piece.records.size()));
+    log(LogLevel::kError, "poller", ctx_.client_id, ": DROPPED ", piece.records.size(),
+        " records (", describe(rangesOf(piece)), ") after ", f.attempts,
+        " attempt(s): ", f.last_error, "; no onFailure destination is configured");
+    return pieceSucceeded(f);
+  }
+
+  bool settleDestinationWrite(InFlight& f, const invoker::InvokeResult& result) {
+    const Batch& piece = f.piece();
+    if (result.ok()) {
+      ctx_.probe->events_on_failure_delivered.Increment(static_cast<double>(piece.records.size()));
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": wrote ", piece.records.size(),
+          " failed records (", describe(rangesOf(piece)), ") to ",
+          ctx_.mapping.on_failure.destination_topic);
+      return pieceSucceeded(f);
+    }
+    ctx_.probe->on_failure_delivery_errors.Increment();
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    auto delay = invoker::nextBackoff(backoff_, f.destination_attempts, unit(rng_));
+    f.retry_at = clock_.now() + delay;
+    log(LogLevel::kError, "poller", ctx_.client_id, ": writing ", piece.records.size(),
+        " failed records to ", ctx_.mapping.on_failure.destination_topic, " failed (",
+        result.detail, "); nothing is committed; retrying in ", delay.count(), " ms");
+    return false;
+  }
+
+  static std::chrono::milliseconds oldestAge(const Batch& piece) {
+    std::int64_t oldest = std::numeric_limits<std::int64_t>::max();
+    for (const auto& r : piece.records) {
+      if (r.timestamp_type != TimestampType::kNotAvailable && r.timestamp_ms > 0) {
+        oldest = std::min(oldest, r.timestamp_ms);
+      }
+    }
+    if (oldest == std::numeric_limits<std::int64_t>::max()) {
+      return std::chrono::milliseconds(0);
+    }
+    return std::chrono::milliseconds(std::max<std::int64_t>(0, epochMillisNow() - oldest));
+  }
+
+  static std::int64_t epochMillisNow() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void reportFatal(const FatalError& error) {
+    if (fatal_) {
+      return;
+    }
+    fatal_ = true;
+    log(LogLevel::kError, "poller", ctx_.client_id, ": fatal: ", error.reason,
+        "; sending nothing more, committing nothing of the failing batch");
+    if (ctx_.on_fatal) {
+      ctx_.on_fatal(error);
+    }
+  }
+
+  std::size_t concurrencyLimit() const { return std::min(concurrency_limit_, maxConcurrent()); }
 
   static std::string describe(const std::map<TopicPartition, PartitionRange>& ranges) {
     std::string out;
@@ -672,17 +866,18 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   };
 
   // A committed offset is the next offset to read: last processed + 1.
-  void markSucceeded(const InFlight& done) {
-    for (const auto& [tp, range] : done.ranges) {
+  void markSucceeded(const Batch& piece, int attempts) {
+    for (const auto& r : piece.records) {
+      TopicPartition tp{r.topic, r.partition};
       if (!owned_.count(tp)) {
         continue; // revoked meanwhile: the new owner redelivers from the last commit
       }
       auto& point = commit_points_[tp];
-      point.done = std::max(point.done, range.last.value() + 1);
-      point.records += static_cast<double>(range.last.value() - range.first.value() + 1);
+      point.done = std::max(point.done, r.offset.value() + 1);
+      point.records += 1;
     }
-    log(LogLevel::kDebug, "poller", ctx_.client_id, ": succeeded ", describe(done.ranges),
-        " after ", done.attempts, " attempt(s)");
+    log(LogLevel::kDebug, "poller", ctx_.client_id, ": succeeded ", describe(rangesOf(piece)),
+        " after ", attempts, " attempt(s)");
   }
 
   // The partitions whose commit point is ahead of what the coordinator confirmed.
@@ -790,6 +985,15 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     } else {
       commit_retry_at_ = clock_.now() + milliseconds(500);
     }
+  }
+
+  // Errors no retry fixes: wrong credentials, missing ACLs.
+  static bool isAuthError(rd_kafka_resp_err_t code) {
+    return code == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+           code == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+           code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           code == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+           code == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
   }
 
   static bool isRebalanceError(rd_kafka_resp_err_t code) {
@@ -1023,6 +1227,10 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     switch (event.type()) {
     case RdKafka::Event::EVENT_ERROR:
       ctx_.probe->kafka_errors.Increment();
+      if (isAuthError(static_cast<rd_kafka_resp_err_t>(event.err()))) {
+        reportFatal(
+            FatalError{FatalError::Kind::kKafkaAuth, "the cluster refused access: " + event.str()});
+      }
       if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN || event.fatal()) {
         log(LogLevel::kError, "poller", ctx_.client_id, ": kafka: ", event.str());
       } else {
@@ -1045,15 +1253,21 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     owner_.state_ = PollerState::kStopping;
     grace_deadline_ = clock_.now() + ctx_.mapping.scaling.grace_period;
     setPaused(true); // stop fetching
-    // Keep serving the consumer while the batches in flight finish (retries included).
-    while (!in_flight_.empty() && clock_.now() < grace_deadline_) {
+    // Keep serving the consumer while the batches in flight finish (retries included; after
+    // a fatal error only the attempts already running).
+    auto unfinished = [this] {
+      return fatal_ ? std::any_of(in_flight_.begin(), in_flight_.end(),
+                                  [](const InFlight& f) { return f.running; })
+                    : !in_flight_.empty();
+    };
+    while (unfinished() && clock_.now() < grace_deadline_) {
       wake_fd_.wait(milliseconds(20));
       serveConsumerQueue();
       serveCommitQueue(milliseconds(0));
       settleAttempts();
       flushCommits();
       for (auto& f : in_flight_) {
-        if (!f.running && clock_.now() >= f.retry_at) {
+        if (!fatal_ && !f.running && clock_.now() >= f.retry_at) {
           submitAttempt(f);
         }
       }
@@ -1113,6 +1327,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   std::optional<time_point> hold_until_; // no new batches: group rebalancing
   bool more_to_take_ = false;            // a partition queue holds records intake has room for
   bool had_assignment_ = false;
+  bool fatal_ = false;                // met an error retrying cannot fix: send nothing more
+  std::size_t concurrency_limit_ = 1; // maxConcurrent(), halved by each throttle
   time_point grace_deadline_{};
 
   std::atomic<bool> stop_requested_{false};

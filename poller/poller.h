@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "invoker/invoker.h"
 #include "metrics/metrics.h"
+#include "poller/dead_letter.h"
 
 #include <atomic>
 #include <chrono>
@@ -28,11 +29,26 @@ const char* toString(PollerState state);
 
 using InvokerFactory = std::function<std::unique_ptr<invoker::FunctionInvoker>()>;
 
+// An error retrying cannot fix; the mapping is to be disabled.
+struct FatalError {
+  enum class Kind {
+    kFunction,  // the function answered 404, 401 or 403
+    kKafkaAuth, // authentication or authorization failed at the cluster
+  };
+  Kind kind = Kind::kFunction;
+  std::string reason; // for the log and /status; never a secret
+};
+
 struct PollerContext {
   config::Mapping mapping;
   InvokerFactory make_invoker;
   metrics::MappingProbe* probe = nullptr; // outlives the poller
   std::string client_id;                  // e.g. "kesm-orders-3"
+  // Where given-up batches go; null when the mapping has no onFailure destination.
+  std::shared_ptr<DeadLetterSink> dead_letters;
+  // Called on the poller's thread when it meets a fatal error; must not block. The poller
+  // then sends nothing more and commits nothing of the failing batch; the caller stops it.
+  std::function<void(const FatalError&)> on_fatal;
 };
 
 // librdkafka settings kesm applies before the user's `librdkafka:` map. Exposed so tests

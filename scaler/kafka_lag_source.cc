@@ -30,10 +30,6 @@ public:
   KafkaLagSource(const config::Mapping& mapping, std::chrono::milliseconds timeout)
       : mapping_(mapping), timeout_ms_(static_cast<int>(timeout.count())) {
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    std::string servers;
-    for (const auto& s : mapping.source.bootstrap_servers) {
-      servers += (servers.empty() ? "" : ",") + s;
-    }
     char err[512];
     auto set = [&](const std::string& k, const std::string& v) {
       if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
@@ -41,10 +37,9 @@ public:
         return;
       }
     };
-    for (const auto& [k, v] : mapping.source.librdkafka) {
+    for (const auto& [k, v] : config::kafkaClientSettings(mapping.source)) {
       set(k, v); // security settings must reach this client too
     }
-    set("bootstrap.servers", servers);
     set("client.id", "kesm-" + mapping.name + "-lag");
     // A consumer with a group of its own that it never joins: librdkafka 2.0.2 hands an
     // OffsetFetch answered NOT_COORDINATOR to the client's consumer group, and crashes on a
@@ -78,7 +73,7 @@ public:
     sample.at = std::chrono::steady_clock::now();
     std::vector<TopicPartition> all;
     for (const auto& topic : mapping_.source.topics) {
-      int partitions = partitionCount(topic, out.error);
+      int partitions = partitionCount(topic, out.error, out.fatal);
       if (partitions < 0) {
         return out;
       }
@@ -116,20 +111,34 @@ public:
   }
 
 private:
-  int partitionCount(const std::string& topic, std::string& error) {
+  static bool isAccessError(rd_kafka_resp_err_t err) {
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+           err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
+  }
+
+  int partitionCount(const std::string& topic, std::string& error, bool& fatal) {
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
     const rd_kafka_metadata_t* md = nullptr;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, rkt, &md, timeout_ms_);
     rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       error = "metadata of " + topic + ": " + rd_kafka_err2str(err);
+      fatal = isAccessError(err);
       return -1;
     }
     int count = -1;
     for (int i = 0; i < md->topic_cnt; ++i) {
       if (topic == md->topics[i].topic) {
-        if (md->topics[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          error = "topic " + topic + ": " + rd_kafka_err2str(md->topics[i].err);
+        rd_kafka_resp_err_t terr = md->topics[i].err;
+        if (terr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+          error = "topic " + topic + " does not exist";
+          fatal = true;
+        } else if (terr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          error = "topic " + topic + ": " + rd_kafka_err2str(terr);
+          fatal = isAccessError(terr);
         } else {
           count = md->topics[i].partition_cnt;
         }

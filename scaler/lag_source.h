@@ -39,6 +39,9 @@ std::int64_t partitionLag(std::int64_t low, std::int64_t high,
 struct ProbeResult {
   std::optional<LagSample> sample; // nullopt when the probe failed
   std::string error;               // why it failed
+  // Set when the failure is one retrying cannot fix: a mapped topic does not exist, or the
+  // cluster refused access. The caller decides whether to disable the mapping.
+  bool fatal = false;
 };
 
 class LagSource {

@@ -336,8 +336,8 @@ const std::vector<BadConfig>& badConfigs() {
                "      topics: [orders]\n"
                "    function: {url: 'http://127.0.0.1:9/invoke'}\n",
        .command = kValidate,
-       .stderr_text = "$FILE:4:25: mappings[0].source.startingPosition: must be TRIM_HORIZON or "
-                      "LATEST, got 'latest' (the values are upper case)\n"},
+       .stderr_text = "$FILE:4:25: mappings[0].source.startingPosition: must be TRIM_HORIZON, "
+                      "LATEST or AT_TIMESTAMP, got 'latest' (the values are upper case)\n"},
       {.name = "a librdkafka setting librdkafka does not know",
        .yaml = "mappings:\n"
                "  - name: orders\n"
@@ -354,14 +354,14 @@ const std::vector<BadConfig>& badConfigs() {
                "  - name: orders\n"
                "    source:\n"
                "      librdkafka:\n"
-               "        security.protocol: tls\n"
+               "        socket.timeout.ms: soon\n"
                "      bootstrapServers: $BOOTSTRAP\n"
                "      topics: [orders]\n"
                "    function: {url: 'http://127.0.0.1:9/invoke'}\n",
        .command = kValidate,
-       .stderr_text = "$FILE:5:28: mappings[0].source.librdkafka.security.protocol: librdkafka "
-                      "refuses it: Invalid value \"tls\" for configuration property "
-                      "\"security.protocol\"\n"},
+       .stderr_text = "$FILE:5:28: mappings[0].source.librdkafka.socket.timeout.ms: librdkafka "
+                      "refuses it: Invalid value for configuration property "
+                      "\"socket.timeout.ms\", got 'soon'\n"},
       // ---- mappings ----
       {.name = "two mappings with one name",
        .yaml = valid("  - name: orders\n"

@@ -4,7 +4,10 @@
 #include "config/config.h"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 using namespace kesm::config;
@@ -286,12 +289,13 @@ TEST_CASE("rules: keys", "[unit]") {
        .line = 9,
        .column = 7,
        .message = "unknown key here: 'evaluationInterval' belongs under a mapping's scaling"},
-      {.rule = "an AWS key kesm does not have yet",
-       .yaml = withMapping("    retry:\n      maximumRetryAttempts: 3\n"),
-       .key = "mappings[0].retry.maximumRetryAttempts",
+      {.rule = "an AWS key kesm names differently",
+       .yaml = withMapping("    retry:\n      maximumRecordAgeInSeconds: 60\n"),
+       .key = "mappings[0].retry.maximumRecordAgeInSeconds",
        .line = 9,
        .column = 7,
-       .message = "unknown key: 'maximumRetryAttempts' is not supported by this version of kesm"},
+       .message = "unknown key: AWS's 'maximumRecordAgeInSeconds' is retry.maximumRecordAge (a "
+                  "duration, like 6h) in kesm"},
       {.rule = "a YAML merge key",
        .yaml = withMapping("    retry:\n      <<: {jitter: 0.1}\n"),
        .key = "mappings[0].retry.<<",
@@ -529,19 +533,20 @@ TEST_CASE("rules: source", "[unit]") {
        .key = "mappings[0].source.startingPosition",
        .line = 8,
        .column = 25,
-       .message = "must be TRIM_HORIZON or LATEST, got 'EARLIEST'"},
+       .message = "must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got 'EARLIEST'"},
       {.rule = "startingPosition in lower case",
        .yaml = withSource(kServers + kTopics + "      startingPosition: latest\n"),
        .key = "mappings[0].source.startingPosition",
        .line = 8,
        .column = 25,
-       .message = "must be TRIM_HORIZON or LATEST, got 'latest' (the values are upper case)"},
-      {.rule = "startingPosition AT_TIMESTAMP",
+       .message = "must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got 'latest' (the values are "
+                  "upper case)"},
+      {.rule = "startingPosition AT_TIMESTAMP without its timestamp",
        .yaml = withSource(kServers + kTopics + "      startingPosition: AT_TIMESTAMP\n"),
-       .key = "mappings[0].source.startingPosition",
+       .key = "mappings[0].source.startingPositionTimestamp",
        .line = 8,
        .column = 25,
-       .message = "AT_TIMESTAMP is not supported yet; must be TRIM_HORIZON or LATEST"},
+       .message = "AT_TIMESTAMP needs startingPositionTimestamp, like 2026-11-20T10:00:00Z"},
       {.rule = "partitionAssignor unknown",
        .yaml = withSource(kServers + kTopics + "      partitionAssignor: sticky\n"),
        .key = "mappings[0].source.partitionAssignor",
@@ -923,4 +928,301 @@ TEST_CASE("rules: retry", "[unit]") {
        .message = "must be a number from 0 to 1, got '.nan'"},
   }));
   checkRule(c);
+}
+
+TEST_CASE("rules: error handling, starting positions and security (issue 6)", "[unit]") {
+  auto c = GENERATE(from_range(std::vector<RuleCase>{
+      {.rule = "maximumRetryAttempts above 10000",
+       .yaml = withMapping("    retry:\n      maximumRetryAttempts: 10001\n"),
+       .key = "mappings[0].retry.maximumRetryAttempts",
+       .line = 9,
+       .column = 29,
+       .message = "must be an integer from -1 to 10000, got 10001"},
+      {.rule = "maximumRetryAttempts below -1",
+       .yaml = withMapping("    retry:\n      maximumRetryAttempts: -2\n"),
+       .key = "mappings[0].retry.maximumRetryAttempts",
+       .line = 9,
+       .column = 29,
+       .message = "must be an integer from -1 to 10000, got -2"},
+      {.rule = "maximumRecordAge below a minute",
+       .yaml = withMapping("    retry:\n      maximumRecordAge: 30s\n"),
+       .key = "mappings[0].retry.maximumRecordAge",
+       .line = 9,
+       .column = 25,
+       .message = "must be a duration from 60s to 168h (7 days), or -1 for unbounded, got 30s"},
+      {.rule = "maximumRecordAge above 7 days",
+       .yaml = withMapping("    retry:\n      maximumRecordAge: 169h\n"),
+       .key = "mappings[0].retry.maximumRecordAge",
+       .line = 9,
+       .column = 25,
+       .message = "must be a duration from 60s to 168h (7 days), or -1 for unbounded, got 169h"},
+      {.rule = "bisectBatchOnFunctionError not a boolean",
+       .yaml = withMapping("    retry:\n      bisectBatchOnFunctionError: yes\n"),
+       .key = "mappings[0].retry.bisectBatchOnFunctionError",
+       .line = 9,
+       .column = 35,
+       .message = "must be true or false, got 'yes'"},
+      {.rule = "onFailure destination without the kafka scheme",
+       .yaml = withMapping("    onFailure:\n      destination: orders-dlq\n"),
+       .key = "mappings[0].onFailure.destination",
+       .line = 9,
+       .column = 20,
+       .message = "must be kafka://TOPIC, a topic on the mapping's own cluster, got 'orders-dlq'"},
+      {.rule = "onFailure destination an AWS ARN",
+       .yaml = withMapping("    onFailure:\n      destination: arn:aws:sqs:eu-west-1:1:q\n"),
+       .key = "mappings[0].onFailure.destination",
+       .line = 9,
+       .column = 20,
+       .message = "must be kafka://TOPIC, a topic on the mapping's own cluster, got "
+                  "'arn:aws:sqs:eu-west-1:1:q' (AWS destinations are not reachable from kesm)"},
+      {.rule = "onFailure destination is the source topic",
+       .yaml = withMapping("    onFailure:\n      destination: kafka://orders\n"),
+       .key = "mappings[0].onFailure.destination",
+       .line = 9,
+       .column = 20,
+       .message = "must not be a source topic of this mapping ('orders'): failed records would "
+                  "be read again and fail again"},
+      {.rule = "onFailure destination with a bad topic name",
+       .yaml = withMapping("    onFailure:\n      destination: kafka://a b\n"),
+       .key = "mappings[0].onFailure.destination",
+       .line = 9,
+       .column = 20,
+       .message = "the topic must be a Kafka topic name: 1 to 249 letters, digits, '.', '_' or "
+                  "'-', got 'a b'"},
+      {.rule = "onFailure without destination",
+       .yaml = withMapping("    onFailure: {}\n"),
+       .key = "mappings[0].onFailure.destination",
+       .line = 8,
+       .column = 16,
+       .message = "required key is missing; name a topic, like kafka://orders-failed"},
+      {.rule = "startingPositionTimestamp without AT_TIMESTAMP",
+       .yaml = withSource(kServers + kTopics + "      startingPositionTimestamp: 1700000000\n"),
+       .key = "mappings[0].source.startingPositionTimestamp",
+       .line = 8,
+       .column = 7,
+       .message = "applies only with startingPosition: AT_TIMESTAMP"},
+      {.rule = "startingPositionTimestamp without a zone",
+       .yaml = withSource(kServers + kTopics +
+                          "      startingPosition: AT_TIMESTAMP\n"
+                          "      startingPositionTimestamp: 2026-11-20T10:00:00\n"),
+       .key = "mappings[0].source.startingPositionTimestamp",
+       .line = 9,
+       .column = 34,
+       .message = "must be a time like 2026-11-20T10:00:00Z (RFC 3339, with a zone) or epoch "
+                  "seconds, got '2026-11-20T10:00:00'"},
+      {.rule = "a literal password",
+       .yaml = withSource(kServers + kTopics +
+                          "      security:\n"
+                          "        sasl:\n"
+                          "          mechanism: SCRAM-SHA-512\n"
+                          "          username: kesm\n"
+                          "          passwordFile: /run/secrets/kafka\n"
+                          "          password: hunter2\n"),
+       .key = "mappings[0].source.security.sasl.password",
+       .line = 13,
+       .column = 11,
+       .message = "a secret is never written in the config file; use passwordFile (a file "
+                  "holding it) or passwordEnv (an environment variable)"},
+      {.rule = "sasl without a password",
+       .yaml = withSource(kServers + kTopics +
+                          "      security:\n"
+                          "        sasl:\n"
+                          "          mechanism: PLAIN\n"
+                          "          username: kesm\n"),
+       .key = "mappings[0].source.security.sasl.passwordFile",
+       .line = 10,
+       .column = 11,
+       .message = "required key is missing; give the password with passwordFile or passwordEnv"},
+      {.rule = "password from a file and from the environment",
+       .yaml = withSource(kServers + kTopics +
+                          "      security:\n"
+                          "        sasl:\n"
+                          "          mechanism: PLAIN\n"
+                          "          username: kesm\n"
+                          "          passwordFile: /run/secrets/kafka\n"
+                          "          passwordEnv: KAFKA_PASSWORD\n"),
+       .key = "mappings[0].source.security.sasl.passwordEnv",
+       .line = 13,
+       .column = 11,
+       .message = "give the password once: passwordFile or passwordEnv, not several"},
+      {.rule = "an unknown SASL mechanism",
+       .yaml = withSource(kServers + kTopics +
+                          "      security:\n"
+                          "        sasl:\n"
+                          "          mechanism: GSSAPI\n"
+                          "          username: kesm\n"
+                          "          passwordEnv: KAFKA_PASSWORD\n"),
+       .key = "mappings[0].source.security.sasl.mechanism",
+       .line = 10,
+       .column = 22,
+       .message = "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got 'GSSAPI' (GSSAPI is not "
+                  "supported yet)"},
+      {.rule = "an environment variable name that is not one",
+       .yaml = withSource(kServers + kTopics +
+                          "      security:\n"
+                          "        sasl:\n"
+                          "          mechanism: PLAIN\n"
+                          "          username: kesm\n"
+                          "          passwordEnv: 1PASSWORD\n"),
+       .key = "mappings[0].source.security.sasl.passwordEnv",
+       .line = 12,
+       .column = 24,
+       .message = "must be an environment variable name (letters, digits and '_', not starting "
+                  "with a digit), got '1PASSWORD'"},
+      {.rule = "a client certificate without its key",
+       .yaml = withSource(kServers + kTopics +
+                          "      security:\n"
+                          "        tls:\n"
+                          "          certificateFile: /etc/kesm/client.pem\n"),
+       .key = "mappings[0].source.security.tls.certificateFile",
+       .line = 10,
+       .column = 11,
+       .message = "a client certificate needs both certificateFile and keyFile (mutual TLS), or "
+                  "neither"},
+      {.rule = "protocol SASL_SSL without sasl",
+       .yaml = withSource(kServers + kTopics +
+                          "      security:\n"
+                          "        protocol: SASL_SSL\n"),
+       .key = "mappings[0].source.security.protocol",
+       .line = 9,
+       .column = 19,
+       .message = "SASL_SSL needs a sasl section with the credentials"},
+      {.rule = "protocol SSL with sasl",
+       .yaml = withSource(kServers + kTopics +
+                          "      security:\n"
+                          "        protocol: SSL\n"
+                          "        sasl:\n"
+                          "          mechanism: PLAIN\n"
+                          "          username: kesm\n"
+                          "          passwordEnv: P\n"),
+       .key = "mappings[0].source.security.sasl",
+       .line = 10,
+       .column = 9,
+       .message = "protocol SSL does not use SASL; use SASL_PLAINTEXT or SASL_SSL"},
+      {.rule = "a security setting in the librdkafka map",
+       .yaml = withSource(kServers + kTopics + "      librdkafka:\n        sasl.password: x\n"),
+       .key = "mappings[0].source.librdkafka.sasl.password",
+       .line = 9,
+       .column = 9,
+       .message = "is set by kesm from source.security (a secret read from a file or an "
+                  "environment variable, never written in this file); set it there"},
+      {.rule = "security.protocol in the librdkafka map",
+       .yaml = withSource(kServers + kTopics +
+                          "      librdkafka:\n        security.protocol: SASL_SSL\n"),
+       .key = "mappings[0].source.librdkafka.security.protocol",
+       .line = 9,
+       .column = 9,
+       .message = "is set by kesm from source.security; set it there"},
+  }));
+  checkRule(c);
+}
+
+TEST_CASE("error handling keys are read as written", "[unit]") {
+  auto config = parseConfig(withMapping("    retry:\n"
+                                        "      maximumRetryAttempts: 3\n"
+                                        "      maximumRecordAge: 6h\n"
+                                        "      bisectBatchOnFunctionError: true\n"
+                                        "    onFailure:\n"
+                                        "      destination: kafka://orders-failed\n"),
+                            "kesm.yaml");
+  const auto& m = config.mappings.at(0);
+  CHECK(m.retry.maximum_retry_attempts == 3);
+  REQUIRE(m.retry.maximum_record_age.has_value());
+  CHECK(*m.retry.maximum_record_age == std::chrono::hours(6));
+  CHECK(m.retry.bisect_batch_on_function_error);
+  CHECK(m.on_failure.destination_topic == "orders-failed");
+
+  auto unbounded = parseConfig(withMapping("    retry:\n"
+                                           "      maximumRetryAttempts: -1\n"
+                                           "      maximumRecordAge: -1\n"),
+                               "kesm.yaml");
+  CHECK(unbounded.mappings[0].retry.maximum_retry_attempts == kUnbounded);
+  CHECK_FALSE(unbounded.mappings[0].retry.maximum_record_age.has_value());
+  CHECK_FALSE(unbounded.mappings[0].retry.bounded());
+}
+
+TEST_CASE("AT_TIMESTAMP takes RFC 3339 or epoch seconds", "[unit]") {
+  auto at = [](const std::string& ts) {
+    return parseConfig(withSource(kServers + kTopics + "      startingPosition: AT_TIMESTAMP\n" +
+                                  "      startingPositionTimestamp: " + ts + "\n"),
+                       "kesm.yaml")
+        .mappings[0]
+        .source.starting_position_timestamp_ms;
+  };
+  CHECK(at("1700000000") == 1700000000000LL);
+  CHECK(at("1700000000.5") == 1700000000500LL);
+  CHECK(at("2023-11-14T22:13:20Z") == 1700000000000LL);
+  CHECK(at("2023-11-14T23:13:20+01:00") == 1700000000000LL);
+  CHECK(at("2023-11-14T22:13:20.250Z") == 1700000000250LL);
+  CHECK(at("1970-01-01T00:00:00Z") == 0);
+}
+
+TEST_CASE("security becomes librdkafka settings, with secrets from files and variables", "[unit]") {
+  char dir_template[] = "/tmp/kesm-secrets-XXXXXX";
+  std::string dir = mkdtemp(dir_template);
+  std::string password_file = dir + "/password";
+  {
+    FILE* f = std::fopen(password_file.c_str(), "w");
+    std::fputs("s3cret\n", f); // the newline of `echo` is not part of the secret
+    std::fclose(f);
+  }
+  std::string ca = dir + "/ca.pem";
+  {
+    FILE* f = std::fopen(ca.c_str(), "w");
+    std::fputs("-----BEGIN CERTIFICATE-----\n", f);
+    std::fclose(f);
+  }
+  setenv("KESM_TEST_USER", "alice", 1);
+  auto config = parseConfig(withSource(kServers + kTopics +
+                                       "      security:\n"
+                                       "        sasl:\n"
+                                       "          mechanism: SCRAM-SHA-256\n"
+                                       "          usernameEnv: KESM_TEST_USER\n"
+                                       "          passwordFile: " +
+                                       password_file +
+                                       "\n"
+                                       "        tls:\n"
+                                       "          caFile: " +
+                                       ca +
+                                       "\n"
+                                       "          verifyHostname: false\n"),
+                            "kesm.yaml");
+  CHECK(config.mappings[0].source.security.protocol == SecurityProtocol::kSaslSsl);
+  loadSecrets(config);
+  auto settings = kafkaClientSettings(config.mappings[0].source);
+  auto value = [&](const std::string& key) {
+    for (const auto& [k, v] : settings) {
+      if (k == key) {
+        return v;
+      }
+    }
+    return std::string("<absent>");
+  };
+  CHECK(value("bootstrap.servers") == "k:9092");
+  CHECK(value("security.protocol") == "sasl_ssl");
+  CHECK(value("sasl.mechanisms") == "SCRAM-SHA-256");
+  CHECK(value("sasl.username") == "alice");
+  CHECK(value("sasl.password") == "s3cret");
+  CHECK(value("ssl.ca.location") == ca);
+  CHECK(value("ssl.endpoint.identification.algorithm") == "none");
+  CHECK(value("ssl.certificate.location") == "<absent>");
+
+  // A missing variable and an unreadable file name where they were written.
+  unsetenv("KESM_TEST_USER");
+  std::remove(password_file.c_str());
+  try {
+    loadSecrets(config);
+    FAIL("loadSecrets accepted a missing file and an unset variable");
+  } catch (const ConfigError& e) {
+    REQUIRE(e.diagnostics().size() == 2);
+    CHECK(e.diagnostics()[0].key == "mappings[0].source.security.sasl.usernameEnv");
+    CHECK(e.diagnostics()[0].rule == "environment variable KESM_TEST_USER is not set");
+    CHECK(e.diagnostics()[1].key == "mappings[0].source.security.sasl.passwordFile");
+    CHECK(e.diagnostics()[1].rule ==
+          "cannot read " + password_file + ": No such file or directory");
+    // Never the secret itself.
+    CHECK(std::string(e.what()).find("s3cret") == std::string::npos);
+  }
+  std::remove(ca.c_str());
+  rmdir(dir.c_str());
 }

@@ -1,0 +1,70 @@
+#include "poller/failure_policy.h"
+
+namespace kesm::poller {
+
+FailureClass classify(const invoker::InvokeResult& result) {
+  switch (result.outcome) {
+  case invoker::InvokeOutcome::kSuccess:
+  case invoker::InvokeOutcome::kFunctionError:
+  case invoker::InvokeOutcome::kTimeout:
+    return FailureClass::kFunctionError;
+  case invoker::InvokeOutcome::kConnectionError:
+    return FailureClass::kUnreachable;
+  case invoker::InvokeOutcome::kHttpError:
+    break;
+  }
+  switch (result.http_status) {
+  case 401:
+  case 403:
+  case 404:
+    return FailureClass::kFatal;
+  case 429:
+    return FailureClass::kThrottled;
+  default:
+    return FailureClass::kFunctionError;
+  }
+}
+
+const char* toString(FailureClass failure) {
+  switch (failure) {
+  case FailureClass::kFunctionError:
+    return "function_error";
+  case FailureClass::kUnreachable:
+    return "unreachable";
+  case FailureClass::kThrottled:
+    return "throttled";
+  case FailureClass::kFatal:
+    return "fatal";
+  }
+  return "unknown";
+}
+
+int effectiveMaximumRetries(const config::RetryConfig& retry, bool has_destination) {
+  if (retry.maximum_retry_attempts == config::kUnbounded && has_destination &&
+      !retry.maximum_record_age) {
+    return kRetriesWithDestination;
+  }
+  return retry.maximum_retry_attempts;
+}
+
+NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
+                  const FailedAttempt& attempt) {
+  if (attempt.failure == FailureClass::kFatal) {
+    return NextStep::kDisable;
+  }
+  if (retry.maximum_record_age && attempt.oldest_record_age > *retry.maximum_record_age) {
+    return NextStep::kGiveUp;
+  }
+  if (retry.bisect_batch_on_function_error && attempt.failure == FailureClass::kFunctionError &&
+      attempt.records > 1) {
+    return NextStep::kBisect;
+  }
+  int maximum = effectiveMaximumRetries(retry, has_destination);
+  // counted_failures - 1 retries have been made so far.
+  if (maximum != config::kUnbounded && attempt.counted_failures > maximum) {
+    return NextStep::kGiveUp;
+  }
+  return NextStep::kRetry;
+}
+
+} // namespace kesm::poller

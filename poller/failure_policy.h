@@ -1,0 +1,49 @@
+#pragma once
+
+// What to do after a failed attempt: retry, split the batch, give it up (to the on-failure
+// destination or dropped) or disable the mapping. Pure: no clock, no I/O.
+
+#include "config/config.h"
+#include "invoker/invoker.h"
+
+#include <chrono>
+#include <cstddef>
+
+namespace kesm::poller {
+
+enum class FailureClass {
+  kFunctionError, // the function ran and failed: X-Amz-Function-Error, 5xx, other 4xx, timeout
+  kUnreachable,   // no answer at all: connection refused or reset; never bisected
+  kThrottled,     // 429: back off, fewer batches in flight; not counted as a retry
+  kFatal,         // 404, 401, 403: retrying cannot help; the mapping is disabled
+};
+
+FailureClass classify(const invoker::InvokeResult& result);
+const char* toString(FailureClass failure);
+
+enum class NextStep {
+  kRetry,   // the same records again, after a backoff
+  kBisect,  // two halves, in order, each with fresh attempts
+  kGiveUp,  // retries exhausted: to the on-failure destination, or dropped
+  kDisable, // stop the mapping, commit nothing of this batch
+};
+
+struct FailedAttempt {
+  FailureClass failure = FailureClass::kFunctionError;
+  int counted_failures = 0; // failures of this batch that count as retries, this one included
+  std::size_t records = 0;
+  std::chrono::milliseconds oldest_record_age{0}; // now - the oldest record's timestamp
+};
+
+// maximumRetryAttempts as applied: like AWS, an on-failure destination with unbounded retries
+// and no age bound gets at most 10 retries, so records can reach the destination at all.
+int effectiveMaximumRetries(const config::RetryConfig& retry, bool has_destination);
+inline constexpr int kRetriesWithDestination = 10;
+
+// The order of the rules: a fatal failure disables; a batch older than maximumRecordAge is
+// given up whole; a function error on more than one record bisects when enabled; a batch
+// past its retries is given up; anything else is retried.
+NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
+                  const FailedAttempt& attempt);
+
+} // namespace kesm::poller

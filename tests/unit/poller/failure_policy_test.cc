@@ -1,0 +1,124 @@
+// What happens after a failed attempt (poller/failure_policy.h): a pure decision.
+
+#include "poller/failure_policy.h"
+
+#include <catch2/catch.hpp>
+
+using namespace kesm;
+using namespace kesm::poller;
+using std::chrono::milliseconds;
+
+namespace {
+
+invoker::InvokeResult http(int status) {
+  invoker::InvokeResult r;
+  r.outcome = invoker::InvokeOutcome::kHttpError;
+  r.http_status = status;
+  return r;
+}
+
+invoker::InvokeResult outcome(invoker::InvokeOutcome o) {
+  invoker::InvokeResult r;
+  r.outcome = o;
+  return r;
+}
+
+FailedAttempt failure(int counted, std::size_t records = 1,
+                      FailureClass cls = FailureClass::kFunctionError,
+                      milliseconds age = milliseconds(0)) {
+  FailedAttempt a;
+  a.failure = cls;
+  a.counted_failures = counted;
+  a.records = records;
+  a.oldest_record_age = age;
+  return a;
+}
+
+} // namespace
+
+TEST_CASE("failures are classified by what retrying can change", "[poller][failure]") {
+  CHECK(classify(http(404)) == FailureClass::kFatal);
+  CHECK(classify(http(401)) == FailureClass::kFatal);
+  CHECK(classify(http(403)) == FailureClass::kFatal);
+  CHECK(classify(http(429)) == FailureClass::kThrottled);
+  CHECK(classify(http(500)) == FailureClass::kFunctionError);
+  CHECK(classify(http(503)) == FailureClass::kFunctionError);
+  CHECK(classify(http(400)) == FailureClass::kFunctionError);
+  CHECK(classify(outcome(invoker::InvokeOutcome::kFunctionError)) == FailureClass::kFunctionError);
+  CHECK(classify(outcome(invoker::InvokeOutcome::kTimeout)) == FailureClass::kFunctionError);
+  CHECK(classify(outcome(invoker::InvokeOutcome::kConnectionError)) == FailureClass::kUnreachable);
+}
+
+TEST_CASE("unbounded retries retry for ever, as Lambda does by default", "[poller][failure]") {
+  config::RetryConfig retry;
+  CHECK(nextStep(retry, false, failure(1)) == NextStep::kRetry);
+  CHECK(nextStep(retry, false, failure(100000)) == NextStep::kRetry);
+  CHECK(nextStep(retry, false,
+                 failure(5, 100, FailureClass::kFunctionError,
+                         milliseconds(365LL * 24 * 3600 * 1000))) == NextStep::kRetry);
+}
+
+TEST_CASE("maximumRetryAttempts counts retries after the first attempt", "[poller][failure]") {
+  config::RetryConfig retry;
+  retry.maximum_retry_attempts = 2;
+  CHECK(nextStep(retry, false, failure(1)) == NextStep::kRetry);  // first attempt failed
+  CHECK(nextStep(retry, false, failure(2)) == NextStep::kRetry);  // first retry failed
+  CHECK(nextStep(retry, false, failure(3)) == NextStep::kGiveUp); // second retry failed
+  retry.maximum_retry_attempts = 0;
+  CHECK(nextStep(retry, false, failure(1)) == NextStep::kGiveUp);
+}
+
+TEST_CASE("maximumRecordAge gives a batch up once its oldest record is too old",
+          "[poller][failure]") {
+  config::RetryConfig retry;
+  retry.maximum_record_age = milliseconds(60000);
+  CHECK(nextStep(retry, false, failure(50, 1, FailureClass::kFunctionError, milliseconds(59999))) ==
+        NextStep::kRetry);
+  CHECK(nextStep(retry, false, failure(1, 1, FailureClass::kFunctionError, milliseconds(60001))) ==
+        NextStep::kGiveUp);
+  // Age wins over bisection: records past their age are not split further.
+  retry.bisect_batch_on_function_error = true;
+  CHECK(
+      nextStep(retry, false, failure(1, 100, FailureClass::kFunctionError, milliseconds(60001))) ==
+      NextStep::kGiveUp);
+}
+
+TEST_CASE("bisection splits function errors of batches of more than one record",
+          "[poller][failure]") {
+  config::RetryConfig retry;
+  retry.bisect_batch_on_function_error = true;
+  retry.maximum_retry_attempts = 1;
+  CHECK(nextStep(retry, false, failure(1, 100)) == NextStep::kBisect);
+  CHECK(nextStep(retry, false, failure(1, 2)) == NextStep::kBisect);
+  // A single record follows the retry bound.
+  CHECK(nextStep(retry, false, failure(1, 1)) == NextStep::kRetry);
+  CHECK(nextStep(retry, false, failure(2, 1)) == NextStep::kGiveUp);
+  // Unreachable and throttled are not the records' fault: no split.
+  CHECK(nextStep(retry, false, failure(1, 100, FailureClass::kUnreachable)) == NextStep::kRetry);
+  CHECK(nextStep(retry, false, failure(0, 100, FailureClass::kThrottled)) == NextStep::kRetry);
+  retry.bisect_batch_on_function_error = false;
+  CHECK(nextStep(retry, false, failure(1, 100)) == NextStep::kRetry);
+}
+
+TEST_CASE("fatal failures disable, whatever the bounds", "[poller][failure]") {
+  config::RetryConfig retry;
+  CHECK(nextStep(retry, false, failure(0, 100, FailureClass::kFatal)) == NextStep::kDisable);
+  retry.maximum_retry_attempts = 0;
+  retry.bisect_batch_on_function_error = true;
+  CHECK(nextStep(retry, true, failure(0, 100, FailureClass::kFatal)) == NextStep::kDisable);
+}
+
+TEST_CASE("an onFailure destination with unbounded retries gets at most 10, as in AWS",
+          "[poller][failure]") {
+  config::RetryConfig retry;
+  CHECK(effectiveMaximumRetries(retry, false) == config::kUnbounded);
+  CHECK(effectiveMaximumRetries(retry, true) == 10);
+  CHECK(nextStep(retry, true, failure(10)) == NextStep::kRetry);
+  CHECK(nextStep(retry, true, failure(11)) == NextStep::kGiveUp);
+  // An explicit bound, or an age bound, is kept as written.
+  retry.maximum_retry_attempts = 3;
+  CHECK(effectiveMaximumRetries(retry, true) == 3);
+  retry.maximum_retry_attempts = config::kUnbounded;
+  retry.maximum_record_age = milliseconds(3600000);
+  CHECK(effectiveMaximumRetries(retry, true) == config::kUnbounded);
+}
