@@ -112,8 +112,8 @@ Producer::~Producer() {
 
 void Producer::produce(const std::string& topic, std::int32_t partition,
                        const std::optional<std::string>& key,
-                       const std::optional<std::string>& value,
-                       const std::vector<Header>& headers) {
+                       const std::optional<std::string>& value, const std::vector<Header>& headers,
+                       std::int64_t timestamp_ms) {
   rd_kafka_headers_t* hdrs = nullptr;
   if (!headers.empty()) {
     hdrs = rd_kafka_headers_new(headers.size());
@@ -131,7 +131,8 @@ void Producer::produce(const std::string& topic, std::int32_t partition,
     rd_kafka_resp_err_t err = rd_kafka_producev(
         impl_->rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
-        RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END); // 0: now
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       rd_kafka_poll(impl_->rk, 10); // local queue full: wait for acknowledgements
       continue;

@@ -44,7 +44,7 @@ public:
   ~Producer(); // flushes, bounded
   void produce(const std::string& topic, std::int32_t partition,
                const std::optional<std::string>& key, const std::optional<std::string>& value,
-               const std::vector<Header>& headers = {});
+               const std::vector<Header>& headers = {}, std::int64_t timestamp_ms = 0);
   // Waits for every produced record to be acknowledged. Throws on a delivery failure.
   void flush(std::chrono::milliseconds timeout);
 

@@ -17,8 +17,8 @@
 // offsets are read with Kafka's OffsetFetch by a client that never joins the group.
 
 #include "app/mock_kafka.h"
+#include "common/json.h"
 #include "net/http.h"
-#include "samplefn/json.h"
 #include "samplefn/sample_function.h"
 
 #include <algorithm>
@@ -1152,8 +1152,8 @@ private:
     auto status = client_.request("GET", "/status", "", {}, 2s);
     if (status.transportOk() && status.response.status == 200) {
       try {
-        using kesm::samplefn::json::Value;
-        Value root = kesm::samplefn::json::parse(status.response.body);
+        using kesm::json::Value;
+        Value root = kesm::json::parse(status.response.body);
         const Value& mapping = root.find("mappings")->items.at(0);
         const Value* pollers = mapping.find("pollers");
         auto integer = [&](const char* name) { return std::stoi(pollers->find(name)->text); };

@@ -1,10 +1,10 @@
-#include "samplefn/json.h"
+#include "common/json.h"
 
 #include <cstdint>
 #include <cstring>
 #include <utility>
 
-namespace kesm::samplefn::json {
+namespace kesm::json {
 
 const Value* Value::find(std::string_view name) const {
   if (kind != Kind::kObject) {
@@ -382,4 +382,4 @@ private:
 
 Value parse(std::string_view text) { return Reader(text).document(); }
 
-} // namespace kesm::samplefn::json
+} // namespace kesm::json

@@ -1,10 +1,11 @@
 #pragma once
 
-// A strict JSON reader (RFC 8259) for the sample function: it accepts exactly the JSON
-// grammar and nothing YAML or JavaScript would add (no comments, single quotes, trailing
-// commas, NaN, bare words, byte order mark), requires well-formed UTF-8 (RFC 3629) in
-// strings, and rejects escapes of lone UTF-16 surrogates, which no UTF-8 string can hold.
-// Pure and reentrant; used to check that what kesm sends is JSON any runtime accepts.
+// A strict JSON reader (RFC 8259): it accepts exactly the JSON grammar and nothing YAML or
+// JavaScript would add (no comments, single quotes, trailing commas, NaN, bare words, byte
+// order mark), requires well-formed UTF-8 (RFC 3629) in strings, and rejects escapes of lone
+// UTF-16 surrogates, which no UTF-8 string can hold. Pure and reentrant. The sample function
+// uses it to check that what kesm sends is JSON any runtime accepts; the record filter
+// (filter/filter.h) to decode record values.
 
 #include <cstddef>
 #include <stdexcept>
@@ -12,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-namespace kesm::samplefn::json {
+namespace kesm::json {
 
 // Thrown on malformed input; what() names the byte offset and the rule broken.
 class JsonError : public std::runtime_error {
@@ -41,4 +42,4 @@ inline constexpr std::size_t kMaxDepth = 64;
 
 Value parse(std::string_view text);
 
-} // namespace kesm::samplefn::json
+} // namespace kesm::json

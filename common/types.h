@@ -45,6 +45,9 @@ struct Record {
   std::optional<std::string> key;   // nullopt = null key
   std::optional<std::string> value; // nullopt = null value (tombstone)
   std::vector<Header> headers;
+  // Set by the poller when the record matches none of the mapping's filters: it travels in
+  // its batch only so that its offset is committed in order, and is never sent.
+  bool filtered = false;
 };
 
 struct TopicPartition {

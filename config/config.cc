@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "filter/filter_yaml.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -1345,8 +1347,19 @@ void readRetry(Reporter& reporter, const Field& field, RetryConfig& retry) {
            retry.bisect_batch_on_function_error);
 }
 
-void readFilters(Reporter& reporter, const Field& field, Mapping&) {
-  reporter.add(field.key_pos, field.path, "filters are not supported yet"); // TODO(filter lib)
+void readFilters(Reporter& reporter, const Field& field, Mapping& mapping) {
+  if (field.value.IsNull()) {
+    reporter.add(field.key_pos, field.path,
+                 "must list at least one pattern; leave filters out to deliver every record");
+    return;
+  }
+  std::vector<filter::FilterError> errors;
+  auto filters = filter::compileFilters(field.value, field.path, errors);
+  for (const auto& e : errors) {
+    Pos pos = e.line > 0 ? Pos{e.line, e.column} : field.value_pos;
+    reporter.add(pos, e.key, e.rule);
+  }
+  mapping.filters = std::move(filters);
 }
 
 void readOnFailure(Reporter& reporter, const Field& field, const SourceConfig& source,

@@ -1,6 +1,7 @@
 #include "poller/poller.h"
 
 #include "common/log.h"
+#include "filter/filter.h"
 #include "invoker/payload.h"
 #include "invoker/retry_policy.h"
 #include "poller/batcher.h"
@@ -316,7 +317,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     std::string servers = join(ctx_.mapping.source.bootstrap_servers, ",");
     PayloadSizer sizer;
     sizer.envelope_bytes = invoker::encodedEnvelopeOverhead(servers);
-    sizer.record_bytes = [](const Record& r) { return invoker::encodedRecordSize(r); };
+    sizer.record_bytes = [](const Record& r) {
+      return r.filtered ? std::size_t{0} : invoker::encodedRecordSize(r);
+    };
     sizer.partition_bytes = [](const TopicPartition& tp) {
       return invoker::encodedPartitionOverhead(tp.topic, tp.partition);
     };
@@ -530,7 +533,15 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
     next_expected_[tp] = Offset{msg.offset + 1};
     ctx_.probe->events_polled.Increment();
-    batcher_.add(toRecord(msg), clock_.now());
+    Record record = toRecord(msg);
+    if (ctx_.mapping.filters && !ctx_.mapping.filters->matches(record)) {
+      record.filtered = true;
+      // Only the offset matters now: keep no bytes for it.
+      record.key.reset();
+      record.value.reset();
+      record.headers.clear();
+    }
+    batcher_.add(std::move(record), clock_.now());
   }
 
   // --- the batch in flight -------------------------------------------------------------------
@@ -539,9 +550,11 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   // its HTTP connection) across retries. No two batches in flight share a partition. A batch
   // being bisected is a list of pieces, attempted one after the other, in offset order.
   struct InFlight {
-    std::deque<std::shared_ptr<const Batch>> pieces; // front: the piece being attempted
-    std::map<TopicPartition, PartitionRange> ranges; // what is still uncommitted
-    int attempts = 0;                                // attempts of the front piece, of any outcome
+    std::deque<std::shared_ptr<const Batch>> pieces;  // front: the piece being attempted
+    std::map<TopicPartition, PartitionRange> ranges;  // what is still uncommitted
+    std::map<TopicPartition, PartitionRange> covered; // the whole cut, filtered records too
+    std::size_t filtered = 0;                         // records of the cut never sent
+    int attempts = 0;                                 // attempts of the front piece, of any outcome
     int counted_failures = 0; // failures of the front piece that count as retries
     bool running = false;
     bool to_destination = false; // the front piece was given up: being written to onFailure
@@ -630,10 +643,29 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       if (worker == nullptr) {
         return;
       }
-      auto batch = std::make_shared<Batch>(batcher_.cut(busy));
+      Batch cut = batcher_.cut(busy);
       InFlight f;
-      f.ranges = rangesOf(*batch);
-      f.pieces.push_back(std::move(batch));
+      f.ranges = rangesOf(cut);
+      f.covered = f.ranges;
+      // Records that matched no filter are committed with their batch, never sent.
+      auto sent = std::make_shared<Batch>();
+      sent->payload_bytes = cut.payload_bytes;
+      for (auto& r : cut.records) {
+        if (r.filtered) {
+          f.filtered++;
+        } else {
+          sent->records.push_back(std::move(r));
+        }
+      }
+      if (f.filtered > 0) {
+        ctx_.probe->events_filtered.Increment(static_cast<double>(f.filtered));
+      }
+      if (sent->records.empty()) {
+        markCovered(f);
+        flushCommits();
+        continue;
+      }
+      f.pieces.push_back(std::move(sent));
       f.worker = worker;
       in_flight_.push_back(std::move(f));
       submitAttempt(in_flight_.back());
@@ -726,8 +758,11 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
         f.ranges.erase(it);
       }
     }
-    flushCommits();
     f.pieces.pop_front();
+    if (f.pieces.empty()) {
+      markCovered(f); // filtered records after the last one sent
+    }
+    flushCommits();
     f.attempts = 0;
     f.counted_failures = 0;
     f.to_destination = false;
@@ -878,6 +913,19 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
     log(LogLevel::kDebug, "poller", ctx_.client_id, ": succeeded ", describe(rangesOf(piece)),
         " after ", attempts, " attempt(s)");
+  }
+
+  // Every offset of the cut, filtered records included, once all that was sent succeeded.
+  void markCovered(const InFlight& f) {
+    for (const auto& [tp, range] : f.covered) {
+      if (owned_.count(tp)) {
+        auto& point = commit_points_[tp];
+        point.done = std::max(point.done, range.last.value() + 1);
+      }
+    }
+    if (f.filtered > 0 && !f.covered.empty() && owned_.count(f.covered.begin()->first)) {
+      commit_points_[f.covered.begin()->first].records += static_cast<double>(f.filtered);
+    }
   }
 
   // The partitions whose commit point is ahead of what the coordinator confirmed.
@@ -1125,6 +1173,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
         commit_points_.erase(tp);
       }
       splitPartitionQueues(changed);
+      if (ctx_.mapping.source.starting_position == config::StartingPosition::kAtTimestamp) {
+        startAtTimestamp(consumer, partitions);
+      }
       RdKafka::Error* error = nullptr;
       RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
       if (cooperative) {
@@ -1181,6 +1232,53 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     owner_.assigned_ = owned_.size();
     log(LogLevel::kInfo, "poller", ctx_.client_id, ": revoked ", changed.size(),
         " partition(s), owns ", owned_.size());
+  }
+
+  // AT_TIMESTAMP: partitions the group never committed start at the first record at or after
+  // the timestamp; the others resume from their committed offset, as in Lambda. On an error
+  // the offsets stay unset and auto.offset.reset (earliest) applies: nothing is skipped.
+  void startAtTimestamp(RdKafka::KafkaConsumer* consumer,
+                        std::vector<RdKafka::TopicPartition*>& partitions) {
+    constexpr int kTimeoutMs = 10000;
+    std::vector<RdKafka::TopicPartition*> probe;
+    for (auto* p : partitions) {
+      probe.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition()));
+    }
+    RdKafka::ErrorCode code = consumer->committed(probe, kTimeoutMs);
+    std::vector<RdKafka::TopicPartition*> fresh;
+    for (auto* p : probe) {
+      if (code == RdKafka::ERR_NO_ERROR && p->err() == RdKafka::ERR_NO_ERROR && p->offset() < 0) {
+        fresh.push_back(RdKafka::TopicPartition::create(
+            p->topic(), p->partition(), ctx_.mapping.source.starting_position_timestamp_ms));
+      }
+    }
+    RdKafka::TopicPartition::destroy(probe);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id,
+          ": reading committed offsets for AT_TIMESTAMP failed (", RdKafka::err2str(code),
+          "); partitions without one start at the earliest record");
+      return;
+    }
+    if (fresh.empty()) {
+      return;
+    }
+    code = consumer->offsetsForTimes(fresh, kTimeoutMs);
+    for (auto* f : fresh) {
+      if (code != RdKafka::ERR_NO_ERROR || f->err() != RdKafka::ERR_NO_ERROR) {
+        continue;
+      }
+      for (auto* p : partitions) {
+        if (p->topic() == f->topic() && p->partition() == f->partition()) {
+          // -1: no record at or after the timestamp, so start at the end.
+          p->set_offset(f->offset() >= 0 ? f->offset() : RdKafka::Topic::OFFSET_END);
+        }
+      }
+    }
+    if (code != RdKafka::ERR_NO_ERROR) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": offsets for AT_TIMESTAMP failed (",
+          RdKafka::err2str(code), "); partitions without one start at the earliest record");
+    }
+    RdKafka::TopicPartition::destroy(fresh);
   }
 
   // During a revoke only the attempts already running may finish; no new retries. Waiting

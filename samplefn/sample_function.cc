@@ -1,8 +1,8 @@
 #include "samplefn/sample_function.h"
 
+#include "common/json.h"
 #include "invoker/payload.h"
 #include "net/http.h"
-#include "samplefn/json.h"
 
 #include <array>
 #include <atomic>
@@ -186,7 +186,7 @@ ReceivedRecord parseRecord(const Value& node) {
 
 } // namespace
 
-// A strict JSON parser (samplefn/json.h): a body that is not RFC 8259 JSON of well-formed
+// A strict JSON parser (common/json.h): a body that is not RFC 8259 JSON of well-formed
 // UTF-8 is rejected, so every test that goes through the sample function also checks that
 // kesm's event is JSON any runtime accepts. Keys, values, header keys and header values
 // come back as the exact bytes kesm read from Kafka.
@@ -324,6 +324,12 @@ struct SampleFunction::Impl {
     case Verdict::kFailHttp500:
       failures.fetch_add(1);
       return reply(500, "{\"errorMessage\":\"injected failure\"}");
+    case Verdict::kFailHttp404:
+      failures.fetch_add(1);
+      return reply(404, "{\"message\":\"Function not found\"}");
+    case Verdict::kFailHttp429:
+      failures.fetch_add(1);
+      return reply(429, "{\"message\":\"Rate exceeded\"}");
     case Verdict::kFailFunctionError: {
       failures.fetch_add(1);
       auto response = reply(200, "{\"errorMessage\":\"injected function error\","

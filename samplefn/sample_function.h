@@ -28,7 +28,14 @@ struct ReceivedRecord {
 };
 
 // Decides the answer for one invocation. Called concurrently.
-enum class Verdict { kSucceed, kFailHttp500, kFailFunctionError, kHang };
+enum class Verdict {
+  kSucceed,
+  kFailHttp500,
+  kFailHttp404, // function not found: kesm disables the mapping
+  kFailHttp429, // throttled
+  kFailFunctionError,
+  kHang,
+};
 
 struct SampleFunctionOptions {
   std::string listen = "127.0.0.1:0";
@@ -60,7 +67,7 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-// Parses the event body with a strict JSON reader (samplefn/json.h); throws
+// Parses the event body with a strict JSON reader (common/json.h); throws
 // std::runtime_error on malformed input, including anything that is not RFC 8259 JSON.
 std::vector<ReceivedRecord> parseLambdaKafkaEvent(const std::string& body);
 

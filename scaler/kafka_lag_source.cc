@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <librdkafka/rdkafka.h>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <vector>
@@ -85,6 +86,13 @@ public:
     if (!fetchCommitted(all, committed, out.error)) {
       return out;
     }
+    // AT_TIMESTAMP: a partition the group never committed starts at the first offset at or
+    // after the timestamp; only what follows it is lag.
+    std::map<TopicPartition, std::int64_t> start_at;
+    if (mapping_.source.starting_position == config::StartingPosition::kAtTimestamp &&
+        !startOffsets(all, committed, start_at, out.error)) {
+      return out;
+    }
     for (const auto& tp : all) {
       PartitionLag pl;
       pl.tp = tp;
@@ -100,6 +108,9 @@ public:
         pl.committed = it->second;
       }
       pl.lag = partitionLag(pl.low, pl.high, pl.committed, mapping_.source.starting_position);
+      if (auto start = start_at.find(pl.tp); !pl.committed && start != start_at.end()) {
+        pl.lag = std::max<std::int64_t>(0, pl.high - std::max(start->second, pl.low));
+      }
       sample.total += pl.lag;
       sample.high_sum += pl.high;
       sample.max = std::max(sample.max, pl.lag);
@@ -149,6 +160,39 @@ private:
     }
     rd_kafka_metadata_destroy(md);
     return count;
+  }
+
+  bool startOffsets(const std::vector<TopicPartition>& all,
+                    const std::map<TopicPartition, std::int64_t>& committed,
+                    std::map<TopicPartition, std::int64_t>& start_at, std::string& error) {
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(all.size()));
+    for (const auto& tp : all) {
+      if (!committed.count(tp)) {
+        rd_kafka_topic_partition_list_add(list, tp.topic.c_str(), tp.partition.value())->offset =
+            mapping_.source.starting_position_timestamp_ms;
+      }
+    }
+    bool ok = true;
+    if (list->cnt > 0) {
+      rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk_, list, timeout_ms_);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error = std::string("offsets for the starting timestamp: ") + rd_kafka_err2str(err);
+        ok = false;
+      }
+      for (int i = 0; ok && i < list->cnt; ++i) {
+        const auto& e = list->elems[i];
+        if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR && e.offset >= 0) {
+          start_at[TopicPartition{e.topic, Partition{e.partition}}] = e.offset;
+        } else if (e.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          // No record at or after the timestamp: the consumer starts at the end.
+          start_at[TopicPartition{e.topic, Partition{e.partition}}] =
+              std::numeric_limits<std::int64_t>::max();
+        }
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return ok;
   }
 
   // Partitions are named explicitly: "all partitions of the group" (a null list) is not

@@ -1,12 +1,13 @@
 // The sample function's JSON reader is strict, so that a test passing through it proves the
 // event is JSON any runtime accepts (yaml-cpp, used before, took YAML and JavaScript-isms).
 
-#include "samplefn/json.h"
+#include "common/json.h"
 #include "samplefn/sample_function.h"
 
 #include <catch2/catch.hpp>
 
 using namespace kesm::samplefn;
+namespace json = kesm::json;
 
 TEST_CASE("strict JSON: rejects what RFC 8259 does not allow", "[unit]") {
   struct Case {
