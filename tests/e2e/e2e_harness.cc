@@ -39,9 +39,10 @@ std::string lastLine(const std::string& text) {
   return last;
 }
 
-std::string startBroker(const std::string& dir) {
+std::string startBroker(const std::string& dir, const std::string& kafka_version = "") {
   int status = 0;
-  std::string out = runCommand(kafkaSh() + " start --dir '" + dir + "'", status);
+  std::string version = kafka_version.empty() ? "" : " --kafka-version " + kafka_version;
+  std::string out = runCommand(kafkaSh() + " start" + version + " --dir '" + dir + "'", status);
   if (status != 0) {
     throw std::runtime_error("kafka.sh start --dir " + dir + " failed (status " +
                              std::to_string(status) + ")");
@@ -91,15 +92,34 @@ std::string sharedBrokerDir() {
   return KESM_E2E_KAFKA_DIR;
 }
 
+std::string brokerListener(const std::string& dir, const std::string& listener) {
+  int status = 0;
+  std::string out =
+      runCommand(kafkaSh() + " bootstrap --listener " + listener + " --dir '" + dir + "'", status);
+  if (status != 0) {
+    throw std::runtime_error("the broker in " + dir + " has no " + listener + " listener");
+  }
+  return lastLine(out);
+}
+
+std::string brokerTlsDir(const std::string& dir) {
+  int status = 0;
+  std::string out = runCommand(kafkaSh() + " tls-dir --dir '" + dir + "'", status);
+  if (status != 0) {
+    throw std::runtime_error("the broker in " + dir + " has no TLS material");
+  }
+  return lastLine(out);
+}
+
 std::string sharedBroker() {
   static const std::string bootstrap = startBroker(sharedBrokerDir());
   return bootstrap;
 }
 
-OwnBroker::OwnBroker(std::string dir) : dir_(std::move(dir)) {
+OwnBroker::OwnBroker(std::string dir, const std::string& kafka_version) : dir_(std::move(dir)) {
   int status = 0;
   runCommand(kafkaSh() + " stop --dir '" + dir_ + "' 2>/dev/null", status);
-  bootstrap_ = startBroker(dir_);
+  bootstrap_ = startBroker(dir_, kafka_version);
 }
 
 OwnBroker::~OwnBroker() {
@@ -280,17 +300,28 @@ double metric(const std::string& exposition, const std::string& name,
 }
 
 std::string e2eMappingYaml(const MappingSpec& s) {
+  return "server:\n  listen: 127.0.0.1:" + std::to_string(s.port) + "\nmappings:\n" +
+         e2eMappingEntry(s);
+}
+
+std::string e2eConfigYaml(std::uint16_t port, const std::vector<MappingSpec>& specs) {
+  std::string out = "server:\n  listen: 127.0.0.1:" + std::to_string(port) + "\nmappings:\n";
+  for (const auto& s : specs) {
+    out += e2eMappingEntry(s);
+  }
+  return out;
+}
+
+std::string e2eMappingEntry(const MappingSpec& s) {
   std::ostringstream y;
-  y << "server:\n  listen: 127.0.0.1:" << s.port << "\n"
-    << "mappings:\n"
-    << "  - name: " << s.name << "\n"
+  y << "  - name: " << s.name << "\n"
     << "    source:\n"
     << "      bootstrapServers: " << s.bootstrap << "\n"
     << "      topics: [" << s.topic << "]\n"
     << "      startingPosition: TRIM_HORIZON\n"
     << "      librdkafka:\n"
     << "        session.timeout.ms: 6000\n"
-    << (s.debug_group ? "        debug: cgrp\n" : "") << "    function:\n"
+    << (s.debug_group ? "        debug: cgrp\n" : "") << s.extra_source << "    function:\n"
     << "      url: " << s.url << "\n"
     << "      timeout: " << s.function_timeout << "\n"
     << "    batching:\n"
@@ -307,7 +338,8 @@ std::string e2eMappingYaml(const MappingSpec& s) {
             : std::string())
     << "    retry:\n"
     << "      initialBackoff: 100ms\n"
-    << "      maximumBackoff: 1s\n";
+    << "      maximumBackoff: 1s\n"
+    << s.extra_retry << s.extra_mapping;
   return y.str();
 }
 

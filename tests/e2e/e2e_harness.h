@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace kesm::test::e2e {
 
@@ -20,10 +21,16 @@ std::string runCommand(const std::string& command, int& status);
 std::string sharedBroker();
 std::string sharedBrokerDir();
 
+// The address of a broker's listener (plaintext, sasl, ssl, sasl_ssl; tests/e2e/kafka.sh) and
+// the directory of its CA and client certificates. User kesm, password kesm-secret.
+std::string brokerListener(const std::string& dir, const std::string& listener);
+std::string brokerTlsDir(const std::string& dir);
+
 // A broker of one test's own, for faults that stop it. Stopped and removed at destruction.
 class OwnBroker {
 public:
-  explicit OwnBroker(std::string dir);
+  // kafka_version: "" for kafka.sh's default (4.4.0), or e.g. "3.9.1".
+  explicit OwnBroker(std::string dir, const std::string& kafka_version = "");
   ~OwnBroker();
   OwnBroker(const OwnBroker&) = delete;
   OwnBroker& operator=(const OwnBroker&) = delete;
@@ -92,8 +99,17 @@ struct MappingSpec {
   // librdkafka's group debug log into kesm's log (kesm runs with --verbose in these tests),
   // so a failed run shows what the group did.
   bool debug_group = true;
+  // YAML lines added under source (6 spaces), under retry (6 spaces) and to the mapping
+  // (4 spaces), e.g. "    onFailure:\n      destination: kafka://dlq\n".
+  std::string extra_source;
+  std::string extra_retry;
+  std::string extra_mapping;
 };
+// A whole config file with one mapping, or with several on one listener.
 std::string e2eMappingYaml(const MappingSpec& spec);
+std::string e2eConfigYaml(std::uint16_t port, const std::vector<MappingSpec>& specs);
+// One entry of the mappings list.
+std::string e2eMappingEntry(const MappingSpec& spec);
 
 // High watermark of every partition of the topic.
 std::map<std::int32_t, std::int64_t> highWatermarks(const std::string& bootstrap,

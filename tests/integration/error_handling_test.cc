@@ -19,63 +19,6 @@ using namespace kesm::test;
 
 namespace {
 
-struct ReadRecord {
-  std::int32_t partition = 0;
-  std::optional<std::string> key;
-  std::optional<std::string> value;
-  std::map<std::string, std::string> headers; // last value of each name
-};
-
-// Every record of `topic` (from the beginning up to the high watermarks), read by a plain
-// consumer that joins no group.
-std::vector<ReadRecord> readTopic(const std::string& bootstrap, const std::string& topic,
-                                  int partitions) {
-  std::string err;
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  conf->set("bootstrap.servers", bootstrap, err);
-  conf->set("group.id", "reader-never-joins", err);
-  conf->set("enable.auto.commit", "false", err);
-  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
-  REQUIRE(consumer);
-  std::vector<RdKafka::TopicPartition*> assignment;
-  std::int64_t total = 0;
-  for (int p = 0; p < partitions; ++p) {
-    std::int64_t low = 0, high = 0;
-    REQUIRE(consumer->query_watermark_offsets(topic, p, &low, &high, 5000) ==
-            RdKafka::ERR_NO_ERROR);
-    total += high - low;
-    assignment.push_back(RdKafka::TopicPartition::create(topic, p, low));
-  }
-  consumer->assign(assignment);
-  RdKafka::TopicPartition::destroy(assignment);
-  std::vector<ReadRecord> out;
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (static_cast<std::int64_t>(out.size()) < total &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
-    if (m->err() != RdKafka::ERR_NO_ERROR) {
-      continue;
-    }
-    ReadRecord r;
-    r.partition = m->partition();
-    if (m->key() != nullptr) {
-      r.key = *m->key();
-    }
-    if (m->payload() != nullptr) {
-      r.value = std::string(static_cast<const char*>(m->payload()), m->len());
-    }
-    if (auto* headers = m->headers()) {
-      for (const auto& h : headers->get_all()) {
-        r.headers[h.key()] =
-            h.value() ? std::string(static_cast<const char*>(h.value()), h.value_size()) : "";
-      }
-    }
-    out.push_back(std::move(r));
-  }
-  consumer->close();
-  return out;
-}
-
 std::string scrape(app::Runtime& runtime, const std::string& target) {
   net::HttpClient client(
       net::parseHttpUrl("http://127.0.0.1:" + std::to_string(runtime.metricsPort()) + "/"));

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
+#include <librdkafka/rdkafkacpp.h>
+#include <memory>
 #include <set>
 #include <spawn.h>
 #include <stdexcept>
@@ -234,5 +236,64 @@ std::string writeTempFile(const std::string& name, const std::string& content) {
   out << content;
   return path;
 }
+
+// Every record of `topic` (from the beginning up to the high watermarks), read by a plain
+// consumer that joins no group.
+std::vector<ReadRecord>
+readTopic(const std::string& bootstrap, const std::string& topic, int partitions,
+          const std::vector<std::pair<std::string, std::string>>& settings) {
+  std::string err;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  conf->set("bootstrap.servers", bootstrap, err);
+  conf->set("group.id", "reader-never-joins", err);
+  conf->set("enable.auto.commit", "false", err);
+  for (const auto& [k, v] : settings) {
+    conf->set(k, v, err);
+  }
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!consumer) {
+    throw std::runtime_error("reader: " + err);
+  }
+  std::vector<RdKafka::TopicPartition*> assignment;
+  std::int64_t total = 0;
+  for (int p = 0; p < partitions; ++p) {
+    std::int64_t low = 0, high = 0;
+    if (consumer->query_watermark_offsets(topic, p, &low, &high, 5000) !=
+        RdKafka::ERR_NO_ERROR) {
+      throw std::runtime_error("reader: no watermarks for " + topic);
+    }
+    total += high - low;
+    assignment.push_back(RdKafka::TopicPartition::create(topic, p, low));
+  }
+  consumer->assign(assignment);
+  RdKafka::TopicPartition::destroy(assignment);
+  std::vector<ReadRecord> out;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (static_cast<std::int64_t>(out.size()) < total &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(200));
+    if (m->err() != RdKafka::ERR_NO_ERROR) {
+      continue;
+    }
+    ReadRecord r;
+    r.partition = m->partition();
+    if (m->key() != nullptr) {
+      r.key = *m->key();
+    }
+    if (m->payload() != nullptr) {
+      r.value = std::string(static_cast<const char*>(m->payload()), m->len());
+    }
+    if (auto* headers = m->headers()) {
+      for (const auto& h : headers->get_all()) {
+        r.headers[h.key()] =
+            h.value() ? std::string(static_cast<const char*>(h.value()), h.value_size()) : "";
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  consumer->close();
+  return out;
+}
+
 
 } // namespace kesm::test

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -79,5 +80,18 @@ private:
 };
 
 std::string writeTempFile(const std::string& name, const std::string& content);
+
+struct ReadRecord {
+  std::int32_t partition = 0;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::map<std::string, std::string> headers; // last value of each name
+};
+
+// Every record of `topic` from its low to its high watermarks, read by a plain consumer that
+// joins no group. `settings`: extra librdkafka properties (security).
+std::vector<ReadRecord>
+readTopic(const std::string& bootstrap, const std::string& topic, int partitions,
+          const std::vector<std::pair<std::string, std::string>>& settings = {});
 
 } // namespace kesm::test
