@@ -67,4 +67,16 @@ NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
   return NextStep::kRetry;
 }
 
+std::pair<Batch, Batch> bisectBatch(const Batch& batch) {
+  std::size_t half = batch.records.size() / 2;
+  Batch left;
+  Batch right;
+  left.records.assign(batch.records.begin(), batch.records.begin() + half);
+  right.records.assign(batch.records.begin() + half, batch.records.end());
+  left.payload_bytes =
+      batch.records.empty() ? 0 : batch.payload_bytes * half / batch.records.size();
+  right.payload_bytes = batch.payload_bytes - left.payload_bytes;
+  return {std::move(left), std::move(right)};
+}
+
 } // namespace kesm::poller

@@ -3,11 +3,13 @@
 // What to do after a failed attempt: retry, split the batch, give it up (to the on-failure
 // destination or dropped) or disable the mapping. Pure: no clock, no I/O.
 
+#include "common/types.h"
 #include "config/config.h"
 #include "invoker/invoker.h"
 
 #include <chrono>
 #include <cstddef>
+#include <utility>
 
 namespace kesm::poller {
 
@@ -45,5 +47,10 @@ inline constexpr int kRetriesWithDestination = 10;
 // past its retries is given up; anything else is retried.
 NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
                   const FailedAttempt& attempt);
+
+// The two halves of a failing batch, in order: the first holds the first floor(n/2) records,
+// so attempting the left half before the right keeps every partition in offset order. The
+// payload estimate is split in proportion. Needs at least two records.
+std::pair<Batch, Batch> bisectBatch(const Batch& batch);
 
 } // namespace kesm::poller

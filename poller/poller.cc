@@ -775,16 +775,10 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   void bisect(InFlight& f) {
     auto whole = f.pieces.front();
     f.pieces.pop_front();
-    std::size_t half = whole->records.size() / 2;
-    auto left = std::make_shared<Batch>();
-    auto right = std::make_shared<Batch>();
-    left->records.assign(whole->records.begin(), whole->records.begin() + half);
-    right->records.assign(whole->records.begin() + half, whole->records.end());
-    // The estimate splits with the records; only the envelope is counted twice.
-    left->payload_bytes = whole->payload_bytes * half / whole->records.size();
-    right->payload_bytes = whole->payload_bytes - left->payload_bytes;
-    f.pieces.push_front(std::move(right));
-    f.pieces.push_front(std::move(left));
+    auto [left, right] = bisectBatch(*whole);
+    std::size_t half = left.records.size();
+    f.pieces.push_front(std::make_shared<Batch>(std::move(right)));
+    f.pieces.push_front(std::make_shared<Batch>(std::move(left)));
     ctx_.probe->batches_bisected.Increment();
     log(LogLevel::kWarn, "poller", ctx_.client_id, ": batch of ", whole->records.size(),
         " records (", describe(rangesOf(*whole)), ") failed: ", f.last_error, "; bisecting into ",

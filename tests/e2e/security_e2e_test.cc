@@ -160,7 +160,7 @@ TEST_CASE("kesm consumes through SASL/SCRAM-SHA-256 and SCRAM-SHA-512 (Apache Ka
                  "security-scram");
 }
 
-TEST_CASE("a wrong password disables its mapping with the reason; the other mapping runs",
+TEST_CASE("a wrong password disables its mapping with the reason, and the other mapping runs",
           "[e2e]") {
   const std::string dir = sharedBrokerDir();
   sharedBroker();

@@ -3,6 +3,7 @@
 #include "poller/failure_policy.h"
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 using namespace kesm;
 using namespace kesm::poller;
@@ -121,4 +122,50 @@ TEST_CASE("an onFailure destination with unbounded retries gets at most 10, as i
   retry.maximum_retry_attempts = config::kUnbounded;
   retry.maximum_record_age = milliseconds(3600000);
   CHECK(effectiveMaximumRetries(retry, true) == config::kUnbounded);
+}
+
+TEST_CASE("bisection keeps offset order: the left half holds the earlier records of every "
+          "partition",
+          "[poller][failure]") {
+  Batch batch;
+  batch.payload_bytes = 7000;
+  // Two partitions interleaved as a batch may hold them; 7 records.
+  for (int i = 0; i < 7; ++i) {
+    Record r;
+    r.topic = "t";
+    r.partition = Partition{i % 2};
+    r.offset = Offset{100 + i};
+    batch.records.push_back(r);
+  }
+  auto [left, right] = bisectBatch(batch);
+  REQUIRE(left.records.size() == 3);
+  REQUIRE(right.records.size() == 4);
+  for (std::size_t i = 0; i < left.records.size(); ++i) {
+    CHECK(left.records[i].offset == batch.records[i].offset);
+  }
+  for (std::size_t i = 0; i < right.records.size(); ++i) {
+    CHECK(right.records[i].offset == batch.records[3 + i].offset);
+  }
+  // Per partition, every offset of the left half precedes every offset of the right half.
+  for (int p = 0; p < 2; ++p) {
+    std::int64_t last_left = -1;
+    std::int64_t first_right = std::numeric_limits<std::int64_t>::max();
+    for (const auto& r : left.records) {
+      if (r.partition.value() == p) {
+        last_left = std::max(last_left, r.offset.value());
+      }
+    }
+    for (const auto& r : right.records) {
+      if (r.partition.value() == p) {
+        first_right = std::min(first_right, r.offset.value());
+      }
+    }
+    CHECK(last_left < first_right);
+  }
+  CHECK(left.payload_bytes + right.payload_bytes == 7000);
+  CHECK(left.payload_bytes == 3000);
+  // Down to one record each, recursively, as the poller does.
+  auto [a, b] = bisectBatch(left);
+  CHECK(a.records.size() == 1);
+  CHECK(b.records.size() == 2);
 }
