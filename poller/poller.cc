@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 #include <limits>
@@ -1393,8 +1394,26 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     rd_kafka_queue_io_event_enable(commit_queue_, -1, nullptr, 0);
     rd_kafka_queue_destroy(commit_queue_);
     commit_queue_ = nullptr;
-    consumer_.reset();
     log(LogLevel::kInfo, "poller", ctx_.client_id, ": left the group");
+    destroyConsumer();
+  }
+
+  // Closed already: destroying only frees the client. librdkafka 2.0.2 can wait for ever
+  // here after a subscribed topic was deleted (its main thread never sees the group reach
+  // its final state), so the destroy runs on a thread of its own and the poller waits for it
+  // a bounded time: a retiring poller must never block its pool or kesm's exit.
+  void destroyConsumer() {
+    auto done = std::make_shared<std::promise<void>>();
+    auto finished = done->get_future();
+    std::thread([consumer = consumer_.release(), done] {
+      delete consumer;
+      done->set_value();
+    }).detach();
+    if (finished.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id,
+          ": the Kafka client is still being destroyed after 10 s; left to finish in the "
+          "background");
+    }
   }
 
   Poller& owner_;

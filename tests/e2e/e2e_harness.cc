@@ -142,6 +142,42 @@ void OwnBroker::resume() {
   }
 }
 
+void deleteTopic(const std::string& bootstrap, const std::string& topic) {
+  auto rk = adminClient(bootstrap);
+  char err[512];
+  rd_kafka_DeleteTopic_t* dt = rd_kafka_DeleteTopic_new(topic.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
+  rd_kafka_AdminOptions_t* options =
+      rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_DELETETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, 30000, err, sizeof err);
+  rd_kafka_DeleteTopics(rk.get(), &dt, 1, options, queue);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 60000);
+  std::string error;
+  if (!ev) {
+    error = "no answer within 60 s";
+  } else if (rd_kafka_event_error(ev)) {
+    error = rd_kafka_event_error_string(ev);
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      if (rd_kafka_topic_result_error(results[i])) {
+        error = rd_kafka_topic_result_error_string(results[i]);
+      }
+    }
+  }
+  if (ev) {
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_DeleteTopic_destroy(dt);
+  rd_kafka_queue_destroy(queue);
+  if (!error.empty()) {
+    throw std::runtime_error("delete topic " + topic + ": " + error);
+  }
+}
+
 void createTopic(const std::string& bootstrap, const std::string& topic, int partitions,
                  const std::map<std::string, std::string>& configs) {
   auto rk = adminClient(bootstrap);

@@ -51,6 +51,9 @@ private:
 void createTopic(const std::string& bootstrap, const std::string& topic, int partitions,
                  const std::map<std::string, std::string>& configs = {});
 
+// Deletes a topic with the Admin API.
+void deleteTopic(const std::string& bootstrap, const std::string& topic);
+
 // The group's offsets on `topic` as Kafka's own ConsumerGroupCommand prints them. Partitions
 // without a committed offset have committed and lag -1 (the tool shows "-").
 struct ToolRow {

@@ -185,3 +185,58 @@ TEST_CASE("On Apache Kafka: bisect sends a poison record alone to the onFailure 
   CHECK(metric(metrics.body, "kesm_events_filtered_total", {{"mapping", "filtered"}}) ==
         static_cast<double>(800 - expected.size()));
 }
+
+TEST_CASE("A topic deleted while kesm runs disables its mapping; the other mapping keeps "
+          "delivering",
+          "[e2e]") {
+  const std::string bootstrap = sharedBroker();
+  const std::string doomed = uniqueName("doomed");
+  const std::string steady = uniqueName("steady");
+  createTopic(bootstrap, doomed, 2);
+  createTopic(bootstrap, steady, 2);
+  produceNumbered(bootstrap, doomed, 2, 50);
+  Deliveries doomed_deliveries;
+  Deliveries steady_deliveries;
+  samplefn::SampleFunctionOptions doomed_fn;
+  doomed_fn.on_batch = [&](const auto& batch) { doomed_deliveries.add(batch); };
+  samplefn::SampleFunction doomed_function(doomed_fn);
+  samplefn::SampleFunctionOptions steady_fn;
+  steady_fn.on_batch = [&](const auto& batch) { steady_deliveries.add(batch); };
+  samplefn::SampleFunction steady_function(steady_fn);
+  auto spec = [&](const std::string& topic, const std::string& url) {
+    MappingSpec s;
+    s.name = topic;
+    s.bootstrap = bootstrap;
+    s.topic = topic;
+    s.url = url;
+    s.debug_group = false;
+    return s;
+  };
+  const std::uint16_t port = freePort();
+  const std::string yaml = e2eConfigYaml(
+      port, {spec(doomed, doomed_function.url()), spec(steady, steady_function.url())});
+  const std::string log_path = writeTempFile("e2e-deleted-topic.log", "");
+  DumpLogOnFailure dump(log_path);
+  INFO("kesm log: " << log_path);
+  KesmProcess kesm({"run", "--config", writeTempFile("e2e-deleted-topic.yaml", yaml)}, log_path);
+  REQUIRE(waitUntil(60s, [&] {
+    return doomed_deliveries.missing(0, 50).empty() && doomed_deliveries.missing(1, 50).empty();
+  }));
+  deleteTopic(bootstrap, doomed);
+  const std::string disabled = "\"name\":\"" + doomed + "\",\"state\":\"Disabled\"";
+  // Two probes in a row at the 1 s evaluation interval, plus the metadata's own delay.
+  bool was_disabled = waitUntil(
+      30s, [&] { return httpGet(port, "/status").body.find(disabled) != std::string::npos; });
+  produceNumbered(bootstrap, steady, 2, 100);
+  bool steady_done = waitUntil(60s, [&] {
+    return steady_deliveries.missing(0, 100).empty() && steady_deliveries.missing(1, 100).empty();
+  });
+  auto status = httpGet(port, "/status");
+  INFO(status.body);
+  CHECK(was_disabled);
+  CHECK(status.body.find("does not exist") != std::string::npos);
+  CHECK(steady_done);
+  CHECK(kesm.running());
+  kesm.signal(SIGTERM);
+  CHECK(kesm.wait(30s) == 0);
+}
