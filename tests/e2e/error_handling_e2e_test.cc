@@ -186,7 +186,7 @@ TEST_CASE("On Apache Kafka: bisect sends a poison record alone to the onFailure 
         static_cast<double>(800 - expected.size()));
 }
 
-TEST_CASE("A topic deleted while kesm runs disables its mapping; the other mapping keeps "
+TEST_CASE("A topic deleted while kesm runs disables its mapping, the other mapping keeps "
           "delivering",
           "[e2e]") {
   const std::string bootstrap = sharedBroker();

@@ -109,7 +109,7 @@ TEST_CASE("bisect isolates a poison record: it alone reaches the onFailure topic
   CHECK_FALSE(r.headers[poller::kHeaderFailedAt].empty());
 }
 
-TEST_CASE("without a destination, exhausted records are dropped, counted and committed; only "
+TEST_CASE("without a destination, exhausted records are dropped, counted and committed, only "
           "because the user bounded the retries",
           "[integration]") {
   app::MockKafkaCluster cluster(1);
@@ -294,7 +294,7 @@ TEST_CASE("a 404 disables its mapping at the first answer, commits nothing of it
   }
 }
 
-TEST_CASE("filters pass exactly the matching records; the others are committed without "
+TEST_CASE("filters pass exactly the matching records, the others are committed without "
           "invocation",
           "[integration]") {
   app::MockKafkaCluster cluster(1);
