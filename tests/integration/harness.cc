@@ -258,8 +258,7 @@ readTopic(const std::string& bootstrap, const std::string& topic, int partitions
   std::int64_t total = 0;
   for (int p = 0; p < partitions; ++p) {
     std::int64_t low = 0, high = 0;
-    if (consumer->query_watermark_offsets(topic, p, &low, &high, 5000) !=
-        RdKafka::ERR_NO_ERROR) {
+    if (consumer->query_watermark_offsets(topic, p, &low, &high, 5000) != RdKafka::ERR_NO_ERROR) {
       throw std::runtime_error("reader: no watermarks for " + topic);
     }
     total += high - low;
@@ -294,6 +293,5 @@ readTopic(const std::string& bootstrap, const std::string& topic, int partitions
   consumer->close();
   return out;
 }
-
 
 } // namespace kesm::test
