@@ -8,6 +8,7 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config make
   librdkafka-dev libboost-dev libboost-system-dev prometheus-cpp-dev libyaml-cpp-dev
   catch2 clang-format curl
+  openssl # the e2e broker's TLS listeners: tests/e2e/kafka.sh makes their certificates
 )
 
 case "${1:-}" in
