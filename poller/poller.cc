@@ -515,12 +515,11 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       log(LogLevel::kWarn, "poller", ctx_.client_id,
           ": consume error: ", rd_kafka_message_errstr(&msg));
       if (isAuthError(msg.err)) {
-        reportFatal(
-            FatalError{FatalError::Kind::kKafkaAuth, std::string("the cluster refused access: ") +
-                                                         rd_kafka_message_errstr(&msg)});
+        accessRefused(std::string("the cluster refused access: ") + rd_kafka_message_errstr(&msg));
       }
       return;
     }
+    access_refused_since_.reset(); // a record arrived: access works
     if (owner_.state_.load() == PollerState::kStopping) {
       return; // not fetched for a batch any more; the next owner reads it again
     }
@@ -846,6 +845,27 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
+
+  // librdkafka reports a refused login or a missing ACL at every reconnect. Only a refusal
+  // that lasts disables the mapping: a broker that is restarting can refuse a login or two
+  // while it loads its credentials, and disabling on that would need a restart to undo.
+  void accessRefused(const std::string& reason) {
+    auto now = clock_.now();
+    // Refusals come at each reconnect (librdkafka backs off up to 10 s): a longer silence
+    // means access worked in between, and a new refusal starts a new count.
+    bool continued = access_refused_last_ && now - *access_refused_last_ < milliseconds(15000);
+    access_refused_last_ = now;
+    if (!access_refused_since_ || !continued) {
+      access_refused_since_ = now;
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": ", reason,
+          "; the mapping is disabled if this lasts ", kAccessRefusedFor.count(), " ms");
+      return;
+    }
+    if (now - *access_refused_since_ >= kAccessRefusedFor) {
+      reportFatal(FatalError{FatalError::Kind::kKafkaAuth, reason});
+    }
+  }
+  static constexpr milliseconds kAccessRefusedFor{30000};
 
   void reportFatal(const FatalError& error) {
     if (fatal_) {
@@ -1321,8 +1341,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     case RdKafka::Event::EVENT_ERROR:
       ctx_.probe->kafka_errors.Increment();
       if (isAuthError(static_cast<rd_kafka_resp_err_t>(event.err()))) {
-        reportFatal(
-            FatalError{FatalError::Kind::kKafkaAuth, "the cluster refused access: " + event.str()});
+        accessRefused("the cluster refused access: " + event.str());
       }
       if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN || event.fatal()) {
         log(LogLevel::kError, "poller", ctx_.client_id, ": kafka: ", event.str());
@@ -1438,7 +1457,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   std::optional<time_point> hold_until_; // no new batches: group rebalancing
   bool more_to_take_ = false;            // a partition queue holds records intake has room for
   bool had_assignment_ = false;
-  bool fatal_ = false;                // met an error retrying cannot fix: send nothing more
+  bool fatal_ = false; // met an error retrying cannot fix: send nothing more
+  std::optional<time_point> access_refused_since_; // first refusal since the last record
+  std::optional<time_point> access_refused_last_;
   std::size_t concurrency_limit_ = 1; // maxConcurrent(), halved by each throttle
   time_point grace_deadline_{};
 
