@@ -1,5 +1,6 @@
 #include "filter/filter_yaml.h"
 
+#include "common/text.h"
 #include "filter/pattern.h"
 
 #include <algorithm>
@@ -86,27 +87,6 @@ std::string lower(std::string_view s) {
     }
   }
   return out;
-}
-
-// Optimal string alignment distance: Levenshtein plus adjacent transpositions ("perfix").
-std::size_t editDistance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) {
-    d[i][0] = i;
-  }
-  for (std::size_t j = 0; j <= b.size(); ++j) {
-    d[0][j] = j;
-  }
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
 }
 
 // The known name closest to `name` (ignoring case, '_' for '-'), or empty when none is near.
