@@ -251,6 +251,7 @@ private:
 struct PartitionRange {
   Offset first;
   Offset last;
+  std::size_t records = 0; // in the batch; fewer than last - first + 1 where offsets have gaps
 };
 
 std::map<TopicPartition, PartitionRange> rangesOf(const Batch& batch) {
@@ -259,9 +260,10 @@ std::map<TopicPartition, PartitionRange> rangesOf(const Batch& batch) {
     TopicPartition tp{r.topic, r.partition};
     auto it = ranges.find(tp);
     if (it == ranges.end()) {
-      ranges.emplace(tp, PartitionRange{r.offset, r.offset});
+      ranges.emplace(tp, PartitionRange{r.offset, r.offset, 1});
     } else {
       it->second.last = r.offset;
+      it->second.records++;
     }
   }
   return ranges;
@@ -747,7 +749,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   // The front piece succeeded (or was given up and dealt with): commit it, go on to the next.
   bool pieceSucceeded(InFlight& f) {
     auto piece_ranges = rangesOf(f.piece());
-    markSucceeded(f.piece(), f.attempts);
+    markSucceeded(piece_ranges, f.attempts);
     for (const auto& [tp, range] : piece_ranges) {
       auto it = f.ranges.find(tp);
       if (it == f.ranges.end()) {
@@ -912,22 +914,22 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
 
   struct PendingCommit {
     std::map<TopicPartition, double> records;
-    time_point sent{};
   };
 
   // A committed offset is the next offset to read: last processed + 1.
-  void markSucceeded(const Batch& piece, int attempts) {
-    for (const auto& r : piece.records) {
-      TopicPartition tp{r.topic, r.partition};
+  void markSucceeded(const std::map<TopicPartition, PartitionRange>& ranges, int attempts) {
+    for (const auto& [tp, range] : ranges) {
       if (!owned_.count(tp)) {
         continue; // revoked meanwhile: the new owner redelivers from the last commit
       }
       auto& point = commit_points_[tp];
-      point.done = std::max(point.done, r.offset.value() + 1);
-      point.records += 1;
+      point.done = std::max(point.done, range.last.value() + 1);
+      point.records += static_cast<double>(range.records);
     }
-    log(LogLevel::kDebug, "poller", ctx_.client_id, ": succeeded ", describe(rangesOf(piece)),
-        " after ", attempts, " attempt(s)");
+    if (logEnabled(LogLevel::kDebug)) {
+      log(LogLevel::kDebug, "poller", ctx_.client_id, ": succeeded ", describe(ranges), " after ",
+          attempts, " attempt(s)");
+    }
   }
 
   // Every offset of the cut, filtered records included, once all that was sent succeeded.
@@ -959,6 +961,19 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     return list;
   }
 
+  // A commit request for `list`: the records it carries move from their commit points to it,
+  // to be counted as committed when the coordinator accepts them (settleCommit).
+  PendingCommit takeRecords(const rd_kafka_topic_partition_list_t* list) {
+    PendingCommit taken;
+    for (int i = 0; i < list->cnt; ++i) {
+      TopicPartition tp{list->elems[i].topic, Partition{list->elems[i].partition}};
+      auto& point = commit_points_[tp];
+      taken.records[tp] = point.records;
+      point.records = 0;
+    }
+    return taken;
+  }
+
   void flushCommits() {
     if (pending_commit_ || clock_.now() < commit_retry_at_) {
       return;
@@ -967,14 +982,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     if (list == nullptr) {
       return;
     }
-    PendingCommit pending;
-    pending.sent = clock_.now();
-    for (int i = 0; i < list->cnt; ++i) {
-      TopicPartition tp{list->elems[i].topic, Partition{list->elems[i].partition}};
-      auto& point = commit_points_[tp];
-      pending.records[tp] = point.records;
-      point.records = 0;
-    }
+    PendingCommit pending = takeRecords(list);
     rd_kafka_resp_err_t err =
         rd_kafka_commit_queue(consumer_->c_ptr(), list, commit_queue_, nullptr, nullptr);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -1077,13 +1085,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     if (list == nullptr) {
       return;
     }
-    PendingCommit sync;
-    for (int i = 0; i < list->cnt; ++i) {
-      TopicPartition tp{list->elems[i].topic, Partition{list->elems[i].partition}};
-      auto& point = commit_points_[tp];
-      sync.records[tp] = point.records;
-      point.records = 0;
-    }
+    PendingCommit sync = takeRecords(list);
     rd_kafka_resp_err_t err = rd_kafka_commit(consumer_->c_ptr(), list, 0);
     hold_until_.reset(); // the partitions are moving now in any case
     settleCommit(sync, err, list);
