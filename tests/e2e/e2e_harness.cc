@@ -142,6 +142,34 @@ void OwnBroker::resume() {
   }
 }
 
+// Waits for the answer to one CreateTopics or DeleteTopics request on `queue`: "" when every
+// topic succeeded, else the reason.
+static std::string topicsResultError(rd_kafka_queue_t* queue) {
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 60000);
+  if (!ev) {
+    return "no answer within 60 s";
+  }
+  std::string error;
+  if (rd_kafka_event_error(ev)) {
+    error = rd_kafka_event_error_string(ev);
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results = nullptr;
+    if (const auto* created = rd_kafka_event_CreateTopics_result(ev)) {
+      results = rd_kafka_CreateTopics_result_topics(created, &n);
+    } else if (const auto* deleted = rd_kafka_event_DeleteTopics_result(ev)) {
+      results = rd_kafka_DeleteTopics_result_topics(deleted, &n);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (rd_kafka_topic_result_error(results[i])) {
+        error = rd_kafka_topic_result_error_string(results[i]);
+      }
+    }
+  }
+  rd_kafka_event_destroy(ev);
+  return error;
+}
+
 void deleteTopic(const std::string& bootstrap, const std::string& topic) {
   auto rk = adminClient(bootstrap);
   char err[512];
@@ -151,25 +179,7 @@ void deleteTopic(const std::string& bootstrap, const std::string& topic) {
       rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_DELETETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(options, 30000, err, sizeof err);
   rd_kafka_DeleteTopics(rk.get(), &dt, 1, options, queue);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 60000);
-  std::string error;
-  if (!ev) {
-    error = "no answer within 60 s";
-  } else if (rd_kafka_event_error(ev)) {
-    error = rd_kafka_event_error_string(ev);
-  } else {
-    size_t n = 0;
-    const rd_kafka_topic_result_t** results =
-        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-    for (size_t i = 0; i < n; ++i) {
-      if (rd_kafka_topic_result_error(results[i])) {
-        error = rd_kafka_topic_result_error_string(results[i]);
-      }
-    }
-  }
-  if (ev) {
-    rd_kafka_event_destroy(ev);
-  }
+  std::string error = topicsResultError(queue);
   rd_kafka_AdminOptions_destroy(options);
   rd_kafka_DeleteTopic_destroy(dt);
   rd_kafka_queue_destroy(queue);
@@ -194,25 +204,7 @@ void createTopic(const std::string& bootstrap, const std::string& topic, int par
       rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(options, 30000, err, sizeof err);
   rd_kafka_CreateTopics(rk.get(), &nt, 1, options, queue);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 60000);
-  std::string error;
-  if (!ev) {
-    error = "no answer within 60 s";
-  } else if (rd_kafka_event_error(ev)) {
-    error = rd_kafka_event_error_string(ev);
-  } else {
-    const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
-    size_t n = 0;
-    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
-    for (size_t i = 0; i < n; ++i) {
-      if (rd_kafka_topic_result_error(results[i])) {
-        error = rd_kafka_topic_result_error_string(results[i]);
-      }
-    }
-  }
-  if (ev) {
-    rd_kafka_event_destroy(ev);
-  }
+  std::string error = topicsResultError(queue);
   rd_kafka_AdminOptions_destroy(options);
   rd_kafka_NewTopic_destroy(nt);
   rd_kafka_queue_destroy(queue);
