@@ -48,6 +48,10 @@ inline constexpr int kRetriesWithDestination = 10;
 NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
                   const FailedAttempt& attempt);
 
+// A librdkafka error code (an rd_kafka_resp_err_t) that retrying cannot fix: refused
+// credentials (SASL) or a missing ACL (topic, group, cluster authorization).
+bool isAccessRefused(int librdkafka_error);
+
 // The two halves of a failing batch, in order: the first holds the first floor(n/2) records,
 // so attempting the left half before the right keeps every partition in offset order. The
 // payload estimate is split in proportion. Needs at least two records.

@@ -516,7 +516,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       ctx_.probe->kafka_errors.Increment();
       log(LogLevel::kWarn, "poller", ctx_.client_id,
           ": consume error: ", rd_kafka_message_errstr(&msg));
-      if (isAuthError(msg.err)) {
+      if (isAccessRefused(msg.err)) {
         accessRefused(std::string("the cluster refused access: ") + rd_kafka_message_errstr(&msg));
       }
       return;
@@ -1058,15 +1058,6 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
   }
 
-  // Errors no retry fixes: wrong credentials, missing ACLs.
-  static bool isAuthError(rd_kafka_resp_err_t code) {
-    return code == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-           code == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-           code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-           code == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
-           code == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
-  }
-
   static bool isRebalanceError(rd_kafka_resp_err_t code) {
     return code == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
            code == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
@@ -1342,7 +1333,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     switch (event.type()) {
     case RdKafka::Event::EVENT_ERROR:
       ctx_.probe->kafka_errors.Increment();
-      if (isAuthError(static_cast<rd_kafka_resp_err_t>(event.err()))) {
+      if (isAccessRefused(event.err())) {
         accessRefused("the cluster refused access: " + event.str());
       }
       if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN || event.fatal()) {

@@ -1,4 +1,5 @@
 #include "common/log.h"
+#include "poller/failure_policy.h"
 #include "scaler/lag_source.h"
 
 #include <algorithm>
@@ -122,14 +123,6 @@ public:
   }
 
 private:
-  static bool isAccessError(rd_kafka_resp_err_t err) {
-    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-           err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
-           err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-           err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
-           err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
-  }
-
   int partitionCount(const std::string& topic, std::string& error, bool& fatal) {
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
     const rd_kafka_metadata_t* md = nullptr;
@@ -137,7 +130,7 @@ private:
     rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       error = "metadata of " + topic + ": " + rd_kafka_err2str(err);
-      fatal = isAccessError(err);
+      fatal = poller::isAccessRefused(err);
       return -1;
     }
     int count = -1;
@@ -149,7 +142,7 @@ private:
           fatal = true;
         } else if (terr != RD_KAFKA_RESP_ERR_NO_ERROR) {
           error = "topic " + topic + ": " + rd_kafka_err2str(terr);
-          fatal = isAccessError(terr);
+          fatal = poller::isAccessRefused(terr);
         } else {
           count = md->topics[i].partition_cnt;
         }

@@ -224,12 +224,7 @@ TEST_CASE("a wrong password disables its mapping with the reason, and the other 
   CHECK(bad.total() == 0);
   kesm.signal(SIGTERM);
   CHECK(kesm.wait(30s) == 0);
-  const std::string log = [&] {
-    std::ifstream in(log_path);
-    std::stringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }();
+  const std::string log = readFile(log_path);
   CHECK(log.find("mapping DISABLED") != std::string::npos);
   CHECK(log.find(wrong) == std::string::npos);
   CHECK(log.find(kPassword) == std::string::npos);
