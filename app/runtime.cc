@@ -84,6 +84,9 @@ public:
     opts.url = mapping.function.url;
     opts.timeout = mapping.function.timeout;
     opts.bootstrap_servers = joinServers(mapping.source.bootstrap_servers);
+    opts.format = poller::eventFormat(mapping);
+    opts.detect_error_body = mapping.function.detect_error_body;
+    opts.log_name = mapping.name;
     base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
     if (!mapping.on_failure.destination_topic.empty()) {
       base.dead_letters = poller::makeKafkaDeadLetterSink(mapping, milliseconds(30000));

@@ -316,7 +316,8 @@ const Section kTlsSection{"under a mapping's source.security.tls",
                           {"caFile", "certificateFile", "keyFile", "keyPasswordFile",
                            "keyPasswordEnv", "verifyHostname"}};
 const Section kOnFailureSection{"under a mapping's onFailure", {"destination"}};
-const Section kFunctionSection{"under a mapping's function", {"url", "timeout"}};
+const Section kFunctionSection{"under a mapping's function",
+                               {"url", "timeout", "nullValues", "detectErrorBody"}};
 const Section kBatchingSection{"under a mapping's batching",
                                {"batchSize", "maximumBatchingWindow"}};
 const Section kScalingSection{"under a mapping's scaling",
@@ -1238,6 +1239,17 @@ void readFunction(Reporter& reporter, const Field& field, FunctionConfig& functi
     }
   }
   readDuration(reporter, section.optional("timeout"), kTimeoutRange, function.timeout);
+  if (const Field* f = section.optional("nullValues")) {
+    auto text = readScalar(reporter, *f, "empty or omit");
+    if (text && *text == "empty") {
+      function.null_values = NullValues::kEmpty;
+    } else if (text && *text == "omit") {
+      function.null_values = NullValues::kOmit;
+    } else if (text) {
+      reporter.add(f->value_pos, f->path, "must be empty or omit, got " + describe(f->value));
+    }
+  }
+  readBool(reporter, section.optional("detectErrorBody"), function.detect_error_body);
 }
 
 void readBatching(Reporter& reporter, const Field& field, BatchingConfig& batching) {

@@ -94,9 +94,19 @@ struct SourceConfig {
   Location librdkafka_at; // the librdkafka map; line 0 when the key is absent
 };
 
+// How the event writes Kafka's nulls (docs/configuration.md, "function").
+enum class NullValues {
+  kEmpty, // tombstone: "value":""; null header value: [] -- every Lambda library reads these
+  kOmit,  // tombstone: no "value" (as AWS); null header value: null -- lossless, fewer readers
+};
+
 struct FunctionConfig {
   std::string url; // required, http://host[:port]/path
   Millis timeout{30000};
+  NullValues null_values = NullValues::kEmpty;
+  // A 2xx whose body is a Lambda runtime's error document (errorMessage + errorType) is a
+  // function error: the Runtime Interface Emulator answers a raising handler that way.
+  bool detect_error_body = true;
 };
 
 struct BatchingConfig {

@@ -139,7 +139,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Input in(data, size);
   const std::string servers = in.str8();
   const Batch batch = readBatch(in);
-  const std::string json = kesm::invoker::encodeLambdaKafkaEvent(batch, servers);
+  // The lossless format (function.nullValues: omit), so that every null must come back null.
+  const kesm::invoker::EventFormat format{.nulls = kesm::invoker::NullStyle::kOmit};
+  const std::string json = kesm::invoker::encodeLambdaKafkaEvent(batch, servers, format);
 
   // The batcher's size identity (invoker/payload.h); an empty batch is never sent.
   if (!batch.records.empty()) {
@@ -150,7 +152,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         seen[{r.topic, r.partition.value()}] = true;
         predicted += kesm::invoker::encodedPartitionOverhead(r.topic, r.partition);
       }
-      predicted += kesm::invoker::encodedRecordSize(r);
+      predicted += kesm::invoker::encodedRecordSize(r, format);
     }
     if (predicted != json.size()) {
       finding("predicted " + std::to_string(predicted) + " bytes, encoded " +

@@ -1,3 +1,5 @@
+#include "common/json.h"
+#include "common/log.h"
 #include "invoker/invoker.h"
 #include "invoker/payload.h"
 #include "net/http.h"
@@ -24,6 +26,49 @@ const char* toString(InvokeOutcome outcome) {
     return "connection_error";
   }
   return "unknown";
+}
+
+namespace {
+
+// A Lambda error document is small; a larger 2xx body is a result, never parsed.
+constexpr std::size_t kMaxInspectedBody = 64 * 1024;
+
+bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+} // namespace
+
+SuccessBody classifySuccessBody(std::string_view body) {
+  std::size_t start = 0;
+  while (start < body.size() && isJsonSpace(body[start])) {
+    ++start;
+  }
+  std::string_view rest = body.substr(start);
+  // The emulator's timeout answer is plain text; a JSON string holding it counts too.
+  constexpr std::string_view kTimedOut = "Task timed out after";
+  if (rest.substr(0, kTimedOut.size()) == kTimedOut ||
+      (rest.size() > kTimedOut.size() && rest[0] == '"' &&
+       rest.substr(1, kTimedOut.size()) == kTimedOut)) {
+    return SuccessBody::kLambdaError;
+  }
+  if (rest.empty() || rest[0] != '{' || body.size() > kMaxInspectedBody) {
+    return SuccessBody::kSuccess;
+  }
+  json::Value doc;
+  try {
+    doc = json::parse(body);
+  } catch (const json::JsonError&) {
+    return SuccessBody::kSuccess; // not JSON: the function's business
+  }
+  const json::Value* message = doc.find("errorMessage");
+  const json::Value* type = doc.find("errorType");
+  if (message != nullptr && type != nullptr && message->kind == json::Value::Kind::kString &&
+      type->kind == json::Value::Kind::kString) {
+    return SuccessBody::kLambdaError;
+  }
+  if (doc.find("batchItemFailures") != nullptr) {
+    return SuccessBody::kBatchFailures;
+  }
+  return SuccessBody::kSuccess;
 }
 
 namespace {
@@ -55,15 +100,15 @@ std::string excerpt(const std::string& body) {
 class HttpInvoker final : public FunctionInvoker {
 public:
   explicit HttpInvoker(const HttpInvokerOptions& options)
-      : client_(net::parseHttpUrl(options.url)), timeout_(options.timeout),
-        bootstrap_servers_(options.bootstrap_servers) {}
+      : client_(net::parseHttpUrl(options.url)), options_(options) {}
 
   InvokeResult invoke(const Batch& batch) override {
     InvokeResult result;
     net::HttpResult http;
     try {
-      const std::string body = encodeLambdaKafkaEvent(batch, bootstrap_servers_);
-      http = client_.post(body, {}, timeout_);
+      const std::string body =
+          encodeLambdaKafkaEvent(batch, options_.bootstrap_servers, options_.format);
+      http = client_.post(body, {}, options_.timeout);
     } catch (const std::exception& e) {
       // Only allocation failure can get here; report it as a failed attempt.
       result.outcome = InvokeOutcome::kConnectionError;
@@ -101,14 +146,32 @@ public:
                       excerpt(response.body);
       return result;
     }
+    switch (options_.detect_error_body ? classifySuccessBody(response.body)
+                                       : SuccessBody::kSuccess) {
+    case SuccessBody::kLambdaError:
+      result.outcome = InvokeOutcome::kFunctionError;
+      result.detail = "HTTP " + std::to_string(response.status) +
+                      " with a Lambda error document: " + excerpt(response.body);
+      return result;
+    case SuccessBody::kBatchFailures:
+      // Like AWS without ReportBatchItemFailures: the whole batch succeeded. Say so once.
+      if (!options_.warned_ignored_body->exchange(true)) {
+        log(LogLevel::kWarn, "invoker", options_.log_name,
+            ": the function answered with batchItemFailures; kesm does not support partial "
+            "batch responses yet, so the whole batch counts as succeeded (logged once): ",
+            excerpt(response.body));
+      }
+      break;
+    case SuccessBody::kSuccess:
+      break;
+    }
     result.outcome = InvokeOutcome::kSuccess;
     return result;
   }
 
 private:
   net::HttpClient client_;
-  std::chrono::milliseconds timeout_;
-  std::string bootstrap_servers_;
+  HttpInvokerOptions options_;
 };
 
 } // namespace

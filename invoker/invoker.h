@@ -3,16 +3,19 @@
 // Function runtime clients. Kafka is only data here: records arrive as kesm::Batch.
 
 #include "common/types.h"
+#include "invoker/payload.h"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace kesm::invoker {
 
 enum class InvokeOutcome {
   kSuccess,
-  kFunctionError,   // 2xx with X-Amz-Function-Error: the handler raised
+  kFunctionError,   // the handler raised: X-Amz-Function-Error, or a Lambda error document
   kHttpError,       // non-2xx status
   kTimeout,         // no complete answer within the function timeout
   kConnectionError, // connect/read/write failed
@@ -38,10 +41,27 @@ struct HttpInvokerOptions {
   std::string url; // http://host[:port]/path
   std::chrono::milliseconds timeout{30000};
   std::string bootstrap_servers; // comma-separated, copied into the event
+  EventFormat format;
+  bool detect_error_body = true; // see classifySuccessBody()
+  std::string log_name;          // who logs, e.g. "orders"
+  // Shared by the invokers of one mapping: a body kesm ignores is logged once, not per batch.
+  std::shared_ptr<std::atomic<bool>> warned_ignored_body = std::make_shared<std::atomic<bool>>();
 };
 
+enum class SuccessBody {
+  kSuccess,       // anything else: the batch succeeded
+  kLambdaError,   // {"errorMessage": "...", "errorType": "...", ...} or "Task timed out after"
+  kBatchFailures, // a partial batch response (batchItemFailures), which kesm does not honour
+};
+
+// What a 2xx body says. The Lambda Runtime Interface Emulator (and so every Lambda container
+// image) answers a raising handler with 200 and the runtime's error document, and a timed-out
+// one with 200 "Task timed out after ...", without X-Amz-Function-Error. Pure.
+SuccessBody classifySuccessBody(std::string_view body);
+
 // POSTs AWS Lambda's self-managed Kafka event as JSON, keep-alive, one connection.
-// Success is a 2xx without an X-Amz-Function-Error header.
+// Success is a 2xx without an X-Amz-Function-Error header whose body is no Lambda error
+// document (unless detect_error_body is off).
 std::unique_ptr<FunctionInvoker> makeHttpInvoker(const HttpInvokerOptions& options);
 
 } // namespace kesm::invoker

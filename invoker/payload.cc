@@ -171,32 +171,37 @@ template <bool Counting> void Writer<Counting>::jsonString(std::string_view s) {
 }
 
 struct ByteText {
-  std::array<char, 4> text; // decimal digits followed by ','
-  std::uint8_t digits;
+  std::array<char, 5> text; // the signed decimal followed by ','
+  std::uint8_t digits;      // characters before the ','
 };
 
+// AWS's poller is Java: a header value reaches the function as an array of Java bytes, which
+// are signed. 0xC3 is -61, not 195; aws-lambda-go (int8) and .NET (sbyte) refuse 195.
 constexpr std::array<ByteText, 256> makeByteTexts() {
   std::array<ByteText, 256> table{};
   for (int v = 0; v < 256; ++v) {
     ByteText& t = table[static_cast<std::size_t>(v)];
-    if (v >= 100) {
-      t.text = {static_cast<char>('0' + v / 100), static_cast<char>('0' + v / 10 % 10),
-                static_cast<char>('0' + v % 10), ','};
-      t.digits = 3;
-    } else if (v >= 10) {
-      t.text = {static_cast<char>('0' + v / 10), static_cast<char>('0' + v % 10), ',', 0};
-      t.digits = 2;
-    } else {
-      t.text = {static_cast<char>('0' + v), ',', 0, 0};
-      t.digits = 1;
+    int n = v < 128 ? v : 256 - v;
+    std::uint8_t len = 0;
+    if (v >= 128) {
+      t.text[len++] = '-';
     }
+    if (n >= 100) {
+      t.text[len++] = static_cast<char>('0' + n / 100);
+    }
+    if (n >= 10) {
+      t.text[len++] = static_cast<char>('0' + n / 10 % 10);
+    }
+    t.text[len++] = static_cast<char>('0' + n % 10);
+    t.text[len] = ',';
+    t.digits = len;
   }
   return table;
 }
 
 constexpr std::array<ByteText, 256> kByteTexts = makeByteTexts();
 
-// [104,105]: the bytes as unsigned decimal numbers, as AWS sends header values.
+// [104,-61]: the bytes as signed decimal numbers, as AWS sends header values.
 template <bool Counting> void Writer<Counting>::byteArray(std::string_view bytes) {
   std::size_t n = 2 + (bytes.empty() ? 0 : bytes.size() - 1); // brackets and commas
   for (char c : bytes) {
@@ -234,7 +239,9 @@ const char* timestampTypeName(TimestampType type) {
   return "NO_TIMESTAMP_TYPE";
 }
 
-template <bool Counting> void writeRecord(Writer<Counting>& w, const Record& r) {
+template <bool Counting>
+void writeRecord(Writer<Counting>& w, const Record& r, const EventFormat& format) {
+  const bool empty_nulls = format.nulls == NullStyle::kEmpty;
   w.raw("{\"topic\":");
   w.jsonString(r.topic);
   w.raw(",\"partition\":");
@@ -255,6 +262,10 @@ template <bool Counting> void writeRecord(Writer<Counting>& w, const Record& r) 
     w.raw(",\"value\":\"");
     w.base64(*r.value);
     w.ch('"');
+  } else if (empty_nulls) {
+    // AWS leaves a tombstone's value out, which powertools' KafkaEvent, its parser model and
+    // ConsumerRecords cannot read; "" reads everywhere (as an empty value).
+    w.raw(",\"value\":\"\"");
   }
   w.raw(",\"headers\":[");
   bool first = true;
@@ -268,6 +279,8 @@ template <bool Counting> void writeRecord(Writer<Counting>& w, const Record& r) 
     w.ch(':');
     if (h.value) {
       w.byteArray(*h.value);
+    } else if (empty_nulls) {
+      w.raw("[]"); // Lambda libraries type a header value as a byte array; null breaks some
     } else {
       w.raw("null"); // Kafka's null header value, distinct from an empty one ([])
     }
@@ -322,7 +335,7 @@ std::vector<std::vector<const Record*>> groupByPartition(const Batch& batch) {
 
 template <bool Counting>
 void writeEvent(Writer<Counting>& w, const std::vector<std::vector<const Record*>>& groups,
-                const std::string& bootstrap_servers) {
+                const std::string& bootstrap_servers, const EventFormat& format) {
   writeEnvelopeOpen(w, bootstrap_servers);
   for (std::size_t g = 0; g < groups.size(); ++g) {
     if (g > 0) {
@@ -334,7 +347,7 @@ void writeEvent(Writer<Counting>& w, const std::vector<std::vector<const Record*
       if (i > 0) {
         w.ch(',');
       }
-      writeRecord(w, *records[i]);
+      writeRecord(w, *records[i], format);
     }
     w.ch(']');
   }
@@ -369,14 +382,15 @@ std::string jsonStringBytes(std::string_view decoded_utf8) {
   return out;
 }
 
-std::string encodeLambdaKafkaEvent(const Batch& batch, const std::string& bootstrap_servers) {
+std::string encodeLambdaKafkaEvent(const Batch& batch, const std::string& bootstrap_servers,
+                                   const EventFormat& format) {
   auto groups = groupByPartition(batch);
   Writer<true> counter;
-  writeEvent(counter, groups, bootstrap_servers);
+  writeEvent(counter, groups, bootstrap_servers, format);
   std::string out;
   out.reserve(counter.size());
   Writer<false> writer(&out);
-  writeEvent(writer, groups, bootstrap_servers);
+  writeEvent(writer, groups, bootstrap_servers, format);
   return out;
 }
 
@@ -386,9 +400,9 @@ std::string encodeLambdaKafkaEvent(const Batch& batch, const std::string& bootst
 // is charged one comma (R in all) and each partition only its key and brackets, so the
 // envelope gives back the one comma too many. An empty batch (never sent) therefore
 // encodes to encodedEnvelopeOverhead() + 1 bytes; every non-empty batch matches exactly.
-std::size_t encodedRecordSize(const Record& record) {
+std::size_t encodedRecordSize(const Record& record, const EventFormat& format) {
   Writer<true> w;
-  writeRecord(w, record);
+  writeRecord(w, record, format);
   return w.size() + 1;
 }
 

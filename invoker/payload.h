@@ -5,8 +5,9 @@
 //  "records":{"topic-0":[{"topic":"topic","partition":0,"offset":15,
 //   "timestamp":1545084650987,"timestampType":"CREATE_TIME","key":"<b64>","value":"<b64>",
 //   "headers":[{"headerKey":[104,101]}]}]}}
-// Pure: no I/O. Keys and values are base64 (absent when null), header values byte arrays
-// (null when null): exact bytes.
+// Pure: no I/O. Keys and values are base64, header values arrays of signed bytes (Java's
+// byte, as AWS sends them: 0xC3 is -61). A null key is left out, as AWS does. Kafka's other
+// nulls follow EventFormat (docs/architecture.md, "Nulls in the event").
 //
 // Strings (topic, bootstrapServers, header keys) are JSON-escaped. Kafka header keys are
 // bytes on the wire and need not be UTF-8, but a JSON string must be: kesm writes them by a
@@ -31,16 +32,26 @@ namespace kesm::invoker {
 
 std::string base64Encode(std::string_view bytes);
 
+enum class NullStyle {
+  kEmpty, // tombstone: "value":"", null header value: []; what every Lambda library reads
+  kOmit,  // tombstone: no "value" (as AWS), null header value: null; lossless
+};
+
+struct EventFormat {
+  NullStyle nulls = NullStyle::kEmpty;
+};
+
 // The inverse of the string rule above: the original bytes of a string kesm wrote, given
 // the string as a JSON parser decoded it (UTF-8). Maps each U+EF80..U+EFFF to one byte.
 std::string jsonStringBytes(std::string_view decoded_utf8);
 
 // The full event body for a batch. Records of one partition stay in the order given.
-std::string encodeLambdaKafkaEvent(const Batch& batch, const std::string& bootstrap_servers);
+std::string encodeLambdaKafkaEvent(const Batch& batch, const std::string& bootstrap_servers,
+                                   const EventFormat& format = {});
 
 // Exact number of bytes this record adds to the event's "records" arrays (including
 // its separating comma), so the batcher can cut before the 6 MiB payload cap.
-std::size_t encodedRecordSize(const Record& record);
+std::size_t encodedRecordSize(const Record& record, const EventFormat& format = {});
 
 // Bytes of the fixed envelope (eventSource, bootstrapServers, braces).
 std::size_t encodedEnvelopeOverhead(const std::string& bootstrap_servers);

@@ -271,6 +271,14 @@ std::map<TopicPartition, PartitionRange> rangesOf(const Batch& batch) {
 
 } // namespace
 
+invoker::EventFormat eventFormat(const config::Mapping& mapping) {
+  invoker::EventFormat format;
+  format.nulls = mapping.function.null_values == config::NullValues::kOmit
+                     ? invoker::NullStyle::kOmit
+                     : invoker::NullStyle::kEmpty;
+  return format;
+}
+
 std::vector<std::pair<std::string, std::string>> consumerSettings(const config::Mapping& mapping,
                                                                   const std::string& client_id) {
   const auto& s = mapping.source;
@@ -320,8 +328,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     std::string servers = join(ctx_.mapping.source.bootstrap_servers, ",");
     PayloadSizer sizer;
     sizer.envelope_bytes = invoker::encodedEnvelopeOverhead(servers);
-    sizer.record_bytes = [](const Record& r) {
-      return r.filtered ? std::size_t{0} : invoker::encodedRecordSize(r);
+    sizer.record_bytes = [format = eventFormat(ctx_.mapping)](const Record& r) {
+      return r.filtered ? std::size_t{0} : invoker::encodedRecordSize(r, format);
     };
     sizer.partition_bytes = [](const TopicPartition& tp) {
       return invoker::encodedPartitionOverhead(tp.topic, tp.partition);

@@ -51,6 +51,9 @@ struct PollerContext {
   std::function<void(const FatalError&)> on_fatal;
 };
 
+// The event's shape for this mapping's function (function.nullValues).
+invoker::EventFormat eventFormat(const config::Mapping& mapping);
+
 // librdkafka settings kesm applies before the user's `librdkafka:` map. Exposed so tests
 // and docs can show them.
 std::vector<std::pair<std::string, std::string>> consumerSettings(const config::Mapping& mapping,

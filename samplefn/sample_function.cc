@@ -170,11 +170,12 @@ ReceivedRecord parseRecord(const Value& node) {
         for (const Value& b : bytes.items) {
           int v = -1;
           const char* end = b.text.data() + b.text.size();
+          // Signed, as AWS sends them (Java bytes) and aws-lambda-go's int8 insists on.
           if (b.kind != Value::Kind::kNumber || std::from_chars(b.text.data(), end, v).ptr != end ||
-              v < 0 || v > 255) {
-            throw std::runtime_error("header '" + h.key + "' has a value outside 0..255");
+              v < -128 || v > 127) {
+            throw std::runtime_error("header '" + h.key + "' has a value outside -128..127");
           }
-          value.push_back(static_cast<char>(v));
+          value.push_back(static_cast<char>(static_cast<signed char>(v)));
         }
         h.value = std::move(value);
         record.headers.push_back(std::move(h));

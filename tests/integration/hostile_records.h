@@ -29,10 +29,17 @@ std::string allByteValues(std::size_t size);
 // A readable rendering of bytes for failure messages.
 std::string describe(const std::optional<std::string>& s);
 
+enum class Nulls {
+  kDefault, // function.nullValues left out: a tombstone arrives as "", a null header as []
+  kOmit,    // function.nullValues: omit -- every null arrives as null
+};
+
 // Produces hostileRecords() to partition 0 of `topic`, runs the real kesm binary with the
-// YAML `make_yaml(function_url)` and checks with Catch that every record reached the sample
-// function byte for byte, in offset order, in bodies its strict JSON reader accepted.
+// YAML `make_yaml(function_url)` (plus nullValues: omit for Nulls::kOmit) and checks with
+// Catch that every record reached the sample function byte for byte, in offset order, in
+// bodies its strict JSON reader accepted.
 void checkHostileRecordsArrive(const std::string& bootstrap, const std::string& topic,
-                               const std::function<std::string(const std::string&)>& make_yaml);
+                               const std::function<std::string(const std::string&)>& make_yaml,
+                               Nulls nulls = Nulls::kDefault);
 
 } // namespace kesm::test

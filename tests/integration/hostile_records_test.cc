@@ -23,12 +23,17 @@ std::string readFile(const std::string& path) {
 } // namespace
 
 TEST_CASE("hostile records arrive byte for byte, in order, as strict JSON", "[integration]") {
+  const Nulls nulls = GENERATE(Nulls::kDefault, Nulls::kOmit);
+  CAPTURE(nulls == Nulls::kOmit ? "nullValues: omit" : "nullValues: empty (default)");
   app::MockKafkaCluster cluster(1);
   cluster.createTopic("hostile", 1);
   // The mock broker takes records of any size.
-  checkHostileRecordsArrive(cluster.bootstrapServers(), "hostile", [&](const std::string& url) {
-    return mappingYaml("hostile", cluster.bootstrapServers(), "hostile", url, 1, 1);
-  });
+  checkHostileRecordsArrive(
+      cluster.bootstrapServers(), "hostile",
+      [&](const std::string& url) {
+        return mappingYaml("hostile", cluster.bootstrapServers(), "hostile", url, 1, 1);
+      },
+      nulls);
 }
 
 TEST_CASE("1 MiB records are cut into batches under the 6 MiB payload cap", "[integration]") {

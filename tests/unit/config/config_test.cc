@@ -131,6 +131,8 @@ TEST_CASE("config: a minimal file gets every default", "[unit]") {
   CHECK(m.source.librdkafka.empty());
   CHECK(m.function.url == "http://orders-fn:8080/invoke");
   CHECK(m.function.timeout == 30s);
+  CHECK(m.function.null_values == NullValues::kEmpty);
+  CHECK(m.function.detect_error_body);
   CHECK(m.batching.batch_size == kDefaultBatchSize);
   CHECK(m.batching.maximum_batching_window == kDefaultBatchingWindow);
   CHECK(m.batching.maximum_payload_bytes == kMaxPayloadBytes);
@@ -421,4 +423,24 @@ TEST_CASE("config: loadConfigFile reads a file and names it in diagnostics", "[u
     CHECK(e.diagnostics()[0].line == 8);
   }
   std::remove(path);
+}
+
+TEST_CASE("config: function.nullValues and detectErrorBody", "[unit]") {
+  const std::string base = R"(mappings:
+  - name: orders
+    source:
+      bootstrapServers: kafka-0:9092
+      topics: [orders]
+    function:
+      url: http://orders-fn:8080/invoke
+)";
+  Config config =
+      parseConfig(base + "      nullValues: omit\n      detectErrorBody: false\n", "kesm.yaml");
+  CHECK(config.mappings.at(0).function.null_values == NullValues::kOmit);
+  CHECK_FALSE(config.mappings.at(0).function.detect_error_body);
+
+  auto d = diagnosticsOf(base + "      nullValues: NULL\n");
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].line == 8);
+  CHECK_THAT(d[0].rule, Catch::Contains("must be empty or omit"));
 }

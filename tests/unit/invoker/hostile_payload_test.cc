@@ -40,22 +40,26 @@ Record makeRecord(std::int64_t offset) {
   return r;
 }
 
-std::size_t predictedSize(const Batch& batch, const std::string& servers) {
+// Lossless: nulls stay nulls (function.nullValues: omit).
+const EventFormat kOmitNulls{.nulls = NullStyle::kOmit};
+
+std::size_t predictedSize(const Batch& batch, const std::string& servers,
+                          const EventFormat& format = {}) {
   std::size_t total = encodedEnvelopeOverhead(servers);
   std::set<std::pair<std::string, std::int32_t>> seen;
   for (const Record& r : batch.records) {
     if (seen.emplace(r.topic, r.partition.value()).second) {
       total += encodedPartitionOverhead(r.topic, r.partition);
     }
-    total += encodedRecordSize(r);
+    total += encodedRecordSize(r, format);
   }
   return total;
 }
 
 // One partition: records come back in the order sent, every byte equal.
 void requireExactRoundTrip(const Batch& batch) {
-  const std::string json = encodeLambdaKafkaEvent(batch, "b:9092");
-  REQUIRE(predictedSize(batch, "b:9092") == json.size());
+  const std::string json = encodeLambdaKafkaEvent(batch, "b:9092", kOmitNulls);
+  REQUIRE(predictedSize(batch, "b:9092", kOmitNulls) == json.size());
   const auto got = samplefn::parseLambdaKafkaEvent(json);
   REQUIRE(got.size() == batch.records.size());
   for (std::size_t i = 0; i < got.size(); ++i) {
@@ -134,16 +138,49 @@ TEST_CASE("hostile: every hostile record round-trips byte for byte", "[unit]") {
   requireExactRoundTrip(batch);
 }
 
-TEST_CASE("hostile: null and empty stay distinct in the JSON", "[unit]") {
+TEST_CASE("hostile: with nullValues omit, null and empty stay distinct in the JSON", "[unit]") {
   Record r = makeRecord(5);
   r.key = "";
   r.headers = {{"n", std::nullopt}, {"e", ""}};
   Batch batch;
   batch.records = {r};
-  const std::string json = encodeLambdaKafkaEvent(batch, "b");
-  // An empty key is "", a null value is absent, a null header value is null.
+  const std::string json = encodeLambdaKafkaEvent(batch, "b", kOmitNulls);
+  // An empty key is "", a null value is absent (as AWS), a null header value is null.
   CHECK(json.find(R"("key":"","headers":[{"n":null},{"e":[]}]})") != std::string::npos);
   CHECK(json.find("\"value\"") == std::string::npos);
+  CHECK(predictedSize(batch, "b", kOmitNulls) == json.size());
+}
+
+TEST_CASE("hostile: by default a tombstone is an empty value and a null header value []",
+          "[unit]") {
+  Record r = makeRecord(6);
+  r.headers = {{"n", std::nullopt}, {"e", ""}};
+  Batch batch;
+  batch.records = {r};
+  const std::string json = encodeLambdaKafkaEvent(batch, "b");
+  // No key (null keys are left out, as AWS does); powertools' KafkaEvent, parser model and
+  // ConsumerRecords need a "value" string and byte-array header values.
+  CHECK(json.find(R"("timestampType":"CREATE_TIME","value":"","headers":[{"n":[]},{"e":[]}]})") !=
+        std::string::npos);
+  CHECK(json.find("\"key\"") == std::string::npos);
+  CHECK(predictedSize(batch, "b") == json.size());
+  const auto got = samplefn::parseLambdaKafkaEvent(json);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].value == std::optional<std::string>(""));
+  REQUIRE(got[0].headers.size() == 2);
+  CHECK(got[0].headers[0].value == std::optional<std::string>(""));
+}
+
+TEST_CASE("hostile: header values are signed bytes, as AWS (Java) sends them", "[unit]") {
+  Record r = makeRecord(7);
+  r.value = "v";
+  r.headers = {{"e", "\xc3\xab"}, {"edges", bytes({0x00, 0x7f, 0x80, 0x9c, 0xff})}};
+  Batch batch;
+  batch.records = {r};
+  const std::string json = encodeLambdaKafkaEvent(batch, "b");
+  CHECK(json.find(R"("headers":[{"e":[-61,-85]},{"edges":[0,127,-128,-100,-1]}]})") !=
+        std::string::npos);
+  CHECK(predictedSize(batch, "b") == json.size());
 }
 
 TEST_CASE("hostile: the header key rule is lossless on random bytes", "[unit]") {

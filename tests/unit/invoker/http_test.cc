@@ -48,6 +48,15 @@ net::HttpResponse textResponse(int status, std::string body) {
   return r;
 }
 
+invoker::HttpInvokerOptions invokerOptions(std::string url, std::chrono::milliseconds timeout,
+                                           std::string servers) {
+  invoker::HttpInvokerOptions options;
+  options.url = std::move(url);
+  options.timeout = timeout;
+  options.bootstrap_servers = std::move(servers);
+  return options;
+}
+
 Batch smallBatch() {
   Batch batch;
   for (int i = 0; i < 3; ++i) {
@@ -284,8 +293,7 @@ TEST_CASE("http invoker: outcomes against the sample function", "[unit][http]") 
     seen.insert(seen.end(), batch.begin(), batch.end());
   };
   auto function = std::make_unique<samplefn::SampleFunction>(options);
-  auto invoker = invoker::makeHttpInvoker(
-      {.url = function->url(), .timeout = 500ms, .bootstrap_servers = "b:9092"});
+  auto invoker = invoker::makeHttpInvoker(invokerOptions(function->url(), 500ms, "b:9092"));
   const auto start = SteadyTime::now();
   auto result = invoker->invoke(smallBatch());
   const auto elapsed = SteadyTime::now() - start;
@@ -318,8 +326,7 @@ TEST_CASE("http invoker: unreachable function is a connection error", "[unit][ht
     samplefn::SampleFunction function({});
     port = function.port();
   }
-  auto invoker =
-      invoker::makeHttpInvoker({.url = urlFor(port), .timeout = 2s, .bootstrap_servers = ""});
+  auto invoker = invoker::makeHttpInvoker(invokerOptions(urlFor(port), 2s, ""));
   auto result = invoker->invoke(smallBatch());
   CHECK(result.outcome == invoker::InvokeOutcome::kConnectionError);
   CHECK(result.http_status == 0);
@@ -374,8 +381,7 @@ TEST_CASE("sample function: health, malformed bodies, and a 6 MiB batch end to e
     r.value = std::move(value);
     batch.records.push_back(std::move(r));
   }
-  auto invoker =
-      invoker::makeHttpInvoker({.url = function.url(), .timeout = 20s, .bootstrap_servers = ""});
+  auto invoker = invoker::makeHttpInvoker(invokerOptions(function.url(), 20s, ""));
   const auto start = SteadyTime::now();
   auto result = invoker->invoke(batch);
   const auto elapsed = std::chrono::duration<double>(SteadyTime::now() - start).count();

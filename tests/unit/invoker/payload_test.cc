@@ -41,7 +41,9 @@ std::string randomBytes(std::mt19937_64& rng, std::size_t n) {
 }
 
 void checkRoundTrip(const Batch& batch) {
-  auto received = samplefn::parseLambdaKafkaEvent(encodeLambdaKafkaEvent(batch, "b:9092"));
+  // Lossless format: nulls stay nulls (function.nullValues: omit).
+  auto received = samplefn::parseLambdaKafkaEvent(
+      encodeLambdaKafkaEvent(batch, "b:9092", EventFormat{.nulls = NullStyle::kOmit}));
   // The event groups records by partition: compare per partition, in order.
   std::map<std::pair<std::string, std::int32_t>, std::vector<const Record*>> sent_by_tp;
   for (const Record& r : batch.records) {
@@ -98,9 +100,9 @@ TEST_CASE("payload: exact JSON of a small batch", "[unit]") {
       R"({"eventSource":"SelfManagedKafka","bootstrapServers":"b1:9092,b2:9092","records":{)"
       R"("orders-0":[)"
       R"({"topic":"orders","partition":0,"offset":10,"timestamp":1545084650987,)"
-      R"("timestampType":"CREATE_TIME","value":"AP8=","headers":[{"h":[104,105]},{"n":null}]},)"
+      R"("timestampType":"CREATE_TIME","value":"AP8=","headers":[{"h":[104,105]},{"n":[]}]},)"
       R"({"topic":"orders","partition":0,"offset":11,"timestamp":2,)"
-      R"("timestampType":"NO_TIMESTAMP_TYPE","key":"YWI=","headers":[]}],)"
+      R"("timestampType":"NO_TIMESTAMP_TYPE","key":"YWI=","value":"","headers":[]}],)"
       R"("orders-1":[)"
       R"({"topic":"orders","partition":1,"offset":5,"timestamp":1,)"
       R"("timestampType":"LOG_APPEND_TIME","key":"aw==","value":"","headers":[]}]}})";

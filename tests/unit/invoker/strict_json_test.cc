@@ -66,8 +66,9 @@ TEST_CASE("strict JSON: the event reader rejects malformed records", "[unit]") {
       Case{"base64 of wrong length", R"("offset":1,"timestamp":2,"key":"abc")"},
       Case{"base64 with a bad character", R"("offset":1,"timestamp":2,"key":"ab!=")"},
       Case{"non-canonical base64 padding bits", R"("offset":1,"timestamp":2,"value":"Zh==")"},
-      Case{"header byte above 255", R"("offset":1,"timestamp":2,"headers":[{"h":[256]}])"},
-      Case{"negative header byte", R"("offset":1,"timestamp":2,"headers":[{"h":[-1]}])"},
+      // Signed bytes, as AWS (Java) sends them: 128..255 would be the unsigned spelling.
+      Case{"header byte above 127", R"("offset":1,"timestamp":2,"headers":[{"h":[128]}])"},
+      Case{"header byte below -128", R"("offset":1,"timestamp":2,"headers":[{"h":[-129]}])"},
       Case{"fractional header byte", R"("offset":1,"timestamp":2,"headers":[{"h":[1.0]}])"},
       Case{"header value as a string", R"("offset":1,"timestamp":2,"headers":[{"h":"aGk="}])"},
       Case{"offset as a string", R"("offset":"1","timestamp":2)"},
@@ -81,7 +82,7 @@ TEST_CASE("strict JSON: the event reader rejects malformed records", "[unit]") {
 TEST_CASE("strict JSON: the event reader reads null keys, values and header values", "[unit]") {
   const auto records = parseLambdaKafkaEvent(
       R"({"records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":2,)"
-      R"("key":null,"value":"","headers":[{"n":null},{"e":[]},{"\uefff":[0,255]}]}]}})");
+      R"("key":null,"value":"","headers":[{"n":null},{"e":[]},{"\uefff":[0,-1]}]}]}})");
   REQUIRE(records.size() == 1);
   CHECK_FALSE(records[0].key.has_value());
   CHECK(records[0].value == std::string());
