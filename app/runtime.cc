@@ -5,12 +5,15 @@
 #include "metrics/metrics.h"
 #include "poller/poller.h"
 #include "scaler/decision.h"
+#include "scaler/stall.h"
 #include "scaler/worker_pool.h"
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <ctime>
 #include <librdkafka/rdkafkacpp.h>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -33,6 +36,19 @@ void checkLibrdkafkaSettings(const config::Config& config) {
 }
 
 namespace {
+
+// 2026-12-01T11:00:00.123Z
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000 + 1000) % 1000);
+  return std::string(buf) + millis;
+}
 
 std::string jsonString(const std::string& s) {
   std::string out = "\"";
@@ -92,6 +108,7 @@ public:
       base.dead_letters = poller::makeKafkaDeadLetterSink(mapping, milliseconds(30000));
     }
     base.on_fatal = [this](const poller::FatalError& error) { disable(error.reason); };
+    base.notes = notes_;
     pool_ = std::make_unique<scaler::InProcessWorkerPool>(std::move(base));
     lag_source_ = scaler::makeKafkaLagSource(mapping, milliseconds(5000));
     probe_.pollers_min.Set(mapping.scaling.minimum_pollers);
@@ -206,6 +223,18 @@ public:
           << poller::toString(p.state) << "\",\"partitions\":" << p.partitions << "}";
     }
     out << "]},\"lag\":{\"stale\":" << (s.lag_stale ? "true" : "false");
+    const auto notes = notes_->snapshot();
+    std::map<TopicPartition, std::optional<std::chrono::steady_clock::time_point>> stalled;
+    {
+      std::lock_guard lock(mutex_);
+      if (s.lag) {
+        for (const auto& p : s.lag->partitions) {
+          stalled[p.tp] = stall_.stalledSince(p.tp);
+        }
+      }
+    }
+    const auto steady_now = std::chrono::steady_clock::now();
+    const auto wall_now = std::chrono::system_clock::now();
     if (s.lag) {
       out << ",\"total\":" << s.lag->total << ",\"max\":" << s.lag->max << ",\"partitions\":[";
       for (size_t i = 0; i < s.lag->partitions.size(); ++i) {
@@ -217,6 +246,19 @@ public:
           out << *p.committed;
         } else {
           out << "null";
+        }
+        // Lagging with no commit progress since: null when not lagging.
+        out << ",\"stalledSince\":";
+        if (auto since = stalled[p.tp]) {
+          auto wall = wall_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                     steady_now - *since);
+          out << jsonString(rfc3339(wall)) << ",\"stalledSeconds\":"
+              << std::chrono::duration_cast<milliseconds>(steady_now - *since).count() / 1000.0;
+        } else {
+          out << "null,\"stalledSeconds\":0";
+        }
+        if (auto n = notes.find(p.tp); n != notes.end()) {
+          out << ",\"note\":" << jsonString(n->second);
         }
         out << "}";
       }
@@ -278,9 +320,14 @@ private:
     observation.invocation_seconds = invocations.sample_sum;
     if (result.sample) {
       const auto& sample = *result.sample;
+      std::lock_guard stall_lock(mutex_);
+      stall_.observe(started, sample);
       for (const auto& p : sample.partitions) {
         registry_.offsetLag(mapping_.name, p.tp.topic, p.tp.partition.value())
             .Set(static_cast<double>(p.lag));
+        auto since = stall_.stalledSince(p.tp);
+        registry_.partitionStalled(mapping_.name, p.tp.topic, p.tp.partition.value())
+            .Set(since ? std::chrono::duration<double>(started - *since).count() : 0.0);
       }
       probe_.lag_total.Set(static_cast<double>(sample.total));
       probe_.lag_max.Set(static_cast<double>(sample.max));
@@ -290,7 +337,6 @@ private:
       observation.total_lag = sample.total;
       observation.high_watermark_sum = sample.high_sum;
       observation.committed_sum = sample.high_sum - sample.total;
-      std::lock_guard lock(mutex_);
       last_sample_ = std::move(result.sample);
       lag_stale_ = false;
     } else {
@@ -350,6 +396,8 @@ private:
   int fatal_probes_ = 0; // consecutive probes that failed with a fatal error
   int desired_ = 0;
   std::optional<scaler::LagSample> last_sample_;
+  scaler::StallTracker stall_; // under mutex_
+  std::shared_ptr<poller::PartitionNotes> notes_ = std::make_shared<poller::PartitionNotes>();
   bool lag_stale_ = true;
   std::thread thread_;
 };

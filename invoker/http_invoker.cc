@@ -24,6 +24,8 @@ const char* toString(InvokeOutcome outcome) {
     return "timeout";
   case InvokeOutcome::kConnectionError:
     return "connection_error";
+  case InvokeOutcome::kPayloadTooLarge:
+    return "payload_too_large";
   }
   return "unknown";
 }
@@ -131,7 +133,8 @@ public:
     const net::HttpResponse& response = http.response;
     result.http_status = response.status;
     if (response.status < 200 || response.status > 299) {
-      result.outcome = InvokeOutcome::kHttpError;
+      result.outcome =
+          response.status == 413 ? InvokeOutcome::kPayloadTooLarge : InvokeOutcome::kHttpError;
       result.detail = "HTTP " + std::to_string(response.status) + ": " + excerpt(response.body);
       return result;
     }

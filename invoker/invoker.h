@@ -19,6 +19,7 @@ enum class InvokeOutcome {
   kHttpError,       // non-2xx status
   kTimeout,         // no complete answer within the function timeout
   kConnectionError, // connect/read/write failed
+  kPayloadTooLarge, // HTTP 413: the function's limit is below this batch's size
 };
 
 const char* toString(InvokeOutcome outcome); // "success", "function_error", ...

@@ -52,6 +52,17 @@ struct Registry::Families {
                              .Help("Failing batches split in halves "
                                    "(bisectBatchOnFunctionError)")
                              .Register(r)),
+        records_oversized(prometheus::BuildCounter()
+                              .Name("kesm_records_oversized_total")
+                              .Help("Records whose event alone exceeds the 6 MiB invocation "
+                                    "payload limit: never sent, routed to onFailure, dropped "
+                                    "when retries are bounded, or holding their partition")
+                              .Register(r)),
+        partition_stalled(prometheus::BuildGauge()
+                              .Name("kesm_partition_stalled_seconds")
+                              .Help("Seconds a partition has had lag without its committed "
+                                    "offset moving, as the lag probe sees it; 0 when no lag")
+                              .Register(r)),
         invocations_throttled(prometheus::BuildCounter()
                                   .Name("kesm_invocations_throttled_total")
                                   .Help("Invocations answered 429: retried later, with fewer "
@@ -141,6 +152,8 @@ struct Registry::Families {
   prometheus::Family<prometheus::Counter>& events_on_failure_delivered;
   prometheus::Family<prometheus::Counter>& on_failure_delivery_errors;
   prometheus::Family<prometheus::Counter>& batches_bisected;
+  prometheus::Family<prometheus::Counter>& records_oversized;
+  prometheus::Family<prometheus::Gauge>& partition_stalled;
   prometheus::Family<prometheus::Counter>& invocations_throttled;
   prometheus::Family<prometheus::Gauge>& mapping_state;
   prometheus::Family<prometheus::Counter>& invocations;
@@ -195,6 +208,12 @@ std::string Registry::serialize() const {
   return out.str();
 }
 
+prometheus::Gauge& Registry::partitionStalled(const std::string& mapping, const std::string& topic,
+                                              std::int32_t partition) {
+  return families_->partition_stalled.Add(
+      {{"mapping", mapping}, {"topic", topic}, {"partition", std::to_string(partition)}});
+}
+
 prometheus::Gauge& Registry::offsetLag(const std::string& mapping, const std::string& topic,
                                        std::int32_t partition) {
   return families_->lag.Add(
@@ -213,6 +232,7 @@ MappingProbe::MappingProbe(Registry& registry, const std::string& mapping)
       on_failure_delivery_errors(
           registry.families().on_failure_delivery_errors.Add({{"mapping", mapping}})),
       batches_bisected(registry.families().batches_bisected.Add({{"mapping", mapping}})),
+      records_oversized(registry.families().records_oversized.Add({{"mapping", mapping}})),
       invocations_throttled(registry.families().invocations_throttled.Add({{"mapping", mapping}})),
       state_enabled(
           registry.families().mapping_state.Add({{"mapping", mapping}, {"state", "Enabled"}})),
@@ -248,9 +268,10 @@ MappingProbe::MappingProbe(Registry& registry, const std::string& mapping)
       lag_probe_failures(registry.families().lag_probe_failures.Add({{"mapping", mapping}})),
       registry_(registry), mapping_(mapping) {
   // Every outcome exists from the start so that rate() sees the first increment.
-  for (auto outcome : {invoker::InvokeOutcome::kSuccess, invoker::InvokeOutcome::kFunctionError,
-                       invoker::InvokeOutcome::kHttpError, invoker::InvokeOutcome::kTimeout,
-                       invoker::InvokeOutcome::kConnectionError}) {
+  for (auto outcome :
+       {invoker::InvokeOutcome::kSuccess, invoker::InvokeOutcome::kFunctionError,
+        invoker::InvokeOutcome::kHttpError, invoker::InvokeOutcome::kTimeout,
+        invoker::InvokeOutcome::kConnectionError, invoker::InvokeOutcome::kPayloadTooLarge}) {
     invocations(outcome);
   }
 }

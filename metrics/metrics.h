@@ -38,6 +38,7 @@ public:
   prometheus::Counter& events_on_failure_delivered; // retries exhausted, written to onFailure
   prometheus::Counter& on_failure_delivery_errors;  // failed writes to onFailure (retried)
   prometheus::Counter& batches_bisected;
+  prometheus::Counter& records_oversized;     // event alone above 6 MiB: never sent
   prometheus::Counter& invocations_throttled; // 429s: in-flight batches were reduced
   // 1 for the mapping's current state (Enabled or Disabled), 0 for the other.
   prometheus::Gauge& state_enabled;
@@ -89,6 +90,9 @@ public:
   // Per-partition lag gauge child (topic and partition are bounded by the topic layout).
   prometheus::Gauge& offsetLag(const std::string& mapping, const std::string& topic,
                                std::int32_t partition);
+  // Seconds the partition has been lagging without commit progress (0 when not lagging).
+  prometheus::Gauge& partitionStalled(const std::string& mapping, const std::string& topic,
+                                      std::int32_t partition);
 
 private:
   std::shared_ptr<prometheus::Registry> registry_;

@@ -6,6 +6,8 @@ namespace kesm::poller {
 
 FailureClass classify(const invoker::InvokeResult& result) {
   switch (result.outcome) {
+  case invoker::InvokeOutcome::kPayloadTooLarge:
+    return FailureClass::kTooLarge;
   case invoker::InvokeOutcome::kSuccess:
   case invoker::InvokeOutcome::kFunctionError:
   case invoker::InvokeOutcome::kTimeout:
@@ -20,6 +22,8 @@ FailureClass classify(const invoker::InvokeResult& result) {
   case 403:
   case 404:
     return FailureClass::kFatal;
+  case 413:
+    return FailureClass::kTooLarge;
   case 429:
     return FailureClass::kThrottled;
   default:
@@ -37,6 +41,8 @@ const char* toString(FailureClass failure) {
     return "throttled";
   case FailureClass::kFatal:
     return "fatal";
+  case FailureClass::kTooLarge:
+    return "too_large";
   }
   return "unknown";
 }
@@ -49,13 +55,29 @@ int effectiveMaximumRetries(const config::RetryConfig& retry, bool has_destinati
   return retry.maximum_retry_attempts;
 }
 
+bool mayGiveUp(const config::RetryConfig& retry, bool has_destination) {
+  return has_destination || retry.maximum_retry_attempts != config::kUnbounded ||
+         retry.maximum_record_age.has_value();
+}
+
+bool expiredBeforeAttempt(const config::RetryConfig& retry,
+                          std::chrono::milliseconds oldest_record_age) {
+  return retry.maximum_record_age && oldest_record_age > *retry.maximum_record_age;
+}
+
 NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
                   const FailedAttempt& attempt) {
   if (attempt.failure == FailureClass::kFatal) {
     return NextStep::kDisable;
   }
-  if (retry.maximum_record_age && attempt.oldest_record_age > *retry.maximum_record_age) {
+  if (expiredBeforeAttempt(retry, attempt.oldest_record_age)) {
     return NextStep::kGiveUp;
+  }
+  if (attempt.failure == FailureClass::kTooLarge) {
+    if (attempt.records > 1) {
+      return NextStep::kBisect;
+    }
+    return mayGiveUp(retry, has_destination) ? NextStep::kGiveUp : NextStep::kHold;
   }
   if (retry.bisect_batch_on_function_error && attempt.failure == FailureClass::kFunctionError &&
       attempt.records > 1) {

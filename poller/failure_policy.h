@@ -18,6 +18,7 @@ enum class FailureClass {
   kUnreachable,   // no answer at all: connection refused or reset; never bisected
   kThrottled,     // 429: back off, fewer batches in flight; not counted as a retry
   kFatal,         // 404, 401, 403: retrying cannot help; the mapping is disabled
+  kTooLarge,      // 413, or a record whose event alone passes the 6 MiB payload limit
 };
 
 FailureClass classify(const invoker::InvokeResult& result);
@@ -28,6 +29,7 @@ enum class NextStep {
   kBisect,  // two halves, in order, each with fresh attempts
   kGiveUp,  // retries exhausted: to the on-failure destination, or dropped
   kDisable, // stop the mapping, commit nothing of this batch
+  kHold,    // cannot succeed and may not be given up: hold the partition, say why, send nothing
 };
 
 struct FailedAttempt {
@@ -42,11 +44,22 @@ struct FailedAttempt {
 int effectiveMaximumRetries(const config::RetryConfig& retry, bool has_destination);
 inline constexpr int kRetriesWithDestination = 10;
 
+// Whether records may leave without success: to the destination, or dropped when the user
+// bounded the retries (maximumRetryAttempts or maximumRecordAge). Never by default.
+bool mayGiveUp(const config::RetryConfig& retry, bool has_destination);
+
 // The order of the rules: a fatal failure disables; a batch older than maximumRecordAge is
-// given up whole; a function error on more than one record bisects when enabled; a batch
-// past its retries is given up; anything else is retried.
+// given up whole; too large: more than one record bisects (whatever the setting, the whole
+// can never pass), one record is given up when allowed and held otherwise; a function error
+// on more than one record bisects when enabled; a batch past its retries is given up;
+// anything else is retried.
 NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
                   const FailedAttempt& attempt);
+
+// Before any attempt: records past maximumRecordAge are given up without being sent, as AWS
+// discards them. True when the batch is to be given up.
+bool expiredBeforeAttempt(const config::RetryConfig& retry,
+                          std::chrono::milliseconds oldest_record_age);
 
 // A librdkafka error code (an rd_kafka_resp_err_t) that retrying cannot fix: refused
 // credentials (SASL) or a missing ACL (topic, group, cluster authorization).

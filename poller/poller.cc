@@ -271,6 +271,21 @@ std::map<TopicPartition, PartitionRange> rangesOf(const Batch& batch) {
 
 } // namespace
 
+void PartitionNotes::set(const TopicPartition& tp, std::string note) {
+  std::lock_guard lock(mutex_);
+  notes_[tp] = std::move(note);
+}
+
+void PartitionNotes::clear(const TopicPartition& tp) {
+  std::lock_guard lock(mutex_);
+  notes_.erase(tp);
+}
+
+std::map<TopicPartition, std::string> PartitionNotes::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return notes_;
+}
+
 invoker::EventFormat eventFormat(const config::Mapping& mapping) {
   invoker::EventFormat format;
   format.nulls = mapping.function.null_values == config::NullValues::kOmit
@@ -569,6 +584,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     bool running = false;
     bool to_destination = false; // the front piece was given up: being written to onFailure
     int destination_attempts = 0;
+    bool held = false; // can neither succeed nor be given up: sent nothing, holds its partitions
     std::string last_error;
     time_point retry_at{};
     InvokeWorker* worker = nullptr;
@@ -639,9 +655,11 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     if (hold_until_ && now < *hold_until_) {
       return;
     }
-    for (auto& f : in_flight_) {
-      if (!f.running && now >= f.retry_at) {
-        submitAttempt(f);
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+      if (!it->running && !it->held && now >= it->retry_at && startAttempt(*it)) {
+        it = in_flight_.erase(it);
+      } else {
+        ++it;
       }
     }
     while (in_flight_.size() < concurrencyLimit()) {
@@ -678,7 +696,88 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       f.pieces.push_back(std::move(sent));
       f.worker = worker;
       in_flight_.push_back(std::move(f));
-      submitAttempt(in_flight_.back());
+      if (startAttempt(in_flight_.back())) {
+        in_flight_.pop_back();
+      }
+    }
+  }
+
+  // Before sending: a record whose event alone passes the payload limit is never sent, and
+  // records past maximumRecordAge are given up unsent (AWS discards them). True when the
+  // batch is finished (given up and committed).
+  bool startAttempt(InFlight& f) {
+    if (!f.to_destination) {
+      const Batch& piece = f.piece();
+      if (piece.records.size() == 1 &&
+          eventBytes(piece.records.front()) > ctx_.mapping.batching.maximum_payload_bytes) {
+        return tooLarge(f, "");
+      }
+      auto age = oldestAge(piece);
+      if (expiredBeforeAttempt(ctx_.mapping.retry, age)) {
+        f.last_error =
+            "records " + std::to_string(age.count()) + " ms old, past maximumRecordAge: not sent";
+        return giveUp(f);
+      }
+    }
+    submitAttempt(f);
+    return false;
+  }
+
+  // The exact size of the event holding only this record.
+  std::size_t eventBytes(const Record& r) const {
+    return sizer_.envelope_bytes + sizer_.partition_bytes(TopicPartition{r.topic, r.partition}) +
+           sizer_.record_bytes(r);
+  }
+
+  // One record that cannot be invoked (its event passes the limit, or the function answered
+  // 413 for it alone): to onFailure, dropped when retries are bounded, else held visibly.
+  bool tooLarge(InFlight& f, const std::string& answer) {
+    const Record& r = f.piece().records.front();
+    ctx_.probe->records_oversized.Increment();
+    f.last_error = answer.empty()
+                       ? "record too large: its event is " + std::to_string(eventBytes(r)) +
+                             " bytes, above the " +
+                             std::to_string(ctx_.mapping.batching.maximum_payload_bytes) +
+                             "-byte invocation payload limit; never sent"
+                       : "the function refuses this record as too large (" + answer + ")";
+    log(LogLevel::kError, "poller", ctx_.client_id, ": ", r.topic, "-", r.partition.value(), "@",
+        r.offset.value(), ": ", f.last_error);
+    FailedAttempt failed;
+    failed.failure = FailureClass::kTooLarge;
+    failed.records = 1;
+    failed.oldest_record_age = oldestAge(f.piece());
+    if (nextStep(ctx_.mapping.retry, ctx_.dead_letters != nullptr, failed) == NextStep::kHold) {
+      hold(f);
+      return false;
+    }
+    return giveUp(f);
+  }
+
+  // Nothing can move this batch: no attempt, no commit past it, said in /status and the log.
+  void hold(InFlight& f) {
+    f.held = true;
+    f.retry_at = time_point::max();
+    note(f, "HELD: " + f.last_error +
+                "; nothing after it is committed. Set onFailure, maximumRetryAttempts or "
+                "maximumRecordAge and restart");
+    log(LogLevel::kError, "poller", ctx_.client_id, ": partition(s) ", describe(f.ranges),
+        " HELD: ", f.last_error,
+        "; set onFailure, maximumRetryAttempts or maximumRecordAge and restart kesm");
+  }
+
+  void note(const InFlight& f, const std::string& text) {
+    if (ctx_.notes) {
+      for (const auto& [tp, range] : f.ranges) {
+        ctx_.notes->set(tp, text);
+      }
+    }
+  }
+
+  void clearNotes(const std::map<TopicPartition, PartitionRange>& ranges) {
+    if (ctx_.notes) {
+      for (const auto& [tp, range] : ranges) {
+        ctx_.notes->clear(tp);
+      }
     }
   }
 
@@ -739,12 +838,23 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       return false;
     case NextStep::kGiveUp:
       return giveUp(f);
+    case NextStep::kHold:
+      return tooLarge(f, result.detail);
     case NextStep::kRetry:
       break;
     }
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     auto delay = invoker::nextBackoff(backoff_, f.attempts, unit(rng_));
+    if (result.outcome == invoker::InvokeOutcome::kTimeout) {
+      // kesm closed the connection, but a function need not stop on that: give it one more
+      // timeout to finish before the same records are sent again, so that by kesm's choice
+      // no two attempts of a batch run at the function at once.
+      delay =
+          std::max(delay, std::chrono::duration_cast<milliseconds>(ctx_.mapping.function.timeout));
+    }
     f.retry_at = clock_.now() + delay;
+    note(f, "retrying since attempt 1 failed; attempt " + std::to_string(f.attempts) + ": " +
+                f.last_error);
     // The first failure and then every tenth, so a long outage does not flood the log.
     if (f.attempts == 1 || f.attempts % 10 == 0) {
       log(LogLevel::kWarn, "poller", ctx_.client_id, ": batch of ", n, " records (",
@@ -757,6 +867,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   // The front piece succeeded (or was given up and dealt with): commit it, go on to the next.
   bool pieceSucceeded(InFlight& f) {
     auto piece_ranges = rangesOf(f.piece());
+    clearNotes(piece_ranges);
     markSucceeded(piece_ranges, f.attempts);
     for (const auto& [tp, range] : piece_ranges) {
       auto it = f.ranges.find(tp);
@@ -1107,6 +1218,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       if (it->running) {
         it->worker->discardCurrent();
       }
+      clearNotes(it->ranges); // the next owner says its own
       for (const auto& [tp, range] : it->ranges) {
         if (!revoked.count(tp) && owned_.count(tp)) {
           rewind(tp, range.first);
@@ -1369,9 +1481,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     // Keep serving the consumer while the batches in flight finish (retries included; after
     // a fatal error only the attempts already running).
     auto unfinished = [this] {
-      return fatal_ ? std::any_of(in_flight_.begin(), in_flight_.end(),
-                                  [](const InFlight& f) { return f.running; })
-                    : !in_flight_.empty();
+      return std::any_of(in_flight_.begin(), in_flight_.end(), [this](const InFlight& f) {
+        return fatal_ ? f.running : (f.running || !f.held); // a held batch cannot finish
+      });
     };
     while (unfinished() && clock_.now() < grace_deadline_) {
       wake_fd_.wait(milliseconds(20));
@@ -1440,6 +1552,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   PollerContext ctx_;
   SteadyClock clock_;
   Batcher batcher_;
+  PayloadSizer sizer_ = makeSizer(); // exact event sizes, for the one-record check
   invoker::BackoffPolicy backoff_;
   std::mt19937_64 rng_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;

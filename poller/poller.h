@@ -12,7 +12,9 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,19 @@ struct FatalError {
   std::string reason; // for the log and /status; never a secret
 };
 
+// What pollers say of partitions they cannot move past (a batch retried, a record too large
+// held): read by /status. Thread-safe; shared by a mapping's pollers.
+class PartitionNotes {
+public:
+  void set(const TopicPartition& tp, std::string note);
+  void clear(const TopicPartition& tp);
+  std::map<TopicPartition, std::string> snapshot() const;
+
+private:
+  mutable std::mutex mutex_;
+  std::map<TopicPartition, std::string> notes_;
+};
+
 struct PollerContext {
   config::Mapping mapping;
   InvokerFactory make_invoker;
@@ -46,6 +61,7 @@ struct PollerContext {
   std::string client_id;                  // e.g. "kesm-orders-3"
   // Where given-up batches go; null when the mapping has no onFailure destination.
   std::shared_ptr<DeadLetterSink> dead_letters;
+  std::shared_ptr<PartitionNotes> notes; // may be null
   // Called on the poller's thread when it meets a fatal error; must not block. The poller
   // then sends nothing more and commits nothing of the failing batch; the caller stops it.
   std::function<void(const FatalError&)> on_fatal;
