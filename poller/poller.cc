@@ -211,6 +211,10 @@ Record toRecord(const rd_kafka_message_t& m) {
   return r;
 }
 
+// How a write to the onFailure topic comes back through the invoke worker.
+constexpr auto kDestinationRetriable = invoker::InvokeOutcome::kConnectionError;
+constexpr auto kDestinationRefused = invoker::InvokeOutcome::kHttpError;
+
 // What librdkafka writes to the eventfd when a queue becomes non-empty: an eventfd takes
 // exactly one 8-byte counter increment per write.
 const std::uint64_t kWakeValue = 1;
@@ -603,11 +607,12 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       FailureInfo info{ctx_.mapping.name, f.attempts, f.last_error, epochMillisNow()};
       auto sink = ctx_.dead_letters;
       f.worker->submitTask([sink, piece, info] {
+        WriteResult written = sink->write(*piece, info);
         invoker::InvokeResult result;
-        std::string error;
-        if (!sink->write(*piece, info, error)) {
-          result.outcome = invoker::InvokeOutcome::kConnectionError;
-          result.detail = error;
+        if (!written.ok()) {
+          result.outcome =
+              written.status == WriteStatus::kRefused ? kDestinationRefused : kDestinationRetriable;
+          result.detail = written.error;
         }
         return result;
       });
@@ -820,12 +825,25 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       return pieceSucceeded(f);
     }
     ctx_.probe->on_failure_delivery_errors.Increment();
+    if (result.outcome == kDestinationRefused) {
+      // Writing again cannot help, and skipping the records would lose them: stop the mapping
+      // with the reason, commit nothing of the batch.
+      reportFatal(FatalError{FatalError::Kind::kDestination,
+                             "the onFailure topic " + ctx_.mapping.on_failure.destination_topic +
+                                 " refused records given up (" + describe(rangesOf(piece)) +
+                                 "): " + result.detail});
+      return false;
+    }
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     auto delay = invoker::nextBackoff(backoff_, f.destination_attempts, unit(rng_));
     f.retry_at = clock_.now() + delay;
-    log(LogLevel::kError, "poller", ctx_.client_id, ": writing ", piece.records.size(),
-        " failed records to ", ctx_.mapping.on_failure.destination_topic, " failed (",
-        result.detail, "); nothing is committed; retrying in ", delay.count(), " ms");
+    // The first failure and then every tenth, so a long outage does not flood the log.
+    if (f.destination_attempts == 1 || f.destination_attempts % 10 == 0) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": writing ", piece.records.size(),
+          " failed records (", describe(rangesOf(piece)), ") to ",
+          ctx_.mapping.on_failure.destination_topic, " failed, attempt ", f.destination_attempts,
+          " (", result.detail, "); nothing is committed; retrying in ", delay.count(), " ms");
+    }
     return false;
   }
 

@@ -32,8 +32,9 @@ using InvokerFactory = std::function<std::unique_ptr<invoker::FunctionInvoker>()
 // An error retrying cannot fix; the mapping is to be disabled.
 struct FatalError {
   enum class Kind {
-    kFunction,  // the function answered 404, 401 or 403
-    kKafkaAuth, // authentication or authorization failed at the cluster
+    kFunction,    // the function answered 404, 401 or 403
+    kKafkaAuth,   // authentication or authorization failed at the cluster
+    kDestination, // the onFailure topic refused records for good (too large, gone, no ACL)
   };
   Kind kind = Kind::kFunction;
   std::string reason; // for the log and /status; never a secret
