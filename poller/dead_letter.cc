@@ -182,14 +182,16 @@ ProducerLimits lookUpLimits(const config::Mapping& mapping) {
         "); the broker alone decides which records it accepts");
     return producerLimits(std::nullopt);
   }
+  // A record as large as the source takes, plus kesm's headers, needs the headroom; only a
+  // destination below the source itself is worth a warning (Kafka's defaults are equal).
   for (const auto& t : mapping.source.topics) {
     auto source = maxima.find(t);
-    if (source != maxima.end() && source->second + kDestinationHeadroomBytes > dest->second) {
+    if (source != maxima.end() && source->second > dest->second) {
       log(LogLevel::kWarn, "on-failure", mapping.name, ": source topic ", t,
-          " accepts records up to ", source->second, " bytes but the onFailure topic ", destination,
-          " only ", dest->second,
-          " (max.message.bytes): a record near the source's limit cannot be written there and "
-          "disables the mapping when given up; give ",
+          " accepts records up to ", source->second, " bytes, the onFailure topic ", destination,
+          " only up to ", dest->second,
+          " (max.message.bytes): a larger record given up cannot be written there and disables "
+          "the mapping; give ",
           destination, " max.message.bytes >= ", source->second + kDestinationHeadroomBytes);
     }
   }
