@@ -50,6 +50,9 @@ struct PollerContext {
   // Called on the poller's thread when it meets a fatal error; must not block. The poller
   // then sends nothing more and commits nothing of the failing batch; the caller stops it.
   std::function<void(const FatalError&)> on_fatal;
+  // startingPosition LATEST: where partitions the group never committed start. Null: at
+  // their end.
+  std::shared_ptr<const PartitionsAtStart> partitions_at_start;
 };
 
 // librdkafka settings kesm applies before the user's `librdkafka:` map. Exposed so tests
