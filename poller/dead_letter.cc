@@ -228,10 +228,19 @@ public:
       throw std::runtime_error(std::string("on-failure producer: ") + err);
     }
     message_max_bytes_ = limits.message_max_bytes;
+    // Known from the start, a topic deleted later fails a write at once (unknown partition)
+    // instead of after message.timeout.ms.
+    rkt_ = rd_kafka_topic_new(rk_, topic_.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(rk_, 0, rkt_, &md, static_cast<int>(kLookupTimeout.count())) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_metadata_destroy(md);
+    }
   }
 
   ~KafkaDeadLetterSink() override {
     rd_kafka_flush(rk_, 5000);
+    rd_kafka_topic_destroy(rkt_);
     rd_kafka_destroy(rk_);
   }
 
@@ -268,7 +277,7 @@ public:
       void* value = r.value ? const_cast<char*>(r.value->data()) : nullptr; // copied (F_COPY)
       std::size_t value_size = r.value ? r.value->size() : 0;
       rd_kafka_resp_err_t err = rd_kafka_producev(
-          rk_, RD_KAFKA_V_TOPIC(topic_.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          rk_, RD_KAFKA_V_RKT(rkt_), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
           RD_KAFKA_V_KEY(key, key_size), RD_KAFKA_V_VALUE(value, value_size),
           RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(&pending.slots.back()), RD_KAFKA_V_END);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -314,6 +323,10 @@ private:
                err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE) {
       out += ": larger than " + topic_ + " accepts (max.message.bytes; producer limit " +
              std::to_string(message_max_bytes_) + ")";
+    } else if (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+               err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+               err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      out += ": " + topic_ + " no longer exists (deleted?)";
     }
     return out;
   }
@@ -330,6 +343,7 @@ private:
   std::string topic_;
   std::int64_t message_max_bytes_ = 0;
   rd_kafka_t* rk_ = nullptr;
+  rd_kafka_topic_t* rkt_ = nullptr;
 };
 
 } // namespace
@@ -342,6 +356,7 @@ bool isRefusedByDestination(int librdkafka_error) {
   case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
   case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: // only after librdkafka's own retries
   case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+  case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: // the topic was deleted
   case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
   case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
   case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:

@@ -53,6 +53,11 @@ TEST_CASE("On Apache Kafka: a ~1 MB record given up reaches the onFailure topic 
   const std::string small_dlq = small_source + "-failed";
   createTopic(bootstrap, small_source, 1);
   createTopic(bootstrap, small_dlq, 1, {{"max.message.bytes", "20000"}});
+  // A destination deleted while kesm runs.
+  const std::string gone_source = uniqueName("dlq-gone");
+  const std::string gone_dlq = gone_source + "-failed";
+  createTopic(bootstrap, gone_source, 1);
+  createTopic(bootstrap, gone_dlq, 1);
   {
     app::Producer producer(bootstrap, {{"message.max.bytes", "2000000"}});
     for (int i = 0; i < 51; ++i) {
@@ -87,8 +92,9 @@ TEST_CASE("On Apache Kafka: a ~1 MB record given up reaches the onFailure topic 
     return s;
   };
   const std::uint16_t port = freePort();
-  const std::string yaml = e2eConfigYaml(
-      port, {spec("near-limit", source, dlq), spec("refused", small_source, small_dlq)});
+  const std::string yaml = e2eConfigYaml(port, {spec("near-limit", source, dlq),
+                                                spec("refused", small_source, small_dlq),
+                                                spec("gone", gone_source, gone_dlq)});
   const auto config = config::parseConfig(yaml, "e2e-limits.yaml");
   const std::string log_path = writeTempFile("e2e-limits.log", "");
   DumpLogOnFailure dump(log_path);
@@ -103,6 +109,20 @@ TEST_CASE("On Apache Kafka: a ~1 MB record given up reaches the onFailure topic 
     return httpGet(port, "/status").body.find("\"name\":\"refused\",\"state\":\"Disabled\"") !=
            std::string::npos;
   });
+  // Then the third destination goes, and a record is given up to it.
+  deleteTopic(bootstrap, gone_dlq);
+  {
+    app::Producer producer(bootstrap);
+    producer.produce(gone_source, 0, "k0", std::string(60000, 'g'));
+    producer.flush(30s);
+  }
+  const auto deleted_at = std::chrono::steady_clock::now();
+  bool gone_disabled = waitUntil(90s, [&] {
+    return httpGet(port, "/status").body.find("\"name\":\"gone\",\"state\":\"Disabled\"") !=
+           std::string::npos;
+  });
+  const double gone_after =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - deleted_at).count();
   auto status = httpGet(port, "/status").body;
   auto metrics = httpGet(port, "/metrics").body;
   INFO(status);
@@ -134,6 +154,17 @@ TEST_CASE("On Apache Kafka: a ~1 MB record given up reaches the onFailure topic 
   CHECK(status.find("Message size too large") != std::string::npos);
   CHECK(metric(metrics, "kesm_on_failure_delivery_errors_total", {{"mapping", "refused"}}) >= 1);
   for (const auto& [partition, offset] : committedNow(config.mappings[1])) {
+    CHECK(offset == -1);
+  }
+
+  // The deleted destination: disabled at the first write, nothing committed.
+  WARN("a deleted onFailure topic disabled its mapping " << gone_after
+                                                         << " s after the record was produced");
+  REQUIRE(gone_disabled);
+  CHECK(status.find("the onFailure topic " + gone_dlq + " refused records given up (" +
+                    gone_source + "-0@0..0)") != std::string::npos);
+  CHECK(status.find(gone_dlq + " no longer exists") != std::string::npos);
+  for (const auto& [partition, offset] : committedNow(config.mappings[2])) {
     CHECK(offset == -1);
   }
 }
