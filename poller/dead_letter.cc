@@ -228,14 +228,10 @@ public:
       throw std::runtime_error(std::string("on-failure producer: ") + err);
     }
     message_max_bytes_ = limits.message_max_bytes;
-    // Known from the start, a topic deleted later fails a write at once (unknown partition)
+    // A topic handle makes librdkafka fetch the topic's metadata now, in the background:
+    // known from the start, a topic deleted later fails a write at once (unknown partition)
     // instead of after message.timeout.ms.
     rkt_ = rd_kafka_topic_new(rk_, topic_.c_str(), nullptr);
-    const rd_kafka_metadata_t* md = nullptr;
-    if (rd_kafka_metadata(rk_, 0, rkt_, &md, static_cast<int>(kLookupTimeout.count())) ==
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
-      rd_kafka_metadata_destroy(md);
-    }
   }
 
   ~KafkaDeadLetterSink() override {
