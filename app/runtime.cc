@@ -109,8 +109,10 @@ public:
     }
     base.on_fatal = [this](const poller::FatalError& error) { disable(error.reason); };
     base.notes = notes_;
+    partitions_at_start_ = std::make_shared<PartitionsAtStart>();
+    base.partitions_at_start = partitions_at_start_;
     pool_ = std::make_unique<scaler::InProcessWorkerPool>(std::move(base));
-    lag_source_ = scaler::makeKafkaLagSource(mapping, milliseconds(5000));
+    lag_source_ = scaler::makeKafkaLagSource(mapping, milliseconds(5000), partitions_at_start_);
     probe_.pollers_min.Set(mapping.scaling.minimum_pollers);
     probe_.pollers_max.Set(mapping.scaling.maximum_pollers);
     probe_.lag_stale.Set(1); // until the first probe succeeds
@@ -146,6 +148,7 @@ public:
 
   void start() {
     if (!disabled()) {
+      notePartitionsAtStart();
       setDesired(mapping_.scaling.minimum_pollers);
     }
     thread_ = std::thread([this] { loop(); });
@@ -282,6 +285,27 @@ public:
   }
 
 private:
+  // LATEST: the partitions that exist now start at their end, any added later at their
+  // beginning (poller.cc, startLatest). Runs before the first poller and the controller's
+  // thread start, which then only read the set.
+  void notePartitionsAtStart() {
+    if (mapping_.source.starting_position != config::StartingPosition::kLatest) {
+      return;
+    }
+    scaler::ProbeResult result = lag_source_->probe();
+    if (!result.sample) {
+      log(LogLevel::kWarn, "controller", mapping_.name,
+          ": cannot list the topics' partitions at start (", result.error,
+          "); LATEST then starts every partition without a committed offset at its end, also "
+          "partitions added while kesm runs");
+      return;
+    }
+    for (const auto& p : result.sample->partitions) {
+      partitions_at_start_->partitions.insert(p.tp);
+    }
+    partitions_at_start_->known = true;
+  }
+
   void loop() {
     std::unique_lock lock(mutex_);
     bool retired = false;
@@ -386,6 +410,7 @@ private:
   milliseconds interval_;
   std::unique_ptr<scaler::InProcessWorkerPool> pool_;
   std::unique_ptr<scaler::LagSource> lag_source_;
+  std::shared_ptr<PartitionsAtStart> partitions_at_start_;
   scaler::Scaler scaler_;
 
   std::mutex mutex_;

@@ -6,6 +6,7 @@
 #include <compare>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,16 @@ struct TopicPartition {
   std::string topic;
   Partition partition;
   auto operator<=>(const TopicPartition&) const = default;
+};
+
+// startingPosition LATEST: the partitions of a mapping's topics that existed when the mapping
+// started in this process. A partition the group never committed starts at its end when it is
+// in the set, at its beginning when it is not: it was added since, so it holds only records
+// produced after the start. Filled once before the first poller starts, read-only after.
+struct PartitionsAtStart {
+  bool known = false; // false: the lookup failed, and every such partition starts at its end
+  std::set<TopicPartition> partitions;
+  bool addedSince(const TopicPartition& tp) const { return known && !partitions.count(tp); }
 };
 
 // Records of one or more partitions, in offset order within each partition.

@@ -211,6 +211,10 @@ Record toRecord(const rd_kafka_message_t& m) {
   return r;
 }
 
+// How a write to the onFailure topic comes back through the invoke worker.
+constexpr auto kDestinationRetriable = invoker::InvokeOutcome::kConnectionError;
+constexpr auto kDestinationRefused = invoker::InvokeOutcome::kHttpError;
+
 // What librdkafka writes to the eventfd when a queue becomes non-empty: an eventfd takes
 // exactly one 8-byte counter increment per write.
 const std::uint64_t kWakeValue = 1;
@@ -303,8 +307,10 @@ std::vector<std::pair<std::string, std::string>> consumerSettings(const config::
       // Offsets are committed only after the function succeeded, as explicit lists.
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset",
-       s.starting_position == config::StartingPosition::kLatest ? "latest" : "earliest"},
+      // Where a partition without a usable committed offset starts when kesm did not choose
+      // (LATEST and AT_TIMESTAMP choose at assignment), and where an offset retention deleted
+      // resumes: never past records still in the log.
+      {"auto.offset.reset", "earliest"},
       {"partition.assignment.strategy", s.partition_assignor},
       // Fast failover and rebalances; also what the mock cluster needs to form groups.
       {"session.timeout.ms", "6000"},
@@ -318,8 +324,9 @@ std::vector<std::pair<std::string, std::string>> consumerSettings(const config::
       {"fetch.max.bytes", "4194304"},
       {"socket.nagle.disable", "true"},
       {"log.connection.close", "false"},
-      // Partitions added to a topic reach the group within 30 s, not librdkafka's 5 min.
-      {"topic.metadata.refresh.interval.ms", "30000"},
+      // Partitions added to a topic reach the group within 5 s, not librdkafka's 5 min: one
+      // small Metadata request (the subscribed topics) per poller every 5 s.
+      {"topic.metadata.refresh.interval.ms", "5000"},
   };
   // The cluster's address and security, then the user's map, which may override the above.
   for (auto& kv : config::kafkaClientSettings(s)) {
@@ -627,11 +634,12 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       FailureInfo info{ctx_.mapping.name, f.attempts, f.last_error, epochMillisNow()};
       auto sink = ctx_.dead_letters;
       f.worker->submitTask([sink, piece, info] {
+        WriteResult written = sink->write(*piece, info);
         invoker::InvokeResult result;
-        std::string error;
-        if (!sink->write(*piece, info, error)) {
-          result.outcome = invoker::InvokeOutcome::kConnectionError;
-          result.detail = error;
+        if (!written.ok()) {
+          result.outcome =
+              written.status == WriteStatus::kRefused ? kDestinationRefused : kDestinationRetriable;
+          result.detail = written.error;
         }
         return result;
       });
@@ -939,12 +947,25 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       return pieceSucceeded(f);
     }
     ctx_.probe->on_failure_delivery_errors.Increment();
+    if (result.outcome == kDestinationRefused) {
+      // Writing again cannot help, and skipping the records would lose them: stop the mapping
+      // with the reason, commit nothing of the batch.
+      reportFatal(FatalError{FatalError::Kind::kDestination,
+                             "the onFailure topic " + ctx_.mapping.on_failure.destination_topic +
+                                 " refused records given up (" + describe(rangesOf(piece)) +
+                                 "): " + result.detail});
+      return false;
+    }
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     auto delay = invoker::nextBackoff(backoff_, f.destination_attempts, unit(rng_));
     f.retry_at = clock_.now() + delay;
-    log(LogLevel::kError, "poller", ctx_.client_id, ": writing ", piece.records.size(),
-        " failed records to ", ctx_.mapping.on_failure.destination_topic, " failed (",
-        result.detail, "); nothing is committed; retrying in ", delay.count(), " ms");
+    // The first failure and then every tenth, so a long outage does not flood the log.
+    if (f.destination_attempts == 1 || f.destination_attempts % 10 == 0) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": writing ", piece.records.size(),
+          " failed records (", describe(rangesOf(piece)), ") to ",
+          ctx_.mapping.on_failure.destination_topic, " failed, attempt ", f.destination_attempts,
+          " (", result.detail, "); nothing is committed; retrying in ", delay.count(), " ms");
+    }
     return false;
   }
 
@@ -1303,6 +1324,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       splitPartitionQueues(changed);
       if (ctx_.mapping.source.starting_position == config::StartingPosition::kAtTimestamp) {
         startAtTimestamp(consumer, partitions);
+      } else if (ctx_.mapping.source.starting_position == config::StartingPosition::kLatest) {
+        startLatest(consumer, partitions);
       }
       RdKafka::Error* error = nullptr;
       RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
@@ -1362,35 +1385,46 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
         " partition(s), owns ", owned_.size());
   }
 
+  // The assigned partitions the group never committed; nullopt when that cannot be read.
+  std::optional<std::set<TopicPartition>>
+  uncommitted(RdKafka::KafkaConsumer* consumer,
+              const std::vector<RdKafka::TopicPartition*>& partitions) {
+    std::vector<RdKafka::TopicPartition*> probe;
+    for (auto* p : partitions) {
+      probe.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition()));
+    }
+    RdKafka::ErrorCode code = consumer->committed(probe, kStartLookupTimeoutMs);
+    std::set<TopicPartition> out;
+    for (auto* p : probe) {
+      if (code == RdKafka::ERR_NO_ERROR && p->err() == RdKafka::ERR_NO_ERROR && p->offset() < 0) {
+        out.insert(TopicPartition{p->topic(), Partition{p->partition()}});
+      }
+    }
+    RdKafka::TopicPartition::destroy(probe);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": reading committed offsets failed (",
+          RdKafka::err2str(code), "); partitions without one start at the earliest record");
+      return std::nullopt;
+    }
+    return out;
+  }
+  static constexpr int kStartLookupTimeoutMs = 10000;
+
   // AT_TIMESTAMP: partitions the group never committed start at the first record at or after
   // the timestamp; the others resume from their committed offset, as in Lambda. On an error
   // the offsets stay unset and auto.offset.reset (earliest) applies: nothing is skipped.
   void startAtTimestamp(RdKafka::KafkaConsumer* consumer,
                         std::vector<RdKafka::TopicPartition*>& partitions) {
-    constexpr int kTimeoutMs = 10000;
-    std::vector<RdKafka::TopicPartition*> probe;
-    for (auto* p : partitions) {
-      probe.push_back(RdKafka::TopicPartition::create(p->topic(), p->partition()));
+    auto never_committed = uncommitted(consumer, partitions);
+    if (!never_committed || never_committed->empty()) {
+      return;
     }
-    RdKafka::ErrorCode code = consumer->committed(probe, kTimeoutMs);
     std::vector<RdKafka::TopicPartition*> fresh;
-    for (auto* p : probe) {
-      if (code == RdKafka::ERR_NO_ERROR && p->err() == RdKafka::ERR_NO_ERROR && p->offset() < 0) {
-        fresh.push_back(RdKafka::TopicPartition::create(
-            p->topic(), p->partition(), ctx_.mapping.source.starting_position_timestamp_ms));
-      }
+    for (const auto& tp : *never_committed) {
+      fresh.push_back(RdKafka::TopicPartition::create(
+          tp.topic, tp.partition.value(), ctx_.mapping.source.starting_position_timestamp_ms));
     }
-    RdKafka::TopicPartition::destroy(probe);
-    if (code != RdKafka::ERR_NO_ERROR) {
-      log(LogLevel::kWarn, "poller", ctx_.client_id,
-          ": reading committed offsets for AT_TIMESTAMP failed (", RdKafka::err2str(code),
-          "); partitions without one start at the earliest record");
-      return;
-    }
-    if (fresh.empty()) {
-      return;
-    }
-    code = consumer->offsetsForTimes(fresh, kTimeoutMs);
+    RdKafka::ErrorCode code = consumer->offsetsForTimes(fresh, kStartLookupTimeoutMs);
     for (auto* f : fresh) {
       if (code != RdKafka::ERR_NO_ERROR || f->err() != RdKafka::ERR_NO_ERROR) {
         continue;
@@ -1405,6 +1439,56 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     if (code != RdKafka::ERR_NO_ERROR) {
       log(LogLevel::kWarn, "poller", ctx_.client_id, ": offsets for AT_TIMESTAMP failed (",
           RdKafka::err2str(code), "); partitions without one start at the earliest record");
+    }
+    RdKafka::TopicPartition::destroy(fresh);
+  }
+
+  // LATEST: a partition the group never committed starts at its end when it existed as the
+  // mapping started in this process, at its beginning when it was added since (it holds only
+  // records produced after the start, and waiting for the consumer to notice it would skip
+  // them). The offset chosen is committed with the next commit request, so a restart resumes
+  // there instead of skipping what was produced while kesm was down. On an error the offsets
+  // stay unset and auto.offset.reset (earliest) applies: nothing is skipped.
+  void startLatest(RdKafka::KafkaConsumer* consumer,
+                   std::vector<RdKafka::TopicPartition*>& partitions) {
+    auto never_committed = uncommitted(consumer, partitions);
+    if (!never_committed || never_committed->empty()) {
+      return;
+    }
+    const auto* at_start = ctx_.partitions_at_start.get();
+    std::vector<RdKafka::TopicPartition*> fresh;
+    for (const auto& tp : *never_committed) {
+      bool added = at_start != nullptr && at_start->addedSince(tp);
+      // ListOffsets by timestamp: -1 asks for the end, -2 for the beginning.
+      fresh.push_back(RdKafka::TopicPartition::create(tp.topic, tp.partition.value(),
+                                                      added ? RdKafka::Topic::OFFSET_BEGINNING
+                                                            : RdKafka::Topic::OFFSET_END));
+    }
+    RdKafka::ErrorCode code = consumer->offsetsForTimes(fresh, kStartLookupTimeoutMs);
+    for (auto* f : fresh) {
+      TopicPartition tp{f->topic(), Partition{f->partition()}};
+      bool added = at_start != nullptr && at_start->addedSince(tp);
+      bool resolved =
+          code == RdKafka::ERR_NO_ERROR && f->err() == RdKafka::ERR_NO_ERROR && f->offset() >= 0;
+      for (auto* p : partitions) {
+        if (p->topic() == f->topic() && p->partition() == f->partition()) {
+          // Unresolved: the logical offset, which librdkafka resolves itself (not committed).
+          p->set_offset(
+              resolved ? f->offset()
+                       : (added ? RdKafka::Topic::OFFSET_BEGINNING : RdKafka::Topic::OFFSET_END));
+        }
+      }
+      if (resolved) {
+        commit_points_[tp].done = f->offset();
+      }
+      log(LogLevel::kInfo, "poller", ctx_.client_id, ": ", tp.topic, "-", tp.partition.value(),
+          " has no committed offset; LATEST: starts at its ",
+          added ? "beginning (added since the mapping started)" : "end",
+          resolved ? ", offset " + std::to_string(f->offset()) : std::string(" (unresolved)"));
+    }
+    if (code != RdKafka::ERR_NO_ERROR) {
+      log(LogLevel::kWarn, "poller", ctx_.client_id, ": resolving LATEST start offsets failed (",
+          RdKafka::err2str(code), "); librdkafka resolves them");
     }
     RdKafka::TopicPartition::destroy(fresh);
   }

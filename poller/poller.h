@@ -34,8 +34,9 @@ using InvokerFactory = std::function<std::unique_ptr<invoker::FunctionInvoker>()
 // An error retrying cannot fix; the mapping is to be disabled.
 struct FatalError {
   enum class Kind {
-    kFunction,  // the function answered 404, 401 or 403
-    kKafkaAuth, // authentication or authorization failed at the cluster
+    kFunction,    // the function answered 404, 401 or 403
+    kKafkaAuth,   // authentication or authorization failed at the cluster
+    kDestination, // the onFailure topic refused records for good (too large, gone, no ACL)
   };
   Kind kind = Kind::kFunction;
   std::string reason; // for the log and /status; never a secret
@@ -65,6 +66,9 @@ struct PollerContext {
   // Called on the poller's thread when it meets a fatal error; must not block. The poller
   // then sends nothing more and commits nothing of the failing batch; the caller stops it.
   std::function<void(const FatalError&)> on_fatal;
+  // startingPosition LATEST: where partitions the group never committed start. Null: at
+  // their end.
+  std::shared_ptr<const PartitionsAtStart> partitions_at_start;
 };
 
 // The event's shape for this mapping's function (function.nullValues).

@@ -12,14 +12,14 @@
 namespace kesm::scaler {
 
 std::int64_t partitionLag(std::int64_t low, std::int64_t high,
-                          std::optional<std::int64_t> committed,
-                          config::StartingPosition position) {
+                          std::optional<std::int64_t> committed, config::StartingPosition position,
+                          PartitionOrigin origin) {
   if (committed) {
     // A committed offset below the low watermark was deleted by retention: the consumer
     // resumes from the low watermark, so only what still exists is lag.
     return std::max<std::int64_t>(0, high - std::max(*committed, low));
   }
-  if (position == config::StartingPosition::kLatest) {
+  if (position == config::StartingPosition::kLatest && origin == PartitionOrigin::kAtStart) {
     return 0;
   }
   return std::max<std::int64_t>(0, high - low);
@@ -29,8 +29,10 @@ namespace {
 
 class KafkaLagSource final : public LagSource {
 public:
-  KafkaLagSource(const config::Mapping& mapping, std::chrono::milliseconds timeout)
-      : mapping_(mapping), timeout_ms_(static_cast<int>(timeout.count())) {
+  KafkaLagSource(const config::Mapping& mapping, std::chrono::milliseconds timeout,
+                 std::shared_ptr<const PartitionsAtStart> at_start)
+      : mapping_(mapping), timeout_ms_(static_cast<int>(timeout.count())),
+        at_start_(std::move(at_start)) {
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     char err[512];
     auto set = [&](const std::string& k, const std::string& v) {
@@ -108,7 +110,10 @@ public:
       if (it != committed.end()) {
         pl.committed = it->second;
       }
-      pl.lag = partitionLag(pl.low, pl.high, pl.committed, mapping_.source.starting_position);
+      auto origin = at_start_ && at_start_->addedSince(pl.tp) ? PartitionOrigin::kAddedSince
+                                                              : PartitionOrigin::kAtStart;
+      pl.lag =
+          partitionLag(pl.low, pl.high, pl.committed, mapping_.source.starting_position, origin);
       if (auto start = start_at.find(pl.tp); !pl.committed && start != start_at.end()) {
         pl.lag = std::max<std::int64_t>(0, pl.high - std::max(start->second, pl.low));
       }
@@ -242,6 +247,7 @@ private:
 
   config::Mapping mapping_;
   int timeout_ms_;
+  std::shared_ptr<const PartitionsAtStart> at_start_;
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_queue_t* queue_ = nullptr;
 };
@@ -249,8 +255,9 @@ private:
 } // namespace
 
 std::unique_ptr<LagSource> makeKafkaLagSource(const config::Mapping& mapping,
-                                              std::chrono::milliseconds timeout) {
-  return std::make_unique<KafkaLagSource>(mapping, timeout);
+                                              std::chrono::milliseconds timeout,
+                                              std::shared_ptr<const PartitionsAtStart> at_start) {
+  return std::make_unique<KafkaLagSource>(mapping, timeout, std::move(at_start));
 }
 
 } // namespace kesm::scaler

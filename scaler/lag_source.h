@@ -2,7 +2,8 @@
 
 // Offset lag per partition, from a client that is not a group member:
 // lag = high watermark - committed offset. Without a committed offset the lag follows the
-// starting position (TRIM_HORIZON: high - low; LATEST: 0).
+// starting position (TRIM_HORIZON: high - low; LATEST: 0, or high - low for a partition
+// added since the mapping started, which the pollers read from its beginning).
 
 #include "common/types.h"
 #include "config/config.h"
@@ -32,9 +33,15 @@ struct LagSample {
   int lagging_partitions = 0;
 };
 
+enum class PartitionOrigin {
+  kAtStart,   // existed when the mapping started in this process
+  kAddedSince // added to the topic while the mapping ran
+};
+
 // Pure: the lag of one partition from its watermarks and committed offset.
 std::int64_t partitionLag(std::int64_t low, std::int64_t high,
-                          std::optional<std::int64_t> committed, config::StartingPosition position);
+                          std::optional<std::int64_t> committed, config::StartingPosition position,
+                          PartitionOrigin origin = PartitionOrigin::kAtStart);
 
 struct ProbeResult {
   std::optional<LagSample> sample; // nullopt when the probe failed
@@ -52,7 +59,10 @@ public:
 
 // Watermark queries plus the Admin API's ListConsumerGroupOffsets. Owned by one thread.
 // Never calls DescribeConsumerGroups (it breaks the handle on the mock cluster).
-std::unique_ptr<LagSource> makeKafkaLagSource(const config::Mapping& mapping,
-                                              std::chrono::milliseconds timeout);
+// `at_start` (LATEST): the partitions that start at their end when never committed; it may be
+// filled after creation, before the first probe that is to use it.
+std::unique_ptr<LagSource>
+makeKafkaLagSource(const config::Mapping& mapping, std::chrono::milliseconds timeout,
+                   std::shared_ptr<const PartitionsAtStart> at_start = nullptr);
 
 } // namespace kesm::scaler

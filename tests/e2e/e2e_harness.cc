@@ -142,8 +142,8 @@ void OwnBroker::resume() {
   }
 }
 
-// Waits for the answer to one CreateTopics or DeleteTopics request on `queue`: "" when every
-// topic succeeded, else the reason.
+// Waits for the answer to one CreateTopics, DeleteTopics or CreatePartitions request on
+// `queue`: "" when every topic succeeded, else the reason.
 static std::string topicsResultError(rd_kafka_queue_t* queue) {
   rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 60000);
   if (!ev) {
@@ -159,6 +159,8 @@ static std::string topicsResultError(rd_kafka_queue_t* queue) {
       results = rd_kafka_CreateTopics_result_topics(created, &n);
     } else if (const auto* deleted = rd_kafka_event_DeleteTopics_result(ev)) {
       results = rd_kafka_DeleteTopics_result_topics(deleted, &n);
+    } else if (const auto* grown = rd_kafka_event_CreatePartitions_result(ev)) {
+      results = rd_kafka_CreatePartitions_result_topics(grown, &n);
     }
     for (size_t i = 0; i < n; ++i) {
       if (rd_kafka_topic_result_error(results[i])) {
@@ -188,6 +190,30 @@ void deleteTopic(const std::string& bootstrap, const std::string& topic) {
   }
 }
 
+// Metadata reaches every listener a little after CreateTopics or CreatePartitions answers.
+static void waitForLeaders(rd_kafka_t* rk, const std::string& topic, int partitions) {
+  bool led = waitUntil(30s, [&] {
+    rd_kafka_topic_t* t = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    bool ok = rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              md->topics[0].partition_cnt == partitions;
+    if (ok) {
+      for (int i = 0; i < partitions; ++i) {
+        ok = ok && md->topics[0].partitions[i].leader >= 0;
+      }
+    }
+    if (md) {
+      rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(t);
+    return ok;
+  });
+  if (!led) {
+    throw std::runtime_error("topic " + topic + " has no leaders after 30 s");
+  }
+}
+
 void createTopic(const std::string& bootstrap, const std::string& topic, int partitions,
                  const std::map<std::string, std::string>& configs) {
   auto rk = adminClient(bootstrap);
@@ -211,27 +237,30 @@ void createTopic(const std::string& bootstrap, const std::string& topic, int par
   if (!error.empty()) {
     throw std::runtime_error("create topic " + topic + ": " + error);
   }
-  // Metadata reaches every listener a little after CreateTopics answers.
-  bool led = waitUntil(30s, [&] {
-    rd_kafka_topic_t* t = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-    const rd_kafka_metadata_t* md = nullptr;
-    bool ok = rd_kafka_metadata(rk.get(), 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-              md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-              md->topics[0].partition_cnt == partitions;
-    if (ok) {
-      for (int i = 0; i < partitions; ++i) {
-        ok = ok && md->topics[0].partitions[i].leader >= 0;
-      }
-    }
-    if (md) {
-      rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_topic_destroy(t);
-    return ok;
-  });
-  if (!led) {
-    throw std::runtime_error("topic " + topic + " has no leaders after 30 s");
+  waitForLeaders(rk.get(), topic, partitions);
+}
+
+void addPartitions(const std::string& bootstrap, const std::string& topic, int partitions) {
+  auto rk = adminClient(bootstrap);
+  char err[512];
+  rd_kafka_NewPartitions_t* np =
+      rd_kafka_NewPartitions_new(topic.c_str(), static_cast<size_t>(partitions), err, sizeof err);
+  if (!np) {
+    throw std::runtime_error(std::string("NewPartitions: ") + err);
   }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
+  rd_kafka_AdminOptions_t* options =
+      rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, 30000, err, sizeof err);
+  rd_kafka_CreatePartitions(rk.get(), &np, 1, options, queue);
+  std::string error = topicsResultError(queue);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_NewPartitions_destroy(np);
+  rd_kafka_queue_destroy(queue);
+  if (!error.empty()) {
+    throw std::runtime_error("add partitions to " + topic + ": " + error);
+  }
+  waitForLeaders(rk.get(), topic, partitions);
 }
 
 std::map<std::int32_t, std::int64_t> highWatermarks(const std::string& bootstrap,

@@ -51,6 +51,10 @@ private:
 void createTopic(const std::string& bootstrap, const std::string& topic, int partitions,
                  const std::map<std::string, std::string>& configs = {});
 
+// Grows a topic to `partitions` with the Admin API (CreatePartitions) and waits until every
+// partition has a leader.
+void addPartitions(const std::string& bootstrap, const std::string& topic, int partitions);
+
 // Deletes a topic with the Admin API.
 void deleteTopic(const std::string& bootstrap, const std::string& topic);
 

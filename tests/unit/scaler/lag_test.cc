@@ -17,6 +17,18 @@ TEST_CASE("lag: without a committed offset it follows the starting position", "[
   CHECK(partitionLag(200, 1000, std::nullopt, StartingPosition::kLatest) == 0);
 }
 
+TEST_CASE("lag: LATEST counts a partition added since the start from its beginning, where the "
+          "pollers read it",
+          "[unit]") {
+  using kesm::scaler::PartitionOrigin;
+  CHECK(partitionLag(0, 120, std::nullopt, StartingPosition::kLatest,
+                     PartitionOrigin::kAddedSince) == 120);
+  CHECK(partitionLag(0, 120, std::nullopt, StartingPosition::kLatest, PartitionOrigin::kAtStart) ==
+        0);
+  // Once committed, the origin no longer matters.
+  CHECK(partitionLag(0, 120, 100, StartingPosition::kLatest, PartitionOrigin::kAddedSince) == 20);
+}
+
 TEST_CASE("lag: a committed offset deleted by retention counts only what still exists", "[unit]") {
   CHECK(partitionLag(500, 1000, 100, StartingPosition::kTrimHorizon) == 500);
 }
