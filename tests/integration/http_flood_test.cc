@@ -279,7 +279,7 @@ TEST_CASE("a flooded metrics port keeps answering, and deliveries go on, in boun
   // One I/O thread and at most two handler threads, the pool started with one: at most one
   // more thread than before the flood, whatever the number of connections.
   CHECK(threads_most <= threads_before + 1);
-  // At most 256 connections of at most ~24 KiB of buffers (8 KiB header + read chunk) each,
+  // At most 256 connections of at most 16 KiB of read buffer (8 KiB header + 8 KiB chunk) each,
   // plus the parsers: ~8 MiB; 64 MiB leaves room for allocator slack, never for bodies.
   CHECK(rss_most < rss_before + 64 * 1024);
   for (int p = 0; p < kPartitions; ++p) {
