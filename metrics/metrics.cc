@@ -297,6 +297,7 @@ struct MetricsServer::Impl {
     std::string path = request.target.substr(0, request.target.find('?'));
     if (request.method != "GET" && request.method != "HEAD") {
       response.status = 405;
+      response.headers.emplace_back("Allow", "GET, HEAD");
       response.body = "method not allowed\n";
     } else if (path == "/metrics") {
       response.headers.emplace_back("Content-Type", "text/plain; version=0.0.4; charset=utf-8");

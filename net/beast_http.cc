@@ -1,28 +1,21 @@
-// The only translation unit that includes Boost.Beast and Boost.Asio (they are slow to
-// compile). Beast errors are translated into HttpErrorKind at this boundary.
+// The HTTP client and the helpers of net/http.h; the server is in http_server.cc. Beast errors
+// are translated into HttpErrorKind at this boundary.
 
 #include "net/http.h"
 
-#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cctype>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <strings.h>
-#include <sys/socket.h>
-#include <thread>
 
 namespace kesm::net {
 
@@ -334,244 +327,5 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
     return impl_->fail(HttpErrorKind::kIo, std::string("request failed: ") + e.what());
   }
 }
-
-// ---------------------------------------------------------------------------------------
-// HttpServer: an acceptor thread running async_accept on its own io_context, and one thread
-// per connection doing synchronous reads and writes. stop() shuts the sockets down, which
-// wakes every blocked read or write, then joins.
-
-struct HttpServer::Impl {
-  struct Connection {
-    std::shared_ptr<tcp::socket> socket;
-    std::thread thread;
-  };
-
-  Impl(const std::string& listen, Handler h) : handler(std::move(h)), acceptor(ioc) {
-    std::size_t colon = listen.rfind(':');
-    if (colon == std::string::npos) {
-      throw std::invalid_argument("listen address '" + listen + "': expected host:port");
-    }
-    std::string host = listen.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-      host = host.substr(1, host.size() - 2);
-    }
-    if (host.empty()) {
-      host = "0.0.0.0";
-    }
-    unsigned long port = 0;
-    std::string port_text = listen.substr(colon + 1);
-    for (char c : port_text) {
-      if (!std::isdigit(static_cast<unsigned char>(c)) || port > 65535) {
-        throw std::invalid_argument("listen address '" + listen +
-                                    "': port must be a number from 0 to 65535");
-      }
-      port = port * 10 + static_cast<unsigned long>(c - '0');
-    }
-    if (port_text.empty() || port > 65535) {
-      throw std::invalid_argument("listen address '" + listen +
-                                  "': port must be a number from 0 to 65535");
-    }
-    error_code ec;
-    tcp::resolver resolver(ioc);
-    auto endpoints = resolver.resolve(host, port_text, tcp::resolver::passive, ec);
-    if (ec || endpoints.empty()) {
-      throw std::runtime_error("listen address '" + listen + "': cannot resolve '" + host +
-                               "': " + ec.message());
-    }
-    tcp::endpoint endpoint = endpoints.begin()->endpoint();
-    acceptor.open(endpoint.protocol());
-    acceptor.set_option(asio::socket_base::reuse_address(true));
-    acceptor.bind(endpoint, ec);
-    if (ec) {
-      throw std::runtime_error("cannot listen on " + listen + ": " + ec.message());
-    }
-    acceptor.listen(asio::socket_base::max_listen_connections);
-    bound_port = acceptor.local_endpoint().port();
-    accept();
-    acceptor_thread = std::thread([this] { ioc.run(); });
-  }
-
-  void accept() {
-    acceptor.async_accept([this](const error_code& ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
-        return;
-      }
-      if (!ec) {
-        startConnection(std::move(socket));
-        accept();
-        return;
-      }
-      // Other errors (e.g. out of file descriptors) are transient: retry after a pause
-      // rather than spinning.
-      retry_timer.expires_after(std::chrono::milliseconds(100));
-      retry_timer.async_wait([this](const error_code& wait_ec) {
-        if (!wait_ec && acceptor.is_open()) {
-          accept();
-        }
-      });
-    });
-  }
-
-  void startConnection(tcp::socket socket) {
-    std::lock_guard lock(mutex);
-    reapFinished();
-    if (stopping) {
-      error_code ignored;
-      socket.close(ignored);
-      return;
-    }
-    std::uint64_t id = next_id++;
-    accepted.fetch_add(1);
-    auto shared = std::make_shared<tcp::socket>(std::move(socket));
-    Connection& conn = connections[id];
-    conn.socket = shared;
-    conn.thread = std::thread([this, id, shared] {
-      serve(*shared);
-      // Closed under the mutex, so that stop() never shuts down a descriptor number that
-      // was already closed here and reused by another socket.
-      std::lock_guard done_lock(mutex);
-      error_code ignored;
-      shared->close(ignored);
-      finished.push_back(id);
-    });
-  }
-
-  // Joins the threads of connections that ended by themselves. Called with mutex held.
-  void reapFinished() {
-    for (std::uint64_t id : finished) {
-      auto it = connections.find(id);
-      if (it != connections.end()) {
-        if (it->second.thread.joinable()) {
-          it->second.thread.join(); // it has returned already, or is about to
-        }
-        connections.erase(it);
-      }
-    }
-    finished.clear();
-  }
-
-  void serve(tcp::socket& socket) {
-    error_code ec;
-    socket.set_option(tcp::no_delay(true), ec);
-    beast::flat_buffer buffer;
-    while (!stopping_flag.load()) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(kMaxBodyBytes);
-      http::read(socket, buffer, parser, ec);
-      if (ec == http::error::body_limit) {
-        http::response<http::string_body> res{http::status::payload_too_large, 11};
-        res.body() = "request body larger than 64 MiB\n";
-        res.keep_alive(false);
-        res.prepare_payload();
-        http::write(socket, res, ec);
-        break;
-      }
-      if (ec) {
-        break; // closed by the peer, or shut down by stop()
-      }
-      auto& req = parser.get();
-      HttpRequest request;
-      request.method = std::string(req.method_string());
-      request.target = std::string(req.target());
-      copyHeaders(req.base(), request.headers);
-      request.body = std::move(req.body());
-
-      HttpResponse response;
-      try {
-        response = handler(request);
-      } catch (const std::exception& e) {
-        response = HttpResponse{};
-        response.status = 500;
-        response.headers = {{"Content-Type", "text/plain"}};
-        response.body = std::string("internal error: ") + e.what() + "\n";
-      } catch (...) {
-        response = HttpResponse{};
-        response.status = 500;
-        response.headers = {{"Content-Type", "text/plain"}};
-        response.body = "internal error\n";
-      }
-
-      http::response<http::string_body> res;
-      res.version(req.version());
-      res.result(static_cast<unsigned>(response.status));
-      for (const auto& [name, value] : response.headers) {
-        res.set(name, value);
-      }
-      bool keep_alive = req.keep_alive() && !stopping_flag.load() &&
-                        !beast::iequals(response.header("Connection"), "close");
-      res.body() = std::move(response.body);
-      res.prepare_payload();
-      res.keep_alive(keep_alive);
-      http::write(socket, res, ec);
-      if (ec || !keep_alive) {
-        break;
-      }
-    }
-    socket.shutdown(tcp::socket::shutdown_send, ec);
-  }
-
-  void stop() {
-    std::map<std::uint64_t, Connection> to_join;
-    {
-      std::lock_guard lock(mutex);
-      if (stopping) {
-        return;
-      }
-      stopping = true;
-      stopping_flag = true;
-    }
-    // The acceptor belongs to the acceptor thread's io_context: close it there.
-    asio::post(ioc, [this] {
-      error_code ignored;
-      acceptor.close(ignored);
-      retry_timer.cancel();
-    });
-    if (acceptor_thread.joinable()) {
-      acceptor_thread.join();
-    }
-    {
-      std::lock_guard lock(mutex);
-      for (auto& [id, conn] : connections) {
-        // shutdown() wakes a thread blocked in a synchronous read or write on the socket.
-        if (conn.socket->is_open()) {
-          ::shutdown(conn.socket->native_handle(), SHUT_RDWR);
-        }
-      }
-      to_join.swap(connections);
-      finished.clear();
-    }
-    for (auto& [id, conn] : to_join) {
-      if (conn.thread.joinable()) {
-        conn.thread.join();
-      }
-    }
-  }
-
-  Handler handler;
-  asio::io_context ioc{1};
-  tcp::acceptor acceptor;
-  asio::steady_timer retry_timer{ioc};
-  std::uint16_t bound_port = 0;
-  std::thread acceptor_thread;
-
-  std::mutex mutex;
-  bool stopping = false;                  // guarded by mutex
-  std::atomic<bool> stopping_flag{false}; // read by connection threads without the lock
-  std::uint64_t next_id = 0;
-  std::atomic<std::uint64_t> accepted{0};
-  std::map<std::uint64_t, Connection> connections;
-  std::vector<std::uint64_t> finished;
-};
-
-HttpServer::HttpServer(const std::string& listen, Handler handler)
-    : impl_(std::make_unique<Impl>(listen, std::move(handler))) {}
-
-HttpServer::~HttpServer() { stop(); }
-
-std::uint16_t HttpServer::port() const { return impl_->bound_port; }
-
-std::uint64_t HttpServer::acceptedConnections() const { return impl_->accepted.load(); }
-
-void HttpServer::stop() { impl_->stop(); }
 
 } // namespace kesm::net

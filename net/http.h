@@ -1,9 +1,11 @@
 #pragma once
 
-// Plain HTTP/1.1 over TCP, built on Boost.Beast in one translation unit (beast_http.cc)
-// so that the Beast-heavy compile happens once. No Beast type leaks from this header.
+// Plain HTTP/1.1 over TCP, built on Boost.Beast in two translation units (beast_http.cc: the
+// client, http_server.cc: the server) so that the Beast-heavy compile happens in few places.
+// No Beast type leaks from this header.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -69,21 +71,56 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-// A small HTTP/1.1 server: one acceptor thread, one thread per connection, keep-alive.
-// The handler is called concurrently from connection threads; it must be thread-safe.
+// Limits of one HttpServer. The defaults suit a GET-only endpoint such as /metrics; every
+// resource a client can hold is bounded by one of them (docs/operations.md, "The HTTP port").
+struct HttpServerOptions {
+  // Connections open at once. A new connection beyond it closes the connection that has
+  // waited longest for a request (idle keep-alive or slow header); if every connection is
+  // busy in a handler or a write, the new one is closed at once.
+  std::size_t max_connections = 256;
+  std::size_t header_limit_bytes = 8 * 1024; // request line and fields: more gets 431
+  std::uint64_t body_limit_bytes = 0;        // 0: any request body gets 413
+  // To receive one whole request, from the first byte (from the accept for a new connection).
+  std::chrono::milliseconds request_timeout{10'000};
+  // Between requests on a keep-alive connection.
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds write_timeout{10'000}; // to send one whole response
+  // Threads running the handler, started on demand up to this many. Requests beyond wait
+  // in a queue bounded by max_connections (one request per connection at a time).
+  std::size_t handler_threads = 2;
+};
+
+struct HttpServerStats {
+  std::uint64_t accepted = 0;      // connections accepted since construction
+  std::uint64_t open = 0;          // connections open now
+  std::uint64_t evicted = 0;       // closed while waiting for a request, to admit a new one
+  std::uint64_t refused = 0;       // new connections closed at once: all others were busy
+  std::uint64_t timed_out = 0;     // closed by the request, idle or write timeout
+  std::uint64_t accept_errors = 0; // failed accepts (out of descriptors...), each then a pause
+};
+
+// A small asynchronous HTTP/1.1 server with keep-alive: one I/O thread does every socket
+// operation; the handler runs on a pool of handler_threads threads, concurrently, so it must
+// be thread-safe, and it may block (a slow handler never stalls other connections' I/O).
+// HEAD is passed to the handler as HEAD; the server sends its headers and Content-Length
+// without the body. Malformed requests get 400 without reaching the handler.
 class HttpServer {
 public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
-  // listen is "host:port"; port 0 picks a free port (see port()). Throws on bind failure.
-  HttpServer(const std::string& listen, Handler handler);
-  ~HttpServer(); // stops and joins every thread
+  // listen is "host:port"; port 0 picks a free port (see port()). Throws on bind failure
+  // or invalid options.
+  HttpServer(const std::string& listen, Handler handler, HttpServerOptions options = {});
+  ~HttpServer(); // stop()
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   std::uint16_t port() const;
   // Connections accepted since construction (keep-alive reuse shows as a low count).
   std::uint64_t acceptedConnections() const;
+  HttpServerStats stats() const;
+  // Closes every connection and joins the threads. A handler running then is waited for:
+  // whoever owns the handler makes it return first (as SampleFunction does).
   void stop();
 
 private:

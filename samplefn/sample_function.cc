@@ -228,7 +228,8 @@ struct SampleFunction::Impl {
     }
     try {
       server = std::make_unique<net::HttpServer>(
-          options.listen, [this](const net::HttpRequest& request) { return handle(request); });
+          options.listen, [this](const net::HttpRequest& request) { return handle(request); },
+          serverOptions());
     } catch (...) {
       closeRecordFile();
       throw;
@@ -243,6 +244,20 @@ struct SampleFunction::Impl {
     stop_cv.notify_all();
     server->stop();
     closeRecordFile();
+  }
+
+  // A peer for kesm's pollers: one connection and one sleeping handler per batch in flight
+  // (up to hundreds in the benchmarks), bodies above the 6 MiB invocation limit so that a
+  // test sees what kesm really sends, and time to receive them from a loaded kesm.
+  static net::HttpServerOptions serverOptions() {
+    net::HttpServerOptions o;
+    o.max_connections = 4096;
+    o.handler_threads = 512;
+    o.body_limit_bytes = 16ull * 1024 * 1024;
+    o.header_limit_bytes = 64 * 1024;
+    o.request_timeout = std::chrono::seconds(60);
+    o.write_timeout = std::chrono::seconds(30);
+    return o;
   }
 
   void closeRecordFile() {
@@ -293,7 +308,7 @@ struct SampleFunction::Impl {
   }
 
   net::HttpResponse handle(const net::HttpRequest& request) {
-    if (request.method == "GET") {
+    if (request.method == "GET" || request.method == "HEAD") {
       if (request.target == "/healthz") {
         return reply(200, "ok\n", "text/plain");
       }

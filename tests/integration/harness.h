@@ -72,6 +72,7 @@ public:
   // Waits for exit up to the timeout; returns the exit status (or -1 on timeout).
   int wait(std::chrono::milliseconds timeout);
   bool running();
+  pid_t pid() const { return pid_; } // to read /proc/<pid>
 
 private:
   pid_t pid_ = -1;

@@ -72,6 +72,13 @@ Batch smallBatch() {
   return batch;
 }
 
+// The server's default takes no request body (GET-only endpoints); these tests POST.
+net::HttpServerOptions withBodies() {
+  net::HttpServerOptions options;
+  options.body_limit_bytes = 1024 * 1024;
+  return options;
+}
+
 std::string urlFor(std::uint16_t port, const std::string& path = "/") {
   return "http://127.0.0.1:" + std::to_string(port) + path;
 }
@@ -119,14 +126,17 @@ TEST_CASE("http: header lookup ignores case", "[unit]") {
 }
 
 TEST_CASE("http: client and server keep one connection alive across requests", "[unit][http]") {
-  net::HttpServer server("127.0.0.1:0", [](const net::HttpRequest& request) {
-    net::HttpResponse r =
-        textResponse(200, request.method + " " + request.target + " " + request.body);
-    r.headers.emplace_back("X-Seen-Content-Type", request.header("content-type"));
-    r.headers.emplace_back("X-Seen-User-Agent", request.header("user-agent"));
-    r.headers.emplace_back("X-Seen-Host", request.header("host"));
-    return r;
-  });
+  net::HttpServer server(
+      "127.0.0.1:0",
+      [](const net::HttpRequest& request) {
+        net::HttpResponse r =
+            textResponse(200, request.method + " " + request.target + " " + request.body);
+        r.headers.emplace_back("X-Seen-Content-Type", request.header("content-type"));
+        r.headers.emplace_back("X-Seen-User-Agent", request.header("user-agent"));
+        r.headers.emplace_back("X-Seen-Host", request.header("host"));
+        return r;
+      },
+      withBodies());
   REQUIRE(server.port() != 0);
   net::HttpClient client(net::parseHttpUrl(urlFor(server.port(), "/fn")));
   for (int i = 0; i < 5; ++i) {
@@ -154,7 +164,7 @@ TEST_CASE("http: the client honours Connection: close and reconnects after a ser
     }
     return r;
   };
-  auto server = std::make_unique<net::HttpServer>("127.0.0.1:0", handler);
+  auto server = std::make_unique<net::HttpServer>("127.0.0.1:0", handler, withBodies());
   const std::uint16_t port = server->port();
   net::HttpClient client(net::parseHttpUrl(urlFor(port)));
 
@@ -166,7 +176,8 @@ TEST_CASE("http: the client honours Connection: close and reconnects after a ser
   // The server goes away while the client holds an idle keep-alive connection; a new one
   // listens on the same port. The next request must succeed without an error.
   server.reset();
-  server = std::make_unique<net::HttpServer>("127.0.0.1:" + std::to_string(port), handler);
+  server =
+      std::make_unique<net::HttpServer>("127.0.0.1:" + std::to_string(port), handler, withBodies());
   auto result = client.post("c", {}, 5s);
   INFO(result.error_message);
   REQUIRE(result.transportOk());
@@ -176,12 +187,15 @@ TEST_CASE("http: the client honours Connection: close and reconnects after a ser
 
 TEST_CASE("http: a slow handler times out the client within the deadline", "[unit][http]") {
   Gate release;
-  net::HttpServer server("127.0.0.1:0", [&](const net::HttpRequest& request) {
-    if (request.target == "/slow") {
-      release.waitFor(10s);
-    }
-    return textResponse(200, "late");
-  });
+  net::HttpServer server(
+      "127.0.0.1:0",
+      [&](const net::HttpRequest& request) {
+        if (request.target == "/slow") {
+          release.waitFor(10s);
+        }
+        return textResponse(200, "late");
+      },
+      withBodies());
   net::HttpClient client(net::parseHttpUrl(urlFor(server.port(), "/slow")));
   const auto start = SteadyTime::now();
   auto result = client.post("x", {}, 300ms);
@@ -212,9 +226,10 @@ TEST_CASE("http: connecting to a closed port is a connect error", "[unit][http]"
 }
 
 TEST_CASE("http: a handler exception becomes a 500 with its message", "[unit][http]") {
-  net::HttpServer server("127.0.0.1:0", [](const net::HttpRequest&) -> net::HttpResponse {
-    throw std::runtime_error("boom");
-  });
+  net::HttpServer server(
+      "127.0.0.1:0",
+      [](const net::HttpRequest&) -> net::HttpResponse { throw std::runtime_error("boom"); },
+      withBodies());
   net::HttpClient client(net::parseHttpUrl(urlFor(server.port())));
   auto result = client.post("x", {}, 5s);
   REQUIRE(result.transportOk());
@@ -225,13 +240,16 @@ TEST_CASE("http: a handler exception becomes a 500 with its message", "[unit][ht
 TEST_CASE("http: stop() returns promptly with idle keep-alive connections open", "[unit][http]") {
   Gate release;
   std::atomic<int> in_handler{0};
-  net::HttpServer server("127.0.0.1:0", [&](const net::HttpRequest& request) {
-    if (request.target == "/block") {
-      ++in_handler;
-      release.waitFor(10s);
-    }
-    return textResponse(200, "ok");
-  });
+  net::HttpServer server(
+      "127.0.0.1:0",
+      [&](const net::HttpRequest& request) {
+        if (request.target == "/block") {
+          ++in_handler;
+          release.waitFor(10s);
+        }
+        return textResponse(200, "ok");
+      },
+      withBodies());
   net::HttpClient idle(net::parseHttpUrl(urlFor(server.port())));
   REQUIRE(idle.post("x", {}, 5s).transportOk()); // leaves an idle keep-alive connection
 
