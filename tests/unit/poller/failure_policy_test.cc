@@ -183,3 +183,33 @@ TEST_CASE("refused credentials and missing ACLs are access errors, outages are n
   CHECK_FALSE(isAccessRefused(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
   CHECK_FALSE(isAccessRefused(RD_KAFKA_RESP_ERR_NO_ERROR));
 }
+
+TEST_CASE("too large: 413 is its own class; a batch splits, one record leaves or is held",
+          "[unit]") {
+  CHECK(classify(http(413)) == FailureClass::kTooLarge);
+  CHECK(classify(outcome(invoker::InvokeOutcome::kPayloadTooLarge)) == FailureClass::kTooLarge);
+  config::RetryConfig unbounded; // the defaults: retry for ever, no age bound
+  config::RetryConfig bounded;
+  bounded.maximum_retry_attempts = 3;
+  config::RetryConfig aged;
+  aged.maximum_record_age = std::chrono::milliseconds(60000);
+  // Many records: split whatever bisectBatchOnFunctionError says; the whole can never pass.
+  CHECK_FALSE(unbounded.bisect_batch_on_function_error);
+  CHECK(nextStep(unbounded, false, failure(1, 10, FailureClass::kTooLarge)) == NextStep::kBisect);
+  // One record: to the destination, dropped when bounded, else held (never dropped silently).
+  CHECK(nextStep(unbounded, true, failure(1, 1, FailureClass::kTooLarge)) == NextStep::kGiveUp);
+  CHECK(nextStep(bounded, false, failure(1, 1, FailureClass::kTooLarge)) == NextStep::kGiveUp);
+  CHECK(nextStep(aged, false, failure(1, 1, FailureClass::kTooLarge)) == NextStep::kGiveUp);
+  CHECK(nextStep(unbounded, false, failure(1, 1, FailureClass::kTooLarge)) == NextStep::kHold);
+  CHECK_FALSE(mayGiveUp(unbounded, false));
+  CHECK(mayGiveUp(unbounded, true));
+}
+
+TEST_CASE("maximumRecordAge is checked before an attempt, not only after a failure", "[unit]") {
+  config::RetryConfig none;
+  CHECK_FALSE(expiredBeforeAttempt(none, milliseconds(1000LL * 3600 * 24 * 365)));
+  config::RetryConfig aged;
+  aged.maximum_record_age = milliseconds(60000);
+  CHECK_FALSE(expiredBeforeAttempt(aged, milliseconds(60000)));
+  CHECK(expiredBeforeAttempt(aged, milliseconds(60001)));
+}
