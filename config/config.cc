@@ -670,8 +670,28 @@ bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && lower(text.substr(0, prefix.size())) == prefix;
 }
 
+// The URL with any user:password@ before the host replaced by ***@, for messages: a password
+// written in the URL must not reach a terminal or a log.
+std::string redactUserinfo(std::string_view url) {
+  auto scheme = url.find("://");
+  std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  auto end = url.find_first_of("/?#", start);
+  auto authority = url.substr(start, end == std::string_view::npos ? url.npos : end - start);
+  auto at = authority.rfind('@');
+  if (at == std::string_view::npos) {
+    return std::string(url);
+  }
+  return std::string(url.substr(0, start)) + "***" + std::string(url.substr(start + at));
+}
+
 // http://host[:port][/path]; the error text when the URL is not one.
 std::optional<std::string> httpUrlError(std::string_view url) {
+  const std::string shown = redactUserinfo(url);
+  if (shown != url) {
+    return "must not hold credentials (user:password@ before the host): kesm sends no "
+           "credentials to the function; got " +
+           quote(shown);
+  }
   const std::string shape = "must be an http:// URL like http://host:8080/path, got " + quote(url);
   if (startsWithNoCase(url, "https://")) {
     return "https is not supported yet; " + shape;

@@ -45,7 +45,8 @@ std::string readAll(const std::string& path) {
 }
 
 // Runs the kesm binary to its end, stdout and stderr each to its own file.
-Outcome runKesm(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s) {
+Outcome runKesm(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s,
+                const std::string& cwd = "") {
   static int runs = 0;
   std::string out_path = writeTempFile("run-" + std::to_string(++runs) + ".out", "");
   std::string err_path = writeTempFile("run-" + std::to_string(runs) + ".err", "");
@@ -61,6 +62,9 @@ Outcome runKesm(const std::vector<std::string>& args, std::chrono::milliseconds 
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_TRUNC, 0);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_TRUNC, 0);
+  if (!cwd.empty()) {
+    posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t empty;
@@ -502,6 +506,15 @@ const std::vector<BadConfig>& badConfigs() {
        .command = "validate --config /dev/zero",
        .stderr_text = "/dev/zero:1:1048577: the file is larger than 1 MiB (1048576 bytes), the "
                       "most kesm reads; it passes the limit here\n"},
+      {.name = "a function URL with credentials: the password is never printed",
+       .yaml = "mappings:\n"
+               "  - name: orders\n"
+               "    source: {bootstrapServers: $BOOTSTRAP, topics: [orders]}\n"
+               "    function: {url: 'http://admin:s3cret@127.0.0.1:9/invoke'}\n",
+       .command = kValidate,
+       .stderr_text = "$FILE:4:21: mappings[0].function.url: must not hold credentials "
+                      "(user:password@ before the host): kesm sends no credentials to the "
+                      "function; got 'http://***@127.0.0.1:9/invoke'\n"},
       // ---- kesm run refuses the same before it starts anything ----
       {.name = "run: a topic that does not exist",
        .yaml = valid("", "$BOOTSTRAP", "[nope]"),
@@ -636,4 +649,80 @@ TEST_CASE("config errors: files that once took gigabytes are refused fast, in li
       ::unlink(c.path.c_str());
     }
   }
+}
+
+// ---- the command line (issue 13) ----
+
+TEST_CASE("command line: --help and -h print the usage and exit 0 for every command",
+          "[integration][cli]") {
+  auto command =
+      GENERATE(as<std::string>{}, "run", "validate", "demo", "sample-function", "version", "help");
+  auto flag = GENERATE(as<std::string>{}, "--help", "-h");
+  INFO(command << " " << flag);
+  Outcome outcome = runKesm({command, flag});
+  CHECK(outcome.status == 0);
+  CHECK(outcome.out.rfind("kesm — a Kafka event source mapping", 0) == 0);
+  CHECK(outcome.err == "");
+}
+
+TEST_CASE("command line: usage errors say what is wrong and exit 2", "[integration][cli]") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string first_line; // of stderr; the usage follows
+  };
+  auto c = GENERATE(values<Case>({
+      {{"run", "--x"}, "kesm run: unknown option --x"},
+      {{"run", "--config"}, "kesm run: option --config needs a value"},
+      {{"validate", "--conect"}, "kesm validate: unknown option --conect"},
+      {{"run", "--live=yes", "--config", "k.yaml"}, "kesm run: option --live takes no value"},
+      {{"sample-function", "9000"}, "kesm sample-function: unexpected argument '9000'"},
+      {{"frobnicate"}, "kesm: unknown command 'frobnicate'"},
+  }));
+  std::string joined;
+  for (const auto& a : c.args) {
+    joined += a + " ";
+  }
+  INFO(joined);
+  Outcome outcome = runKesm(c.args);
+  CHECK(outcome.status == 2);
+  CHECK(outcome.err.substr(0, outcome.err.find('\n')) == c.first_line);
+  CHECK(outcome.err.find("usage:") != std::string::npos);
+  CHECK(outcome.out == "");
+}
+
+TEST_CASE("command line: a preflight timeout of hundreds of hours is refused, not overflowed",
+          "[integration][cli]") {
+  std::string path = writeTempFile("timeout.yaml", fill(valid(""), places()));
+  for (std::string value : {"500h", "61m", "0"}) {
+    Outcome outcome =
+        runKesm({"validate", "--config", path, "--connect", "--preflight-timeout", value});
+    CHECK(outcome.status == 2);
+    CHECK(outcome.err == "kesm validate: --preflight-timeout: expected a duration from 1ms to 1h "
+                         "like 10s, got '" +
+                             value + "'\n");
+  }
+  Outcome outcome =
+      runKesm({"validate", "--config", path, "--connect", "--preflight-timeout", "1h"});
+  CHECK(outcome.status == 0);
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("command line: sample-function exits 2 on a --listen it cannot use",
+          "[integration][cli]") {
+  for (std::string listen : {"abc", "127.0.0.1:99999"}) {
+    Outcome outcome = runKesm({"sample-function", "--listen", listen}, 10s);
+    CHECK(outcome.status == 2);
+    CHECK(outcome.err.rfind("kesm sample-function: listen address '" + listen + "'", 0) == 0);
+  }
+}
+
+TEST_CASE("command line: kesm demo runs from any directory, with its built-in config",
+          "[integration][cli]") {
+  Outcome outcome =
+      runKesm({"demo", "--records", "200", "--partitions", "2", "--latency", "1ms"}, 120s, "/");
+  INFO(outcome.err);
+  CHECK(outcome.status == 0);
+  CHECK(outcome.out.find("config examples/demo.yaml (built in)") != std::string::npos);
+  CHECK(outcome.out.find("produced 200, the function received 200 distinct records") !=
+        std::string::npos);
 }
