@@ -1,5 +1,6 @@
 #include "app/demo.h"
 
+#include "app/demo_config.h"
 #include "app/mock_kafka.h"
 #include "app/runtime.h"
 #include "common/log.h"
@@ -7,8 +8,10 @@
 #include "samplefn/sample_function.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <mutex>
@@ -35,17 +38,30 @@ std::string option(const std::map<std::string, std::string>& options, const std:
   return it == options.end() ? fallback : it->second;
 }
 
+// A whole number from 1 to max; 0 when the text is not one.
+long whole(const std::string& text, long max) {
+  char* end = nullptr;
+  errno = 0;
+  long value = std::strtol(text.c_str(), &end, 10);
+  bool ok = !text.empty() && *end == '\0' && errno == 0 && value >= 1 && value <= max;
+  return ok ? value : 0;
+}
+
 } // namespace
 
 int runDemo(const std::map<std::string, std::string>& options, const sigset_t& signals) {
-  const std::string config_path = option(options, "config", "examples/demo.yaml");
-  config::Config config = config::loadConfigFile(config_path);
-  const long records = std::stol(option(options, "records", "20000"));
-  const int partitions = std::stoi(option(options, "partitions", "8"));
+  // Without --config, the copy of examples/demo.yaml built into the binary: the demo runs
+  // from any directory.
+  auto given = options.find("config");
+  const std::string config_path = given == options.end() ? kDemoConfigName : given->second;
+  config::Config config = given == options.end() ? config::parseConfig(kDemoConfig, kDemoConfigName)
+                                                 : config::loadConfigFile(config_path);
+  const long records = whole(option(options, "records", "20000"), 10'000'000);
+  const int partitions = static_cast<int>(whole(option(options, "partitions", "8"), 1000));
   auto latency = config::parseDuration(option(options, "latency", "200ms"));
-  if (!latency || records <= 0 || partitions <= 0) {
-    std::cerr << "kesm demo: --records and --partitions must be positive, --latency a "
-                 "duration like 50ms\n";
+  if (!latency || *latency > std::chrono::minutes(1) || records <= 0 || partitions <= 0) {
+    std::cerr << "kesm demo: --records must be from 1 to 10000000, --partitions from 1 to 1000, "
+                 "--latency a duration up to 1m like 50ms\n";
     return 2;
   }
   config::Mapping& mapping = config.mappings.at(0);

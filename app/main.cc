@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <pthread.h>
 #include <set>
 #include <string>
@@ -47,62 +48,66 @@ struct Args {
   std::string command;
   std::map<std::string, std::string> options;
   std::vector<std::string> flags;
+  bool help = false; // --help or -h after the command
 };
+
+// What each command accepts: options take a value, flags do not. Anything else is a usage
+// error, so a typo such as --conect is never silently ignored.
+struct Accepted {
+  std::set<std::string> options;
+  std::set<std::string> flags;
+};
+
+const std::map<std::string, Accepted>& acceptedByCommand() {
+  static const std::map<std::string, Accepted> kAccepted{
+      {"run", {{"config", "preflight-timeout"}, {"live", "verbose"}}},
+      {"validate", {{"config", "preflight-timeout"}, {"connect", "verbose"}}},
+      {"demo", {{"config", "records", "partitions", "latency"}, {"verbose"}}},
+      {"sample-function", {{"listen", "latency", "fail-rate", "record"}, {"verbose"}}},
+      {"version", {}},
+      {"help", {}},
+  };
+  return kAccepted;
+}
 
 bool parseArgs(int argc, char** argv, Args& args, std::string& error) {
   if (argc < 2) {
-    error = "missing command";
+    error = "kesm: missing command";
     return false;
   }
   args.command = argv[1];
+  auto accepted = acceptedByCommand().find(args.command);
+  if (accepted == acceptedByCommand().end()) {
+    return true; // main() names the unknown command
+  }
+  const std::string who = "kesm " + args.command + ": ";
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      args.help = true;
+      continue;
+    }
     if (a.rfind("--", 0) != 0) {
-      error = "unexpected argument '" + a + "'";
+      error = who + "unexpected argument '" + a + "'";
       return false;
     }
     auto eq = a.find('=');
-    if (eq != std::string::npos) {
-      args.options[a.substr(2, eq - 2)] = a.substr(eq + 1);
-    } else if (a == "--live" || a == "--verbose" || a == "--connect") {
-      args.flags.push_back(a.substr(2));
+    std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    if (accepted->second.flags.count(name) > 0) {
+      if (eq != std::string::npos) {
+        error = who + "option --" + name + " takes no value";
+        return false;
+      }
+      args.flags.push_back(name);
+    } else if (accepted->second.options.count(name) == 0) {
+      error = who + "unknown option --" + name;
+      return false;
+    } else if (eq != std::string::npos) {
+      args.options[name] = a.substr(eq + 1);
     } else if (i + 1 < argc) {
-      args.options[a.substr(2)] = argv[++i];
+      args.options[name] = argv[++i];
     } else {
-      error = "option " + a + " needs a value";
-      return false;
-    }
-  }
-  return true;
-}
-
-// The options and flags each command accepts; anything else is a usage error, so a typo
-// such as --conect is never silently ignored.
-bool checkOptions(const Args& args, std::string& error) {
-  static const std::map<std::string, std::set<std::string>> kAccepted{
-      {"run", {"config", "live", "verbose", "preflight-timeout"}},
-      {"validate", {"config", "connect", "verbose", "preflight-timeout"}},
-      {"demo", {"config", "records", "partitions", "latency", "verbose"}},
-      {"sample-function", {"listen", "latency", "fail-rate", "record", "verbose"}},
-  };
-  auto it = kAccepted.find(args.command);
-  if (it == kAccepted.end()) {
-    return true;
-  }
-  auto check = [&](const std::string& name) {
-    if (!it->second.count(name)) {
-      error = "kesm " + args.command + ": unknown option --" + name;
-      return false;
-    }
-    return true;
-  };
-  for (const auto& [name, value] : args.options) {
-    if (!check(name)) {
-      return false;
-    }
-  }
-  for (const auto& name : args.flags) {
-    if (!check(name)) {
+      error = who + "option --" + name + " needs a value";
       return false;
     }
   }
@@ -135,18 +140,21 @@ int waitForSignal(const sigset_t& set) {
   return sig;
 }
 
-// --preflight-timeout DURATION, or the default. False (after a message) when malformed.
+// --preflight-timeout DURATION, or the default. False (after a message) when malformed or
+// out of range: an hour is more than any broker needs to answer, and far from the overflow
+// of a deadline in steady_clock.
 bool preflightTimeout(const Args& args, const char* command, std::chrono::milliseconds& out) {
   out = kesm::app::kDefaultPreflightTimeout;
   auto it = args.options.find("preflight-timeout");
   if (it == args.options.end()) {
     return true;
   }
+  constexpr std::chrono::milliseconds kMax = std::chrono::hours(1);
   auto d = kesm::config::parseDuration(it->second);
-  if (!d || d->count() <= 0) {
+  if (!d || d->count() <= 0 || *d > kMax) {
     std::cerr << "kesm " << command
-              << ": --preflight-timeout: expected a duration above 0 like 10s, got '" << it->second
-              << "'\n";
+              << ": --preflight-timeout: expected a duration from 1ms to 1h like 10s, got '"
+              << it->second << "'\n";
     return false;
   }
   out = *d;
@@ -255,7 +263,16 @@ int cmdSampleFunction(const Args& args, const sigset_t& signals) {
   if (auto it = args.options.find("record"); it != args.options.end()) {
     options.record_file = it->second;
   }
-  kesm::samplefn::SampleFunction function(options);
+  // Everything the constructor can refuse comes from the options (--listen malformed or not
+  // bindable, --record not writable): a usage error, exit 2 as documented.
+  std::unique_ptr<kesm::samplefn::SampleFunction> started;
+  try {
+    started = std::make_unique<kesm::samplefn::SampleFunction>(options);
+  } catch (const std::exception& e) {
+    std::cerr << "kesm sample-function: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  auto& function = *started;
   kesm::log(kesm::LogLevel::kInfo, "sample-function", "listening on ", function.url());
   waitForSignal(signals);
   auto stats = function.stats();
@@ -270,12 +287,12 @@ int main(int argc, char** argv) {
   Args args;
   std::string error;
   if (!parseArgs(argc, argv, args, error)) {
-    std::cerr << "kesm: " << error << "\n\n" << kUsage;
-    return kExitUsage;
-  }
-  if (!checkOptions(args, error)) {
     std::cerr << error << "\n\n" << kUsage;
     return kExitUsage;
+  }
+  if (args.help) {
+    std::cout << kUsage;
+    return 0;
   }
   if (hasFlag(args, "verbose")) {
     kesm::setLogLevel(kesm::LogLevel::kDebug);

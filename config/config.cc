@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include "common/text.h"
+#include "config/bounds.h"
 #include "filter/filter_yaml.h"
 
 #include <algorithm>
@@ -187,6 +188,12 @@ public:
                      [](const Diagnostic& a, const Diagnostic& b) {
                        return std::pair(a.line, a.column) < std::pair(b.line, b.column);
                      });
+    if (diagnostics_.size() > kMaxDiagnostics) {
+      std::size_t more = diagnostics_.size() - kMaxDiagnostics;
+      diagnostics_.resize(kMaxDiagnostics);
+      diagnostics_.push_back(
+          Diagnostic{file_, 0, 0, "", "and " + std::to_string(more) + " more errors not shown"});
+    }
     throw ConfigError(std::move(diagnostics_));
   }
 
@@ -431,6 +438,18 @@ std::vector<Field> entriesOf(Reporter& reporter, const YAML::Node& map, const st
   return fields;
 }
 
+// A list or map longer than kesm reads is reported once, and not read further.
+bool tooLong(Reporter& reporter, const Field& field, std::size_t max, std::string_view what) {
+  std::size_t n = field.value.size();
+  if (n <= max) {
+    return false;
+  }
+  reporter.add(field.value_pos, field.path,
+               "holds at most " + std::to_string(max) + " " + std::string(what) + ", got " +
+                   std::to_string(n));
+  return true;
+}
+
 // A map whose keys are all known. Unknown keys are reported when it is built.
 class SectionReader {
 public:
@@ -652,8 +671,28 @@ bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && lower(text.substr(0, prefix.size())) == prefix;
 }
 
+// The URL with any user:password@ before the host replaced by ***@, for messages: a password
+// written in the URL must not reach a terminal or a log.
+std::string redactUserinfo(std::string_view url) {
+  auto scheme = url.find("://");
+  std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  auto end = url.find_first_of("/?#", start);
+  auto authority = url.substr(start, end == std::string_view::npos ? url.npos : end - start);
+  auto at = authority.rfind('@');
+  if (at == std::string_view::npos) {
+    return std::string(url);
+  }
+  return std::string(url.substr(0, start)) + "***" + std::string(url.substr(start + at));
+}
+
 // http://host[:port][/path]; the error text when the URL is not one.
 std::optional<std::string> httpUrlError(std::string_view url) {
+  const std::string shown = redactUserinfo(url);
+  if (shown != url) {
+    return "must not hold credentials (user:password@ before the host): kesm sends no "
+           "credentials to the function; got " +
+           quote(shown);
+  }
   const std::string shape = "must be an http:// URL like http://host:8080/path, got " + quote(url);
   if (startsWithNoCase(url, "https://")) {
     return "https is not supported yet; " + shape;
@@ -753,6 +792,9 @@ void readBootstrapServers(Reporter& reporter, const Field& field, SourceConfig& 
                  "must list at least one host:port, got an empty list");
     return;
   }
+  if (tooLong(reporter, field, kMaxBootstrapServers, "servers")) {
+    return;
+  }
   std::size_t index = 0;
   for (const auto& item : field.value) {
     Field entry{indexPath(field.path, index++), item, field.value_pos,
@@ -805,6 +847,9 @@ void readTopics(Reporter& reporter, const Field& field, SourceConfig& source) {
   }
   if (field.value.size() == 0) {
     reporter.add(field.value_pos, field.path, "must list at least one topic, got an empty list");
+    return;
+  }
+  if (tooLong(reporter, field, kMaxTopics, "topics")) {
     return;
   }
   std::size_t index = 0;
@@ -1114,6 +1159,9 @@ void readLibrdkafka(Reporter& reporter, const Field& field, SourceConfig& source
     return;
   }
   source.librdkafka_at = locationOf(field);
+  if (tooLong(reporter, field, kMaxLibrdkafkaSettings, "settings")) {
+    return;
+  }
   for (const auto& entry : entriesOf(reporter, field.value, field.path, field.value_pos)) {
     std::string key = entry.path.substr(field.path.size() + 1);
     if (auto rule = reservedLibrdkafkaRule(key)) {
@@ -1448,6 +1496,9 @@ void readMappings(Reporter& reporter, const Field& field, std::vector<Mapping>& 
     reporter.add(field.value_pos, field.path, "must list at least one mapping, got an empty list");
     return;
   }
+  if (tooLong(reporter, field, kMaxMappings, "mappings (run another kesm for more)")) {
+    return;
+  }
   std::map<std::string, std::string> names;  // name -> path of its mapping
   std::map<std::string, std::string> groups; // consumer group -> path of its mapping
   std::size_t index = 0;
@@ -1751,6 +1802,10 @@ std::pair<Pos, std::string> explainYamlError(const YAML::Exception& e, const std
 
 Config parse(const std::string& yaml_text, const std::string& file_name) {
   Reporter reporter(file_name);
+  // The size first: a device or a huge file is refused before any pass over all of it.
+  if (auto diagnostic = detail::checkSize(yaml_text, file_name)) {
+    throw ConfigError({*diagnostic});
+  }
   if (auto diagnostic = checkText(yaml_text, file_name)) {
     throw ConfigError({*diagnostic});
   }
@@ -1775,6 +1830,10 @@ Config parse(const std::string& yaml_text, const std::string& file_name) {
       reporter.add(Pos{mark.line + 1, mark.column + 1}, "",
                    "the file holds " + std::to_string(scan.documents.size()) +
                        " YAML documents; kesm reads exactly one");
+    }
+    // Before any node is walked: aliases nested in aliases expand exponentially.
+    if (auto diagnostic = detail::checkExpansion(yaml_text, file_name)) {
+      throw ConfigError({*diagnostic});
     }
     root = YAML::Load(yaml_text);
   } catch (const YAML::DeepRecursion& e) {
@@ -1826,32 +1885,7 @@ Config parseConfig(const std::string& yaml_text, const std::string& file_name) {
 }
 
 Config loadConfigFile(const std::string& path) {
-  auto unreadable = [&](int error) {
-    return ConfigError(
-        {Diagnostic{path, 0, 0, "", std::string("cannot read file: ") + std::strerror(error)}});
-  };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw unreadable(errno);
-  }
-  std::string text;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      int error = errno;
-      ::close(fd);
-      throw unreadable(error); // e.g. EISDIR for a directory
-    }
-    if (n == 0) {
-      break;
-    }
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
+  std::string text = detail::readCapped(path);
   Config config = parseConfig(text, path);
   loadSecrets(config);
   return config;

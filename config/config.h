@@ -31,6 +31,16 @@ inline constexpr int kMaxConcurrentBatches = 100;
 inline constexpr int kDefaultMaximumPollers = 200; // AWS provisioned-mode default
 inline constexpr const char* kDefaultListen = "0.0.0.0:9464";
 
+// Bounds on what a config file may hold, so that reading one costs little memory and time
+// whatever it holds (docs/configuration.md, "Limits").
+inline constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
+inline constexpr std::size_t kMaxMappings = 100;
+inline constexpr std::size_t kMaxTopics = 1000; // per mapping
+inline constexpr std::size_t kMaxBootstrapServers = 100;
+inline constexpr std::size_t kMaxLibrdkafkaSettings = 300;
+// At most this many diagnostics are listed; a last one says how many more there were.
+inline constexpr std::size_t kMaxDiagnostics = 100;
+
 enum class StartingPosition { kTrimHorizon, kLatest, kAtTimestamp };
 
 // Where a value was written in the file, kept for the errors found after parsing: the cluster

@@ -26,6 +26,10 @@ inline constexpr std::size_t kMaxPatternDepth = 16;
 // A field's list holds 1 to this many values or matchers; also the bound on the values of an
 // anything-but list and on the alternatives of a $or.
 inline constexpr std::size_t kMaxMatchers = 100;
+// The compiled size of a mapping's filters: at most this many maps, fields, values and
+// matchers in all, each use of a YAML alias counted as a copy. Bounds the work a record costs
+// and the compiler's own: a few lines of nested aliases would otherwise expand exponentially.
+inline constexpr std::size_t kMaxFilterElements = 10000;
 
 // One rule of the pattern syntax broken, found when compiling.
 struct FilterError {

@@ -205,8 +205,28 @@ private:
     errors_.push_back(FilterError{pos.line, pos.column, std::move(key), std::move(rule)});
   }
 
+  // Counts one element of the compiled filters. False once the budget is spent: the caller
+  // stops there, so the walk ends soon after, however the aliases nest.
+  bool charge(Pos pos, const std::string& path) {
+    if (elements_ < kMaxFilterElements) {
+      ++elements_;
+      return true;
+    }
+    if (!exhausted_) {
+      exhausted_ = true;
+      error(pos, path,
+            "the filters of a mapping hold at most " + std::to_string(kMaxFilterElements) +
+                " maps, fields, values and matchers in all, each use of a YAML alias counted "
+                "as a copy; these hold more");
+    }
+    return false;
+  }
+
   bool mapNode(const YAML::Node& map, const std::string& path, Pos pos, std::size_t depth,
                Level level, PatternNode& out) {
+    if (!charge(pos, path)) {
+      return false;
+    }
     if (depth > kMaxPatternDepth) {
       error(pos, path,
             "nested too deeply: a pattern holds at most " + std::to_string(kMaxPatternDepth) +
@@ -329,6 +349,9 @@ private:
   // One field of a pattern map: a nested map, or a list of values and matchers.
   bool field(const std::string& name, const YAML::Node& value, const std::string& path, Pos pos,
              std::size_t depth, PatternNode& out) {
+    if (!charge(pos, path)) {
+      return false;
+    }
     if (value.IsMap()) {
       if (auto matcher_name = misplacedMatcher(value)) {
         error(posOf(value.begin()->first, pos), path + "." + *matcher_name,
@@ -420,6 +443,9 @@ private:
       const YAML::Node item = list[i];
       const std::string item_path = indexPath(path, i);
       const Pos item_pos = posOf(item, pos);
+      if (!charge(item_pos, item_path)) {
+        return false;
+      }
       if (item.IsMap()) {
         if (auto m = matcher(item, item_path, item_pos)) {
           out.push_back(std::move(*m));
@@ -733,6 +759,9 @@ private:
       for (std::size_t i = 0; i < value.size(); ++i) {
         const YAML::Node item = value[i];
         const Pos item_pos = posOf(item, pos);
+        if (!charge(item_pos, indexPath(path, i))) {
+          return false;
+        }
         const Scalar s = readScalar(item);
         if (!item.IsScalar() ||
             (s.kind != Scalar::Kind::kString && s.kind != Scalar::Kind::kNumber)) {
@@ -772,6 +801,8 @@ private:
   }
 
   std::vector<FilterError>& errors_;
+  std::size_t elements_ = 0;
+  bool exhausted_ = false;
 };
 
 } // namespace

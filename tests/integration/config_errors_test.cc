@@ -16,6 +16,7 @@
 #include <spawn.h>
 #include <sstream>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,8 @@ struct Outcome {
   int status = -1; // exit status; -1 when it had not exited within the timeout
   std::string out;
   std::string err;
+  long max_rss_kb = 0; // the child's peak resident memory
+  std::chrono::milliseconds took{0};
 };
 
 std::string readAll(const std::string& path) {
@@ -42,7 +45,8 @@ std::string readAll(const std::string& path) {
 }
 
 // Runs the kesm binary to its end, stdout and stderr each to its own file.
-Outcome runKesm(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s) {
+Outcome runKesm(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s,
+                const std::string& cwd = "") {
   static int runs = 0;
   std::string out_path = writeTempFile("run-" + std::to_string(++runs) + ".out", "");
   std::string err_path = writeTempFile("run-" + std::to_string(runs) + ".err", "");
@@ -58,6 +62,9 @@ Outcome runKesm(const std::vector<std::string>& args, std::chrono::milliseconds 
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_TRUNC, 0);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_TRUNC, 0);
+  if (!cwd.empty()) {
+    posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t empty;
@@ -72,9 +79,14 @@ Outcome runKesm(const std::vector<std::string>& args, std::chrono::milliseconds 
     throw std::runtime_error("cannot start " + binary);
   }
   int wstatus = 0;
+  rusage usage{};
+  auto started = std::chrono::steady_clock::now();
   bool exited = waitUntil(
-      timeout, [&] { return waitpid(pid, &wstatus, WNOHANG) == pid; }, 10ms);
+      timeout, [&] { return wait4(pid, &wstatus, WNOHANG, &usage) == pid; }, 10ms);
   Outcome outcome;
+  outcome.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  outcome.max_rss_kb = usage.ru_maxrss;
   if (!exited) {
     ::kill(pid, SIGKILL);
     waitpid(pid, &wstatus, 0);
@@ -471,6 +483,38 @@ const std::vector<BadConfig>& badConfigs() {
                       "$CLOSED within 1s: Connect to ipv4#$CLOSED failed: Connection refused\n"
                       "$FILE:8:24: mappings[1].source.topics[1]: topic 'nope' does not exist on "
                       "$BOOTSTRAP\n"},
+      // ---- bounded work (issue 13) ----
+      {.name = "aliases of nested maps inside one filter pattern (4^9 leaves)",
+       .yaml = valid("    filters:\n"
+                     "      - value:\n"
+                     "          a: &a {x: [1], y: [2], z: [3], w: [4]}\n"
+                     "          b: &b {p: *a, q: *a, r: *a, s: *a}\n"
+                     "          c: &c {p: *b, q: *b, r: *b, s: *b}\n"
+                     "          d: &d {p: *c, q: *c, r: *c, s: *c}\n"
+                     "          e: &e {p: *d, q: *d, r: *d, s: *d}\n"
+                     "          f: &f {p: *e, q: *e, r: *e, s: *e}\n"
+                     "          g: &g {p: *f, q: *f, r: *f, s: *f}\n"
+                     "          h: &h {p: *g, q: *g, r: *g, s: *g}\n"
+                     "          i: &i {p: *h, q: *h, r: *h, s: *h}\n"
+                     "          j: &j {p: *i, q: *i, r: *i, s: *i}\n"),
+       .command = kValidate,
+       .stderr_text = "$FILE:19:35: this alias expands the file past 250000 values or 4 MiB of "
+                      "text (each use of an alias counts as a copy of what it names); write the "
+                      "values out, or nest fewer aliases\n"},
+      {.name = "a device that never ends as the config",
+       .yaml = "",
+       .command = "validate --config /dev/zero",
+       .stderr_text = "/dev/zero:1:1048577: the file is larger than 1 MiB (1048576 bytes), the "
+                      "most kesm reads; it passes the limit here\n"},
+      {.name = "a function URL with credentials: the password is never printed",
+       .yaml = "mappings:\n"
+               "  - name: orders\n"
+               "    source: {bootstrapServers: $BOOTSTRAP, topics: [orders]}\n"
+               "    function: {url: 'http://admin:s3cret@127.0.0.1:9/invoke'}\n",
+       .command = kValidate,
+       .stderr_text = "$FILE:4:21: mappings[0].function.url: must not hold credentials "
+                      "(user:password@ before the host): kesm sends no credentials to the "
+                      "function; got 'http://***@127.0.0.1:9/invoke'\n"},
       // ---- kesm run refuses the same before it starts anything ----
       {.name = "run: a topic that does not exist",
        .yaml = valid("", "$BOOTSTRAP", "[nope]"),
@@ -557,4 +601,128 @@ TEST_CASE("config errors: the preflight never creates the topic it looks for",
     CHECK(outcome.status == 2);
   }
   ::unlink(path.c_str());
+}
+
+TEST_CASE("config errors: files that once took gigabytes are refused fast, in little memory",
+          "[integration][config]") {
+  // Before the bounds (issue 13): an alias bomb of 900 bytes and a 44 MB list of topics took
+  // gigabytes, /dev/zero grew without end.
+  std::string bomb = "mappings:\n"
+                     "  - name: orders\n"
+                     "    source: {bootstrapServers: k:9092, topics: [orders]}\n"
+                     "    function: {url: 'http://fn:8080/'}\n"
+                     "    filters:\n"
+                     "      - value:\n"
+                     "          l0: &l0 {x: [1], y: [2], z: [3], w: [4]}\n";
+  for (int i = 1; i <= 14; ++i) {
+    std::string prev = "*l" + std::to_string(i - 1);
+    bomb += "          l" + std::to_string(i) + ": &l" + std::to_string(i) + " {p: " + prev +
+            ", q: " + prev + ", r: " + prev + ", s: " + prev + "}\n";
+  }
+  std::string topics = "mappings:\n"
+                       "  - name: orders\n"
+                       "    function: {url: 'http://fn:8080/'}\n"
+                       "    source:\n"
+                       "      bootstrapServers: k:9092\n"
+                       "      topics:\n";
+  topics.reserve(45'000'000);
+  for (int i = 0; topics.size() < 44'000'000; ++i) {
+    topics += "        - topic-" + std::to_string(i) + "\n";
+  }
+  struct Case {
+    const char* name;
+    std::string path;
+  };
+  std::vector<Case> cases{
+      {"alias bomb", writeTempFile("bomb.yaml", bomb)},
+      {"44 MB of topics", writeTempFile("topics.yaml", topics)},
+      {"/dev/zero", "/dev/zero"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    Outcome outcome = runKesm({"validate", "--config", c.path}, 30s);
+    CHECK(outcome.status == 2);
+    CHECK(outcome.err.find("the file") != std::string::npos); // one of the bounds' messages
+    CHECK(outcome.took < 10s);
+    CHECK(outcome.max_rss_kb < 64 * 1024);
+    if (c.path != "/dev/zero") {
+      ::unlink(c.path.c_str());
+    }
+  }
+}
+
+// ---- the command line (issue 13) ----
+
+TEST_CASE("command line: --help and -h print the usage and exit 0 for every command",
+          "[integration][cli]") {
+  auto command =
+      GENERATE(as<std::string>{}, "run", "validate", "demo", "sample-function", "version", "help");
+  auto flag = GENERATE(as<std::string>{}, "--help", "-h");
+  INFO(command << " " << flag);
+  Outcome outcome = runKesm({command, flag});
+  CHECK(outcome.status == 0);
+  CHECK(outcome.out.rfind("kesm — a Kafka event source mapping", 0) == 0);
+  CHECK(outcome.err == "");
+}
+
+TEST_CASE("command line: usage errors say what is wrong and exit 2", "[integration][cli]") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string first_line; // of stderr; the usage follows
+  };
+  auto c = GENERATE(values<Case>({
+      {{"run", "--x"}, "kesm run: unknown option --x"},
+      {{"run", "--config"}, "kesm run: option --config needs a value"},
+      {{"validate", "--conect"}, "kesm validate: unknown option --conect"},
+      {{"run", "--live=yes", "--config", "k.yaml"}, "kesm run: option --live takes no value"},
+      {{"sample-function", "9000"}, "kesm sample-function: unexpected argument '9000'"},
+      {{"frobnicate"}, "kesm: unknown command 'frobnicate'"},
+  }));
+  std::string joined;
+  for (const auto& a : c.args) {
+    joined += a + " ";
+  }
+  INFO(joined);
+  Outcome outcome = runKesm(c.args);
+  CHECK(outcome.status == 2);
+  CHECK(outcome.err.substr(0, outcome.err.find('\n')) == c.first_line);
+  CHECK(outcome.err.find("usage:") != std::string::npos);
+  CHECK(outcome.out == "");
+}
+
+TEST_CASE("command line: a preflight timeout of hundreds of hours is refused, not overflowed",
+          "[integration][cli]") {
+  std::string path = writeTempFile("timeout.yaml", fill(valid(""), places()));
+  for (std::string value : {"500h", "61m", "0"}) {
+    Outcome outcome =
+        runKesm({"validate", "--config", path, "--connect", "--preflight-timeout", value});
+    CHECK(outcome.status == 2);
+    CHECK(outcome.err == "kesm validate: --preflight-timeout: expected a duration from 1ms to 1h "
+                         "like 10s, got '" +
+                             value + "'\n");
+  }
+  Outcome outcome =
+      runKesm({"validate", "--config", path, "--connect", "--preflight-timeout", "1h"});
+  CHECK(outcome.status == 0);
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("command line: sample-function exits 2 on a --listen it cannot use",
+          "[integration][cli]") {
+  for (std::string listen : {"abc", "127.0.0.1:99999"}) {
+    Outcome outcome = runKesm({"sample-function", "--listen", listen}, 10s);
+    CHECK(outcome.status == 2);
+    CHECK(outcome.err.rfind("kesm sample-function: listen address '" + listen + "'", 0) == 0);
+  }
+}
+
+TEST_CASE("command line: kesm demo runs from any directory, with its built-in config",
+          "[integration][cli]") {
+  Outcome outcome =
+      runKesm({"demo", "--records", "200", "--partitions", "2", "--latency", "1ms"}, 120s, "/");
+  INFO(outcome.err);
+  CHECK(outcome.status == 0);
+  CHECK(outcome.out.find("config examples/demo.yaml (built in)") != std::string::npos);
+  CHECK(outcome.out.find("produced 200, the function received 200 distinct records") !=
+        std::string::npos);
 }
