@@ -52,13 +52,18 @@ TEST_CASE("success body: what counts as a Lambda error document", "[unit]") {
 
 TEST_CASE("success body: a 200 error document is a function error, unless switched off",
           "[unit][http]") {
-  net::HttpServer server("127.0.0.1:0", [](const net::HttpRequest&) {
-    net::HttpResponse r;
-    r.status = 200;
-    r.headers = {{"Content-Type", "application/json"}};
-    r.body = R"({"errorMessage":"boom","errorType":"ValueError","stackTrace":[]})";
-    return r;
-  });
+  net::HttpServerOptions server_options;
+  server_options.body_limit_bytes = 1024 * 1024; // it takes POSTed events
+  net::HttpServer server(
+      "127.0.0.1:0",
+      [](const net::HttpRequest&) {
+        net::HttpResponse r;
+        r.status = 200;
+        r.headers = {{"Content-Type", "application/json"}};
+        r.body = R"({"errorMessage":"boom","errorType":"ValueError","stackTrace":[]})";
+        return r;
+      },
+      server_options);
   HttpInvokerOptions options;
   options.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/invoke";
   options.timeout = 5s;

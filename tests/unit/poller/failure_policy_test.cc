@@ -184,7 +184,7 @@ TEST_CASE("refused credentials and missing ACLs are access errors, outages are n
   CHECK_FALSE(isAccessRefused(RD_KAFKA_RESP_ERR_NO_ERROR));
 }
 
-TEST_CASE("too large: 413 is its own class; a batch splits, one record leaves or is held",
+TEST_CASE("too large: 413 is its own class, a batch splits, one record leaves or is held",
           "[unit]") {
   CHECK(classify(http(413)) == FailureClass::kTooLarge);
   CHECK(classify(outcome(invoker::InvokeOutcome::kPayloadTooLarge)) == FailureClass::kTooLarge);

@@ -1,7 +1,6 @@
 #include "scaler/stall.h"
 
 #include <catch2/catch.hpp>
-
 #include <chrono>
 
 using namespace kesm;
@@ -53,8 +52,7 @@ TEST_CASE("stall: a partition that starts lagging counts from that probe", "[uni
   CHECK(t.stalledSince(TopicPartition{"other", Partition{0}}) == std::nullopt);
 }
 
-TEST_CASE("stall: a never-committed partition with lag is stalled until a first commit",
-          "[unit]") {
+TEST_CASE("stall: a never-committed partition with lag is stalled until a first commit", "[unit]") {
   StallTracker t;
   const Clock::time_point t0{};
   LagSample s;
