@@ -845,7 +845,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       bisect(f);
       return false;
     case NextStep::kGiveUp:
-      return giveUp(f);
+      return failed.failure == FailureClass::kTooLarge ? tooLarge(f, result.detail) : giveUp(f);
     case NextStep::kHold:
       return tooLarge(f, result.detail);
     case NextStep::kRetry:

@@ -343,6 +343,9 @@ struct SampleFunction::Impl {
     case Verdict::kFailHttp404:
       failures.fetch_add(1);
       return reply(404, "{\"message\":\"Function not found\"}");
+    case Verdict::kFailHttp413:
+      failures.fetch_add(1);
+      return reply(413, "{\"message\":\"Request must be smaller than the limit\"}");
     case Verdict::kFailHttp429:
       failures.fetch_add(1);
       return reply(429, "{\"message\":\"Rate exceeded\"}");

@@ -33,6 +33,7 @@ enum class Verdict {
   kFailHttp500,
   kFailHttp404, // function not found: kesm disables the mapping
   kFailHttp429, // throttled
+  kFailHttp413, // payload too large for this function
   kFailFunctionError,
   kHang,
 };

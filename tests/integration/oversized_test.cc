@@ -6,9 +6,11 @@
 #include "harness.h"
 #include "net/http.h"
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <string>
+#include <thread>
 
 using namespace kesm;
 using namespace kesm::test;
@@ -136,4 +138,90 @@ TEST_CASE("with unbounded retries and no onFailure, a too-large record holds its
   CHECK_FALSE(deliveries.has(0, 2)); // nothing after the held record
   CHECK(metricValue(metrics, "kesm_records_oversized_total{mapping=\"held\"}") == 1);
   CHECK(metricValue(metrics, "kesm_events_dropped_total{mapping=\"held\"}") == 0);
+}
+
+TEST_CASE("a function answering 413 gets the batch split whatever bisect says, and a record it "
+          "refuses alone goes to onFailure",
+          "[integration]") {
+  app::MockKafkaCluster cluster(1);
+  cluster.createTopic("fat", 1);
+  cluster.createTopic("fat-failed", 1);
+  produceNumbered(cluster.bootstrapServers(), "fat", 1, 8);
+  Deliveries deliveries;
+  samplefn::SampleFunctionOptions fn;
+  fn.decide = [&](const std::vector<samplefn::ReceivedRecord>& batch) {
+    // More than two records is too much for it, and offset 5 is too much in any company.
+    bool has_five = std::any_of(batch.begin(), batch.end(),
+                                [](const samplefn::ReceivedRecord& r) { return r.offset == 5; });
+    return batch.size() > 2 || has_five ? samplefn::Verdict::kFailHttp413
+                                        : samplefn::Verdict::kSucceed;
+  };
+  fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
+  samplefn::SampleFunction function(fn);
+  auto config = config::parseConfig(
+      mappingYaml("fat", cluster.bootstrapServers(), "fat", function.url(), 1, 1) +
+          "    onFailure:\n"
+          "      destination: kafka://fat-failed\n",
+      "test.yaml");
+  REQUIRE_FALSE(config.mappings[0].retry.bisect_batch_on_function_error);
+  app::Runtime runtime(config, {});
+  runtime.start();
+  bool committed = waitUntil(60s, [&] {
+    auto c = committedOffsets(config.mappings[0]);
+    return c.count(0) && c.at(0) == 8;
+  });
+  std::string metrics = scrape(runtime, "/metrics");
+  REQUIRE(runtime.stop());
+  INFO(metrics);
+  REQUIRE(committed);
+  CHECK(deliveries.missing(0, 8) == std::vector<std::int64_t>{5});
+  CHECK(metricValue(metrics,
+                    "kesm_invocations_total{mapping=\"fat\",outcome=\"payload_too_large\"}") >= 3);
+  CHECK(metricValue(metrics, "kesm_batches_bisected_total{mapping=\"fat\"}") >= 2);
+  CHECK(metricValue(metrics, "kesm_records_oversized_total{mapping=\"fat\"}") == 1);
+  auto failed = readTopic(cluster.bootstrapServers(), "fat-failed", 1, {});
+  REQUIRE(failed.size() == 1);
+  auto r = failed.front();
+  CHECK(r.headers[std::string("kesm.source.offset")] == "5");
+}
+
+TEST_CASE("after a timeout the same batch is not sent again while the first attempt may still "
+          "run: never two attempts of it at the function at once",
+          "[integration]") {
+  app::MockKafkaCluster cluster(1);
+  cluster.createTopic("slow", 1);
+  produceNumbered(cluster.bootstrapServers(), "slow", 1, 5);
+  Deliveries deliveries;
+  std::atomic<int> calls{0};
+  std::atomic<int> in_handler{0};
+  std::atomic<int> most_at_once{0};
+  samplefn::SampleFunctionOptions fn;
+  fn.decide = [&](const std::vector<samplefn::ReceivedRecord>&) {
+    int now = ++in_handler;
+    int seen = most_at_once.load();
+    while (now > seen && !most_at_once.compare_exchange_weak(seen, now)) {
+    }
+    if (++calls == 1) {
+      std::this_thread::sleep_for(1500ms); // past kesm's 1 s timeout, within one more
+    }
+    --in_handler;
+    return samplefn::Verdict::kSucceed;
+  };
+  fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
+  samplefn::SampleFunction function(fn);
+  std::string yaml = mappingYaml("slow", cluster.bootstrapServers(), "slow", function.url(), 1, 1);
+  const std::string timeout = "      timeout: 5s\n";
+  yaml.replace(yaml.find(timeout), timeout.size(), "      timeout: 1s\n");
+  auto config = config::parseConfig(yaml, "test.yaml");
+  app::Runtime runtime(config, {});
+  runtime.start();
+  bool committed = waitUntil(60s, [&] {
+    auto c = committedOffsets(config.mappings[0]);
+    return c.count(0) && c.at(0) == 5;
+  });
+  REQUIRE(runtime.stop());
+  REQUIRE(committed);
+  CHECK(calls.load() >= 2);        // the timed-out batch was sent again
+  CHECK(most_at_once.load() == 1); // but never while the first attempt was still running
+  CHECK(deliveries.missing(0, 5).empty());
 }
