@@ -185,8 +185,7 @@ TEST_CASE("a function answering 413 gets the batch split whatever bisect says, a
   CHECK(r.headers[std::string("kesm.source.offset")] == "5");
 }
 
-TEST_CASE("after a timeout the same batch is not sent again while the first attempt may still "
-          "run: never two attempts of it at the function at once",
+TEST_CASE("a timed-out batch is not sent again while its first attempt may still run",
           "[integration]") {
   app::MockKafkaCluster cluster(1);
   cluster.createTopic("slow", 1);
