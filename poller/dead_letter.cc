@@ -1,6 +1,7 @@
 #include "poller/dead_letter.h"
 
 #include "common/log.h"
+#include "common/resources.h"
 
 #include <condition_variable>
 #include <librdkafka/rdkafka.h>
@@ -54,7 +55,19 @@ public:
                                       const char* buf) {
       log(level <= 4 ? LogLevel::kWarn : LogLevel::kDebug, "on-failure", "kafka ", fac, ": ", buf);
     });
-    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    {
+      // librdkafka aborts when it cannot start a thread of a new client: check for room first.
+      std::lock_guard creating(kafkaClientCreation());
+      try {
+        ensureHeadroom(
+            "the onFailure producer of mapping " + mapping.name,
+            kafkaClientThreads(static_cast<int>(mapping.source.bootstrap_servers.size())), 0);
+      } catch (const ResourceError&) {
+        rd_kafka_conf_destroy(conf);
+        throw;
+      }
+      rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    }
     if (rk_ == nullptr) {
       rd_kafka_conf_destroy(conf);
       throw std::runtime_error(std::string("on-failure producer: ") + err);
