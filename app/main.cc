@@ -1,5 +1,6 @@
 // The kesm executable: run, validate, demo, sample-function.
 
+#include "app/capacity.h"
 #include "app/demo.h"
 #include "app/preflight.h"
 #include "app/runtime.h"
@@ -178,6 +179,11 @@ int cmdValidate(const Args& args) {
   }
   auto config = kesm::config::loadConfigFile(it->second);
   kesm::app::checkLibrdkafkaSettings(config);
+  // A warning, not an error: the limits of this shell may not be those kesm runs under.
+  for (const auto& warning :
+       kesm::app::capacityWarnings(kesm::app::estimateNeed(config), kesm::currentLimits())) {
+    std::cerr << "kesm validate: warning: " << warning << "\n";
+  }
   if (connect) {
     kesm::app::preflight(config, timeout);
   }

@@ -1,6 +1,7 @@
 #include "app/preflight.h"
 
 #include "common/log.h"
+#include "common/resources.h"
 
 #include <algorithm>
 #include <future>
@@ -101,7 +102,19 @@ std::vector<config::Diagnostic> checkMapping(const config::Config& config,
     log(LogLevel::kDebug, "preflight", "kafka ", fac, ": ", buf);
   });
   // A consumer without group.id that never subscribes: it reads metadata and joins no group.
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  rd_kafka_t* rk = nullptr;
+  {
+    // librdkafka aborts when it cannot start a thread of a new client: check for room first.
+    std::lock_guard creating(kafkaClientCreation());
+    try {
+      ensureHeadroom("the preflight client of mapping " + mapping.name,
+                     kafkaClientThreads(static_cast<int>(source.bootstrap_servers.size())), 0);
+    } catch (const ResourceError&) {
+      rd_kafka_conf_destroy(conf);
+      throw;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  }
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     const config::Location& where =
@@ -170,9 +183,14 @@ std::vector<std::vector<config::Diagnostic>> preflightEach(const config::Config&
   // One client per mapping, all at once: the timeout bounds the whole preflight.
   std::vector<std::future<std::vector<config::Diagnostic>>> checks;
   for (const auto& mapping : config.mappings) {
-    checks.push_back(std::async(std::launch::async, [&config, &mapping, deadline, timeout] {
-      return checkMapping(config, mapping, deadline, timeout);
-    }));
+    try {
+      checks.push_back(std::async(std::launch::async, [&config, &mapping, deadline, timeout] {
+        return checkMapping(config, mapping, deadline, timeout);
+      }));
+    } catch (const std::system_error& e) {
+      throw ResourceError("cannot start the preflight of mapping " + mapping.name + ": " +
+                          e.code().message() + " (" + describeResources() + ")");
+    }
   }
   std::vector<std::vector<config::Diagnostic>> out;
   for (auto& check : checks) {

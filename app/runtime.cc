@@ -1,6 +1,7 @@
 #include "app/runtime.h"
 
 #include "common/log.h"
+#include "common/resources.h"
 #include "invoker/invoker.h"
 #include "metrics/metrics.h"
 #include "poller/poller.h"
@@ -146,12 +147,18 @@ public:
 
   ~MappingController() { stop(); }
 
+  // Throws ResourceError when the minimum pollers or the controller cannot start: at startup
+  // that ends kesm with the reason (exit 1); later, a pool short of threads holds instead.
   void start() {
     if (!disabled()) {
       notePartitionsAtStart();
       setDesired(mapping_.scaling.minimum_pollers);
+      std::string error = pool_->status().spawn_error;
+      if (!error.empty()) {
+        throw ResourceError(error);
+      }
     }
-    thread_ = std::thread([this] { loop(); });
+    thread_ = startThread("the controller of mapping " + mapping_.name, [this] { loop(); });
   }
 
   bool stop() {
@@ -504,6 +511,8 @@ void Runtime::start() {
   metrics::EndpointHooks hooks;
   hooks.ready = [this] { return ready(); };
   hooks.status = [this] { return statusJson(); };
+  // Its acceptor and first connections; without them its own error would only say "open".
+  ensureHeadroom("the metrics server on " + impl_->config.server.listen, 2, 4);
   impl_->server =
       std::make_unique<metrics::MetricsServer>(impl_->config.server.listen, impl_->registry, hooks);
   log(LogLevel::kInfo, "kesm", "serving /metrics /healthz /readyz /status on port ",
@@ -512,7 +521,7 @@ void Runtime::start() {
     c->start();
   }
   if (impl_->options.live_line) {
-    impl_->live_thread = std::thread([this] { impl_->liveLoop(); });
+    impl_->live_thread = startThread("the --live line", [this] { impl_->liveLoop(); });
   }
 }
 
@@ -533,11 +542,16 @@ bool Runtime::stop() {
   std::vector<std::thread> stoppers;
   std::atomic<bool> all_ok{true};
   for (auto& c : impl_->controllers) {
-    stoppers.emplace_back([&c, &all_ok] {
+    auto stop = [&c, &all_ok] {
       if (!c->stop()) {
         all_ok = false;
       }
-    });
+    };
+    try {
+      stoppers.emplace_back(stop);
+    } catch (const std::system_error&) {
+      stop(); // no thread left: one after the other, each still bounded
+    }
   }
   for (auto& t : stoppers) {
     t.join();

@@ -106,6 +106,11 @@ struct Registry::Families {
                          .Name("kesm_kafka_errors_total")
                          .Help("Errors reported by the Kafka client")
                          .Register(r)),
+        poller_spawn_failures(prometheus::BuildCounter()
+                                  .Name("kesm_poller_spawn_failures_total")
+                                  .Help("Pollers the pool could not start for want of threads "
+                                        "or file descriptors; it holds at what it has")
+                                  .Register(r)),
         pollers(prometheus::BuildGauge()
                     .Name("kesm_pollers")
                     .Help("Pollers by state: desired, starting, running, stopping, and the min and "
@@ -164,6 +169,7 @@ struct Registry::Families {
   prometheus::Family<prometheus::Counter>& batches_abandoned;
   prometheus::Family<prometheus::Counter>& rebalances;
   prometheus::Family<prometheus::Counter>& kafka_errors;
+  prometheus::Family<prometheus::Counter>& poller_spawn_failures;
   prometheus::Family<prometheus::Gauge>& pollers;
   prometheus::Family<prometheus::Gauge>& lag;
   prometheus::Family<prometheus::Gauge>& lag_total;
@@ -250,6 +256,7 @@ MappingProbe::MappingProbe(Registry& registry, const std::string& mapping)
       rebalances_revoke(
           registry.families().rebalances.Add({{"mapping", mapping}, {"kind", "revoke"}})),
       kafka_errors(registry.families().kafka_errors.Add({{"mapping", mapping}})),
+      poller_spawn_failures(registry.families().poller_spawn_failures.Add({{"mapping", mapping}})),
       pollers_starting(
           registry.families().pollers.Add({{"mapping", mapping}, {"state", "starting"}})),
       pollers_running(

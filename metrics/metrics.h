@@ -52,7 +52,8 @@ public:
   prometheus::Counter& rebalances_assign;
   prometheus::Counter& rebalances_revoke;
   prometheus::Counter& kafka_errors;
-  prometheus::Gauge& pollers_starting; // spawned, waiting for their first assignment
+  prometheus::Counter& poller_spawn_failures; // no thread or descriptor for another poller
+  prometheus::Gauge& pollers_starting;        // spawned, waiting for their first assignment
   prometheus::Gauge& pollers_running;
   prometheus::Gauge& pollers_stopping; // retiring, finishing their batch in flight
   prometheus::Gauge& pollers_desired;

@@ -1,6 +1,7 @@
 #include "poller/dead_letter.h"
 
 #include "common/log.h"
+#include "common/resources.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -91,7 +92,20 @@ std::map<std::string, std::int64_t> describeMaxMessageBytes(const config::Mappin
   std::map<std::string, std::int64_t> out;
   char err[512];
   rd_kafka_conf_t* conf = clientConf(mapping, "kesm-" + mapping.name + "-on-failure-lookup");
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  rd_kafka_t* rk = nullptr;
+  {
+    // librdkafka aborts when it cannot start a thread of a new client: check for room first.
+    std::lock_guard creating(kafkaClientCreation());
+    try {
+      ensureHeadroom("the onFailure size lookup of mapping " + mapping.name,
+                     kafkaClientThreads(static_cast<int>(mapping.source.bootstrap_servers.size())),
+                     0);
+    } catch (const ResourceError&) {
+      rd_kafka_conf_destroy(conf);
+      throw;
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  }
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     error = err;
@@ -222,7 +236,19 @@ public:
     set("message.max.bytes", std::to_string(limits.message_max_bytes));
     set("batch.size", std::to_string(limits.batch_size));
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaDeadLetterSink::onDelivery);
-    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    {
+      // librdkafka aborts when it cannot start a thread of a new client: check for room first.
+      std::lock_guard creating(kafkaClientCreation());
+      try {
+        ensureHeadroom(
+            "the onFailure producer of mapping " + mapping.name,
+            kafkaClientThreads(static_cast<int>(mapping.source.bootstrap_servers.size())), 0);
+      } catch (const ResourceError&) {
+        rd_kafka_conf_destroy(conf);
+        throw;
+      }
+      rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    }
     if (rk_ == nullptr) {
       rd_kafka_conf_destroy(conf);
       throw std::runtime_error(std::string("on-failure producer: ") + err);

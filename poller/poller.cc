@@ -1,6 +1,7 @@
 #include "poller/poller.h"
 
 #include "common/log.h"
+#include "common/resources.h"
 #include "filter/filter.h"
 #include "invoker/payload.h"
 #include "invoker/retry_policy.h"
@@ -8,7 +9,9 @@
 #include "poller/failure_policy.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <librdkafka/rdkafka.h>
@@ -225,7 +228,8 @@ class WakeFd {
 public:
   WakeFd() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     if (fd_ < 0) {
-      throw std::runtime_error("eventfd failed");
+      throw ResourceError(std::string("cannot create a poller's eventfd: ") + std::strerror(errno) +
+                          " (" + describeResources() + ")");
     }
   }
   ~WakeFd() { close(fd_); }
@@ -389,7 +393,14 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
     conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err);
     conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err);
-    consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    {
+      // librdkafka aborts when it cannot start a thread of a new client: check for room first.
+      std::lock_guard creating(kafkaClientCreation());
+      ensureHeadroom(
+          "the Kafka client of poller " + ctx_.client_id,
+          kafkaClientThreads(static_cast<int>(ctx_.mapping.source.bootstrap_servers.size())), 0);
+      consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    }
     if (!consumer_) {
       throw std::runtime_error("cannot create consumer: " + err);
     }
@@ -622,7 +633,22 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     if (workers_.size() >= 2 * maxConcurrent()) {
       return nullptr;
     }
-    workers_.push_back(std::make_unique<InvokeWorker>(ctx_.make_invoker(), [this] { wake(); }));
+    try {
+      workers_.push_back(std::make_unique<InvokeWorker>(ctx_.make_invoker(), [this] { wake(); }));
+    } catch (const std::system_error& e) {
+      if (workers_.empty()) {
+        throw ResourceError("cannot start the invoke worker of poller " + ctx_.client_id + ": " +
+                            e.code().message() + " (" + describeResources() + ")");
+      }
+      // Out of threads: the batch waits for a worker this poller already has.
+      if (!worker_refused_) {
+        log(LogLevel::kWarn, "poller", ctx_.client_id, ": cannot start another invoke worker (",
+            e.code().message(), "); batches wait for the ", workers_.size(), " it has");
+      }
+      worker_refused_ = true;
+      return nullptr;
+    }
+    worker_refused_ = false;
     return workers_.back().get();
   }
 
@@ -1645,6 +1671,7 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   std::map<TopicPartition, rd_kafka_queue_t*> partition_queues_;
   TopicPartition intake_cursor_{};
   std::vector<std::unique_ptr<InvokeWorker>> workers_;
+  bool worker_refused_ = false;   // the last worker could not be started (logged once)
   std::list<InFlight> in_flight_; // at most maxConcurrent(), in cut order
   std::set<TopicPartition> owned_;
   std::map<TopicPartition, Offset> next_expected_;
@@ -1687,7 +1714,9 @@ Poller::~Poller() {
 }
 
 void Poller::start() {
-  impl_->thread_ = std::thread([this] { impl_->run(); });
+  impl_->thread_ =
+      startThread("poller " + impl_->ctx_.client_id + " of mapping " + impl_->ctx_.mapping.name,
+                  [this] { impl_->run(); });
 }
 
 void Poller::requestStop() {

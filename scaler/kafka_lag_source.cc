@@ -1,4 +1,5 @@
 #include "common/log.h"
+#include "common/resources.h"
 #include "poller/failure_policy.h"
 #include "scaler/lag_source.h"
 
@@ -57,7 +58,19 @@ public:
         conf, [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
           log(level <= 4 ? LogLevel::kWarn : LogLevel::kDebug, "lag", "kafka ", fac, ": ", buf);
         });
-    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    {
+      // librdkafka aborts when it cannot start a thread of a new client: check for room first.
+      std::lock_guard creating(kafkaClientCreation());
+      try {
+        ensureHeadroom(
+            "the lag probe client of mapping " + mapping.name,
+            kafkaClientThreads(static_cast<int>(mapping.source.bootstrap_servers.size())), 0);
+      } catch (const ResourceError&) {
+        rd_kafka_conf_destroy(conf);
+        throw;
+      }
+      rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    }
     if (rk_ == nullptr) {
       rd_kafka_conf_destroy(conf);
       throw std::runtime_error(std::string("lag probe client: ") + err);

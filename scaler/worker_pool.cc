@@ -1,5 +1,8 @@
 #include "scaler/worker_pool.h"
 
+#include "common/log.h"
+#include "common/resources.h"
+
 #include <algorithm>
 
 namespace kesm::scaler {
@@ -13,12 +16,26 @@ InProcessWorkerPool::~InProcessWorkerPool() {
 void InProcessWorkerPool::scaleTo(int desired) {
   std::lock_guard lock(mutex_);
   reapLocked();
+  const int servers = static_cast<int>(base_.mapping.source.bootstrap_servers.size());
   while (static_cast<int>(active_.size()) < desired) {
     poller::PollerContext ctx = base_;
     ctx.client_id = base_.client_id + "-" + std::to_string(next_id_++);
-    auto p = std::make_unique<poller::Poller>(std::move(ctx));
-    p->start();
-    active_.push_back(std::move(p));
+    try {
+      // Room for the whole poller first: a Kafka client that cannot start a thread aborts.
+      ensureHeadroom("poller " + ctx.client_id + " of mapping " + base_.mapping.name,
+                     pollerThreads(servers), pollerDescriptors(servers));
+      auto p = std::make_unique<poller::Poller>(std::move(ctx));
+      p->start();
+      active_.push_back(std::move(p));
+    } catch (const std::exception& e) {
+      spawnFailedLocked(e.what());
+      break;
+    }
+    if (!spawn_error_.empty()) {
+      log(LogLevel::kInfo, "pool", base_.mapping.name, ": pollers start again (", active_.size(),
+          " active)");
+      spawn_error_.clear();
+    }
   }
   // Retire the newest first: long-lived members keep their partitions and warm connections.
   while (static_cast<int>(active_.size()) > desired && !active_.empty()) {
@@ -26,6 +43,18 @@ void InProcessWorkerPool::scaleTo(int desired) {
     retiring_.push_back(std::move(active_.back()));
     active_.pop_back();
   }
+}
+
+void InProcessWorkerPool::spawnFailedLocked(const std::string& reason) {
+  if (base_.probe != nullptr) {
+    base_.probe->poller_spawn_failures.Increment();
+  }
+  // Once per episode: the controller asks again every evaluation.
+  if (spawn_error_.empty()) {
+    log(LogLevel::kError, "pool", base_.mapping.name, ": holding at ", active_.size(),
+        " poller(s): ", reason);
+  }
+  spawn_error_ = reason;
 }
 
 void InProcessWorkerPool::reapLocked() {
@@ -42,6 +71,7 @@ PoolStatus InProcessWorkerPool::status() {
   std::lock_guard lock(mutex_);
   reapLocked();
   PoolStatus s;
+  s.spawn_error = spawn_error_;
   for (const auto& p : active_) {
     s.active++;
     if (p->state() == poller::PollerState::kRunning) {

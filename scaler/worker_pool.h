@@ -23,13 +23,18 @@ struct PoolStatus {
   int active = 0;   // starting or running: counts toward the desired number
   int running = 0;  // in the group with an assignment
   int stopping = 0; // retiring, finishing their batch in flight
+  // Why the last poller could not be started (no thread or descriptor left); empty once one
+  // started again. The pool holds at the pollers it has meanwhile.
+  std::string spawn_error;
   std::vector<PollerInfo> pollers;
 };
 
 class WorkerPool {
 public:
   virtual ~WorkerPool() = default;
-  // Spawns or retires pollers until `desired` are active. Does not block on a retire.
+  // Spawns or retires pollers until `desired` are active. Does not block on a retire. When
+  // the process has no thread or descriptor for another poller it stops there, logs it once
+  // and reports it in status().spawn_error; it never throws for that.
   virtual void scaleTo(int desired) = 0;
   virtual PoolStatus status() = 0;
   // Retires every poller and waits for them, up to the timeout. True when all stopped.
@@ -49,10 +54,12 @@ public:
 
 private:
   void reapLocked();
+  void spawnFailedLocked(const std::string& reason);
 
   poller::PollerContext base_;
   std::mutex mutex_;
   int next_id_ = 1;
+  std::string spawn_error_;
   std::vector<std::unique_ptr<poller::Poller>> active_;   // oldest first
   std::vector<std::unique_ptr<poller::Poller>> retiring_; // stop requested
 };
