@@ -36,7 +36,7 @@ std::string readFile(const std::string& path) {
 
 } // namespace
 
-TEST_CASE("On Apache Kafka: a ~1 MB record given up reaches the onFailure topic whole; a "
+TEST_CASE("On Apache Kafka: a ~1 MB record given up reaches the onFailure topic whole, a "
           "destination that refuses a record for good disables its mapping",
           "[e2e]") {
   const std::string bootstrap = sharedBroker();

@@ -34,7 +34,7 @@ std::string fastEvaluation(std::string yaml) {
 
 } // namespace
 
-TEST_CASE("a record too large for any invocation is never sent and goes to onFailure; the "
+TEST_CASE("a record too large for any invocation is never sent and goes to onFailure, the "
           "records around it are delivered",
           "[integration]") {
   app::MockKafkaCluster cluster(1);
