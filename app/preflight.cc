@@ -107,8 +107,8 @@ std::vector<config::Diagnostic> checkMapping(const config::Config& config,
     // librdkafka aborts when it cannot start a thread of a new client: check for room first.
     std::lock_guard creating(kafkaClientCreation());
     try {
-      ensureHeadroom("the preflight client of mapping " + mapping.name,
-                     kafkaClientThreads(static_cast<int>(source.bootstrap_servers.size())), 0);
+      ensureKafkaClientHeadroom("the preflight client of mapping " + mapping.name,
+                                static_cast<int>(source.bootstrap_servers.size()));
     } catch (const ResourceError&) {
       rd_kafka_conf_destroy(conf);
       throw;

@@ -1,6 +1,8 @@
 #include "common/resources.h"
 
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <dirent.h>
 #include <fstream>
 #include <sys/resource.h>
@@ -115,6 +117,33 @@ void ensureHeadroom(const std::string& what, int threads, int descriptors) {
                         std::to_string(threads) + " threads, the system gave " +
                         std::to_string(started.size()) + "; " + usage + ")");
   }
+}
+
+namespace {
+struct RecentClient {
+  std::chrono::steady_clock::time_point created;
+  int growth; // threads it may still start
+};
+std::deque<RecentClient>& recentClients() { // under kafkaClientCreation()
+  static std::deque<RecentClient> clients;
+  return clients;
+}
+} // namespace
+
+void ensureKafkaClientHeadroom(const std::string& what, int bootstrap_servers) {
+  const auto now = std::chrono::steady_clock::now();
+  auto& recent = recentClients();
+  // Brokers are learned from the first metadata answer: milliseconds on a healthy cluster.
+  while (!recent.empty() && now - recent.front().created > std::chrono::seconds(10)) {
+    recent.pop_front();
+  }
+  int growth = 0;
+  for (const auto& c : recent) {
+    growth += c.growth;
+  }
+  ensureHeadroom(what, kafkaClientThreads(bootstrap_servers) + growth, 0);
+  // Its broker threads start as it learns the cluster (kafkaClientThreads counts them).
+  recent.push_back({now, 1 + bootstrap_servers});
 }
 
 std::mutex& kafkaClientCreation() {

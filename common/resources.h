@@ -50,6 +50,13 @@ void ensureHeadroom(const std::string& what, int threads, int descriptors);
 // Held while a Kafka client is checked for and created (see the top of this file).
 std::mutex& kafkaClientCreation();
 
+// ensureHeadroom for a Kafka client about to be created, under kafkaClientCreation(). A
+// client keeps starting threads after its creation (one per broker it learns of), so room is
+// also kept for that growth of every client created in the last few seconds: a client made
+// right after others must not take the threads they are about to start (librdkafka aborts
+// the one that cannot start its thread).
+void ensureKafkaClientHeadroom(const std::string& what, int bootstrap_servers);
+
 // Threads librdkafka 2.0.2 creates for one client, with room for the brokers it learns of
 // later: its main thread, the internal broker, the group coordinator, and one thread per
 // bootstrap server and per broker (taken as many as the bootstrap servers).

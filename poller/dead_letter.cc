@@ -97,9 +97,8 @@ std::map<std::string, std::int64_t> describeMaxMessageBytes(const config::Mappin
     // librdkafka aborts when it cannot start a thread of a new client: check for room first.
     std::lock_guard creating(kafkaClientCreation());
     try {
-      ensureHeadroom("the onFailure size lookup of mapping " + mapping.name,
-                     kafkaClientThreads(static_cast<int>(mapping.source.bootstrap_servers.size())),
-                     0);
+      ensureKafkaClientHeadroom("the onFailure size lookup of mapping " + mapping.name,
+                                static_cast<int>(mapping.source.bootstrap_servers.size()));
     } catch (const ResourceError&) {
       rd_kafka_conf_destroy(conf);
       throw;
@@ -240,9 +239,8 @@ public:
       // librdkafka aborts when it cannot start a thread of a new client: check for room first.
       std::lock_guard creating(kafkaClientCreation());
       try {
-        ensureHeadroom(
-            "the onFailure producer of mapping " + mapping.name,
-            kafkaClientThreads(static_cast<int>(mapping.source.bootstrap_servers.size())), 0);
+        ensureKafkaClientHeadroom("the onFailure producer of mapping " + mapping.name,
+                                  static_cast<int>(mapping.source.bootstrap_servers.size()));
       } catch (const ResourceError&) {
         rd_kafka_conf_destroy(conf);
         throw;

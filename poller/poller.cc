@@ -396,9 +396,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     {
       // librdkafka aborts when it cannot start a thread of a new client: check for room first.
       std::lock_guard creating(kafkaClientCreation());
-      ensureHeadroom(
-          "the Kafka client of poller " + ctx_.client_id,
-          kafkaClientThreads(static_cast<int>(ctx_.mapping.source.bootstrap_servers.size())), 0);
+      ensureKafkaClientHeadroom("the Kafka client of poller " + ctx_.client_id,
+                                static_cast<int>(ctx_.mapping.source.bootstrap_servers.size()));
       consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
     }
     if (!consumer_) {

@@ -62,9 +62,8 @@ public:
       // librdkafka aborts when it cannot start a thread of a new client: check for room first.
       std::lock_guard creating(kafkaClientCreation());
       try {
-        ensureHeadroom(
-            "the lag probe client of mapping " + mapping.name,
-            kafkaClientThreads(static_cast<int>(mapping.source.bootstrap_servers.size())), 0);
+        ensureKafkaClientHeadroom("the lag probe client of mapping " + mapping.name,
+                                  static_cast<int>(mapping.source.bootstrap_servers.size()));
       } catch (const ResourceError&) {
         rd_kafka_conf_destroy(conf);
         throw;
