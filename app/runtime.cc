@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
-#include <ctime>
 #include <librdkafka/rdkafkacpp.h>
 #include <map>
 #include <mutex>
@@ -37,19 +36,6 @@ void checkLibrdkafkaSettings(const config::Config& config) {
 }
 
 namespace {
-
-// 2026-12-01T11:00:00.123Z
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char millis[8];
-  std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms % 1000 + 1000) % 1000);
-  return std::string(buf) + millis;
-}
 
 std::string jsonString(const std::string& s) {
   std::string out = "\"";
@@ -262,7 +248,7 @@ public:
         if (auto since = stalled[p.tp]) {
           auto wall = wall_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(
                                      steady_now - *since);
-          out << jsonString(rfc3339(wall)) << ",\"stalledSeconds\":"
+          out << jsonString(utcTimestamp(wall)) << ",\"stalledSeconds\":"
               << std::chrono::duration_cast<milliseconds>(steady_now - *since).count() / 1000.0;
         } else {
           out << "null,\"stalledSeconds\":0";

@@ -27,6 +27,18 @@ const char* levelName(LogLevel level) {
 }
 } // namespace
 
+std::string utcTimestamp(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  const auto secs = std::chrono::floor<std::chrono::seconds>(ms);
+  const std::time_t tt = static_cast<std::time_t>(secs.count());
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char stamp[40];
+  std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(stamp + n, sizeof stamp - n, ".%03dZ", static_cast<int>((ms - secs).count()));
+  return stamp;
+}
+
 void setLogLevel(LogLevel level) { g_level = level; }
 
 bool logEnabled(LogLevel level) { return level >= g_level.load(); }

@@ -3,6 +3,7 @@
 // One line per event on stderr: "2026-11-22T18:00:00.123Z WARN  poller orders-1: message".
 // Thread-safe; lines never interleave. Never log secrets, offsets are fine.
 
+#include <chrono>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -10,6 +11,9 @@
 namespace kesm {
 
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
+
+// "2026-11-22T18:00:00.123Z": the time as every log line and /status write it.
+std::string utcTimestamp(std::chrono::system_clock::time_point t);
 
 void setLogLevel(LogLevel level);
 bool logEnabled(LogLevel level);
