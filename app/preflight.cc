@@ -102,19 +102,11 @@ std::vector<config::Diagnostic> checkMapping(const config::Config& config,
     log(LogLevel::kDebug, "preflight", "kafka ", fac, ": ", buf);
   });
   // A consumer without group.id that never subscribes: it reads metadata and joins no group.
-  rd_kafka_t* rk = nullptr;
-  {
-    // librdkafka aborts when it cannot start a thread of a new client: check for room first.
-    std::lock_guard creating(kafkaClientCreation());
-    try {
-      ensureKafkaClientHeadroom("the preflight client of mapping " + mapping.name,
-                                static_cast<int>(source.bootstrap_servers.size()));
-    } catch (const ResourceError&) {
-      rd_kafka_conf_destroy(conf);
-      throw;
-    }
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  }
+  rd_kafka_t* rk = createKafkaClient(
+      "the preflight client of mapping " + mapping.name,
+      static_cast<int>(source.bootstrap_servers.size()),
+      [&] { return rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err); },
+      [&] { rd_kafka_conf_destroy(conf); });
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     const config::Location& where =

@@ -57,6 +57,23 @@ std::mutex& kafkaClientCreation();
 // the one that cannot start its thread).
 void ensureKafkaClientHeadroom(const std::string& what, int bootstrap_servers);
 
+// Every Kafka client of kesm is made here: under kafkaClientCreation(), after
+// ensureKafkaClientHeadroom, `create()` makes it and its result is returned. When there is no
+// room, `refused()` frees what `create` would have taken over (its settings), and the
+// ResourceError goes on to the caller.
+template <class Create, class Refused>
+auto createKafkaClient(const std::string& what, int bootstrap_servers, Create&& create,
+                       Refused&& refused) {
+  std::lock_guard creating(kafkaClientCreation());
+  try {
+    ensureKafkaClientHeadroom(what, bootstrap_servers);
+  } catch (const ResourceError&) {
+    refused();
+    throw;
+  }
+  return create();
+}
+
 // Threads librdkafka 2.0.2 creates for one client, with room for the brokers it learns of
 // later: its main thread, the internal broker, the group coordinator, and one thread per
 // bootstrap server and per broker (taken as many as the bootstrap servers).

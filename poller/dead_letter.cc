@@ -92,19 +92,11 @@ std::map<std::string, std::int64_t> describeMaxMessageBytes(const config::Mappin
   std::map<std::string, std::int64_t> out;
   char err[512];
   rd_kafka_conf_t* conf = clientConf(mapping, "kesm-" + mapping.name + "-on-failure-lookup");
-  rd_kafka_t* rk = nullptr;
-  {
-    // librdkafka aborts when it cannot start a thread of a new client: check for room first.
-    std::lock_guard creating(kafkaClientCreation());
-    try {
-      ensureKafkaClientHeadroom("the onFailure size lookup of mapping " + mapping.name,
-                                static_cast<int>(mapping.source.bootstrap_servers.size()));
-    } catch (const ResourceError&) {
-      rd_kafka_conf_destroy(conf);
-      throw;
-    }
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  }
+  rd_kafka_t* rk = createKafkaClient(
+      "the onFailure size lookup of mapping " + mapping.name,
+      static_cast<int>(mapping.source.bootstrap_servers.size()),
+      [&] { return rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err); },
+      [&] { rd_kafka_conf_destroy(conf); });
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     error = err;
@@ -235,18 +227,11 @@ public:
     set("message.max.bytes", std::to_string(limits.message_max_bytes));
     set("batch.size", std::to_string(limits.batch_size));
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaDeadLetterSink::onDelivery);
-    {
-      // librdkafka aborts when it cannot start a thread of a new client: check for room first.
-      std::lock_guard creating(kafkaClientCreation());
-      try {
-        ensureKafkaClientHeadroom("the onFailure producer of mapping " + mapping.name,
-                                  static_cast<int>(mapping.source.bootstrap_servers.size()));
-      } catch (const ResourceError&) {
-        rd_kafka_conf_destroy(conf);
-        throw;
-      }
-      rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    }
+    rk_ = createKafkaClient(
+        "the onFailure producer of mapping " + mapping.name,
+        static_cast<int>(mapping.source.bootstrap_servers.size()),
+        [&] { return rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err); },
+        [&] { rd_kafka_conf_destroy(conf); });
     if (rk_ == nullptr) {
       rd_kafka_conf_destroy(conf);
       throw std::runtime_error(std::string("on-failure producer: ") + err);

@@ -393,13 +393,10 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
     conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err);
     conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err);
-    {
-      // librdkafka aborts when it cannot start a thread of a new client: check for room first.
-      std::lock_guard creating(kafkaClientCreation());
-      ensureKafkaClientHeadroom("the Kafka client of poller " + ctx_.client_id,
-                                static_cast<int>(ctx_.mapping.source.bootstrap_servers.size()));
-      consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-    }
+    consumer_.reset(createKafkaClient(
+        "the Kafka client of poller " + ctx_.client_id,
+        static_cast<int>(ctx_.mapping.source.bootstrap_servers.size()),
+        [&] { return RdKafka::KafkaConsumer::create(conf.get(), err); }, [] {}));
     if (!consumer_) {
       throw std::runtime_error("cannot create consumer: " + err);
     }

@@ -58,18 +58,11 @@ public:
         conf, [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
           log(level <= 4 ? LogLevel::kWarn : LogLevel::kDebug, "lag", "kafka ", fac, ": ", buf);
         });
-    {
-      // librdkafka aborts when it cannot start a thread of a new client: check for room first.
-      std::lock_guard creating(kafkaClientCreation());
-      try {
-        ensureKafkaClientHeadroom("the lag probe client of mapping " + mapping.name,
-                                  static_cast<int>(mapping.source.bootstrap_servers.size()));
-      } catch (const ResourceError&) {
-        rd_kafka_conf_destroy(conf);
-        throw;
-      }
-      rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    }
+    rk_ = createKafkaClient(
+        "the lag probe client of mapping " + mapping.name,
+        static_cast<int>(mapping.source.bootstrap_servers.size()),
+        [&] { return rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err); },
+        [&] { rd_kafka_conf_destroy(conf); });
     if (rk_ == nullptr) {
       rd_kafka_conf_destroy(conf);
       throw std::runtime_error(std::string("lag probe client: ") + err);
