@@ -19,12 +19,6 @@ using namespace kesm::test;
 
 namespace {
 
-std::string scrape(app::Runtime& runtime, const std::string& target) {
-  net::HttpClient client(
-      net::parseHttpUrl("http://127.0.0.1:" + std::to_string(runtime.metricsPort()) + "/"));
-  return client.request("GET", target, "", {}, 5s).response.body;
-}
-
 bool contains(const std::vector<samplefn::ReceivedRecord>& batch, std::int32_t partition,
               std::int64_t offset) {
   return std::any_of(batch.begin(), batch.end(),

@@ -1,5 +1,8 @@
 #include "harness.h"
 
+#include "app/runtime.h"
+#include "net/http.h"
+
 #include <algorithm>
 #include <cmath>
 #include <csignal>
@@ -18,6 +21,12 @@
 extern char** environ;
 
 namespace kesm::test {
+
+std::string scrape(app::Runtime& runtime, const std::string& target) {
+  net::HttpClient client(
+      net::parseHttpUrl("http://127.0.0.1:" + std::to_string(runtime.metricsPort()) + "/"));
+  return client.request("GET", target, "", {}, 5s).response.body;
+}
 
 double metricValue(const std::string& exposition, const std::string& sample) {
   std::size_t at = 0;

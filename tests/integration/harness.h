@@ -17,6 +17,10 @@
 #include <sys/types.h>
 #include <vector>
 
+namespace kesm::app {
+class Runtime;
+} // namespace kesm::app
+
 namespace kesm::test {
 
 using namespace std::chrono_literals;
@@ -24,6 +28,9 @@ using namespace std::chrono_literals;
 // Polls `condition` until it holds or the timeout passes. True when it held.
 bool waitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& condition,
                std::chrono::milliseconds step = 100ms);
+
+// The body of GET `target` (/metrics, /status, ...) on the runtime's metrics port.
+std::string scrape(app::Runtime& runtime, const std::string& target);
 
 // The value of one sample in Prometheus text exposition, e.g. `kesm_x{mapping="a"}`;
 // NaN when the sample is absent.

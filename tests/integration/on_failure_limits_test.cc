@@ -17,12 +17,6 @@ using namespace kesm::test;
 
 namespace {
 
-std::string scrape(app::Runtime& runtime, const std::string& target) {
-  net::HttpClient client(
-      net::parseHttpUrl("http://127.0.0.1:" + std::to_string(runtime.metricsPort()) + "/"));
-  return client.request("GET", target, "", {}, 5s).response.body;
-}
-
 // Between librdkafka's default message.max.bytes (1,000,000), which refused it on the client
 // before, and Kafka's default max.message.bytes (1,048,588).
 const std::size_t kBigValue = 1040000;

@@ -17,12 +17,6 @@ using namespace kesm::test;
 
 namespace {
 
-std::string scrape(app::Runtime& runtime, const std::string& target) {
-  net::HttpClient client(
-      net::parseHttpUrl("http://127.0.0.1:" + std::to_string(runtime.metricsPort()) + "/"));
-  return client.request("GET", target, "", {}, 5s).response.body;
-}
-
 // 4.8 MiB: about 6.4 MiB of base64, so its event alone can never fit in 6 MiB.
 const std::string kHuge(4800 * 1024, 'x');
 
