@@ -111,6 +111,14 @@ std::string brokerTlsDir(const std::string& dir) {
   return lastLine(out);
 }
 
+std::map<std::int32_t, std::int64_t> committedNow(const config::Mapping& mapping) {
+  try {
+    return committedOffsets(mapping);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
 std::string sharedBroker() {
   static const std::string bootstrap = startBroker(sharedBrokerDir());
   return bootstrap;

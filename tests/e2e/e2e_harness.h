@@ -19,6 +19,9 @@ std::string runCommand(const std::string& command, int& status);
 // The broker shared by the e2e tests (started by the ctest fixture, or here when the test
 // binary runs by hand). Returns its bootstrap address.
 std::string sharedBroker();
+
+// The group's committed offsets; none while the coordinator is still loading (a probe error).
+std::map<std::int32_t, std::int64_t> committedNow(const config::Mapping& mapping);
 std::string sharedBrokerDir();
 
 // The address of a broker's listener (plaintext, sasl, ssl, sasl_ssl; tests/e2e/kafka.sh) and

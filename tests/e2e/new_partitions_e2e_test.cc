@@ -17,19 +17,6 @@ using namespace kesm;
 using namespace kesm::test;
 using namespace kesm::test::e2e;
 
-namespace {
-
-// The group's offsets; none while the coordinator is still loading (a probe error).
-std::map<std::int32_t, std::int64_t> committedNow(const config::Mapping& mapping) {
-  try {
-    return committedOffsets(mapping);
-  } catch (const std::exception&) {
-    return {};
-  }
-}
-
-} // namespace
-
 TEST_CASE("On Apache Kafka: with LATEST, every record produced after the start arrives, also "
           "those on partitions added while kesm runs, and their lag shows within seconds",
           "[e2e]") {

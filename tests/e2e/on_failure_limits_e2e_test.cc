@@ -18,15 +18,6 @@ using namespace kesm::test::e2e;
 
 namespace {
 
-// The group's offsets; none while the coordinator is still loading (a probe error).
-std::map<std::int32_t, std::int64_t> committedNow(const config::Mapping& mapping) {
-  try {
-    return committedOffsets(mapping);
-  } catch (const std::exception&) {
-    return {};
-  }
-}
-
 std::string readFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream out;
