@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "rule_case.h"
 
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -10,18 +11,10 @@
 #include <vector>
 
 using namespace kesm::config;
+using namespace kesm::config::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::vector<Diagnostic> diagnosticsOf(const std::string& yaml) {
-  try {
-    parseConfig(yaml, "kesm.yaml");
-  } catch (const ConfigError& e) {
-    return e.diagnostics();
-  }
-  return {};
-}
 
 const char* const kMinimal = R"(mappings:
   - name: orders

@@ -2,6 +2,7 @@
 // line, column, key path and text.
 
 #include "config/config.h"
+#include "rule_case.h"
 
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -11,41 +12,9 @@
 #include <vector>
 
 using namespace kesm::config;
+using namespace kesm::config::test;
 
 namespace {
-
-struct RuleCase {
-  const char* rule; // what the row shows
-  std::string yaml;
-  std::string key;
-  int line;
-  int column;
-  std::string message;
-};
-
-std::vector<Diagnostic> diagnosticsOf(const std::string& yaml) {
-  try {
-    parseConfig(yaml, "kesm.yaml");
-  } catch (const ConfigError& e) {
-    return e.diagnostics();
-  }
-  return {};
-}
-
-void checkRule(const RuleCase& c) {
-  INFO("rule: " << c.rule << "\n--- yaml ---\n" << c.yaml);
-  auto diagnostics = diagnosticsOf(c.yaml);
-  for (const auto& d : diagnostics) {
-    UNSCOPED_INFO(d.toString());
-  }
-  REQUIRE(diagnostics.size() == 1);
-  const Diagnostic& d = diagnostics.front();
-  CHECK(d.file == "kesm.yaml");
-  CHECK(d.key == c.key);
-  CHECK(d.line == c.line);
-  CHECK(d.column == c.column);
-  CHECK(d.rule == c.message);
-}
 
 // A valid mapping in 7 lines; the lines a case appends start at line 8.
 std::string withMapping(const std::string& lines) {
