@@ -4,6 +4,7 @@
 #include "invoker/payload.h"
 #include "net/http.h"
 #include "samplefn/sample_function.h"
+#include "tests/unit/gate.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -14,31 +15,11 @@
 #include <thread>
 
 using namespace kesm;
+using kesm::test::Gate;
 using namespace std::chrono_literals;
 using SteadyTime = std::chrono::steady_clock;
 
 namespace {
-
-// A gate a handler waits on (with a deadline) until the test opens it.
-class Gate {
-public:
-  void open() {
-    {
-      std::lock_guard lock(mutex_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  bool waitFor(std::chrono::milliseconds limit) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, limit, [this] { return open_; });
-  }
-
-private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
 
 net::HttpResponse textResponse(int status, std::string body) {
   net::HttpResponse r;

@@ -2,6 +2,7 @@
 // purpose: garbage, bodies to a GET-only server, one byte at a time, never reading).
 
 #include "net/http.h"
+#include "tests/unit/gate.h"
 
 #include <arpa/inet.h>
 #include <atomic>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 using namespace kesm;
+using kesm::test::Gate;
 using namespace std::chrono_literals;
 using SteadyTime = std::chrono::steady_clock;
 
@@ -104,27 +106,6 @@ net::HttpResponse text(std::string body) {
   r.body = std::move(body);
   return r;
 }
-
-// A gate handlers wait on (with a deadline) until the test opens it.
-class Gate {
-public:
-  void open() {
-    {
-      std::lock_guard lock(mutex_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  void waitFor(std::chrono::milliseconds limit) {
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, limit, [this] { return open_; });
-  }
-
-private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
 
 bool waitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& condition) {
   const auto deadline = SteadyTime::now() + timeout;
