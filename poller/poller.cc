@@ -742,11 +742,14 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
           eventBytes(piece.records.front()) > ctx_.mapping.batching.maximum_payload_bytes) {
         return tooLarge(f, "");
       }
-      auto age = oldestAge(piece);
-      if (expiredBeforeAttempt(ctx_.mapping.retry, age)) {
-        f.last_error =
-            "records " + std::to_string(age.count()) + " ms old, past maximumRecordAge: not sent";
-        return giveUp(f);
+      // Only a bound needs the ages: no scan of the records on the usual path.
+      if (ctx_.mapping.retry.maximum_record_age) {
+        auto age = oldestAge(piece);
+        if (expiredBeforeAttempt(ctx_.mapping.retry, age)) {
+          f.last_error =
+              "records " + std::to_string(age.count()) + " ms old, past maximumRecordAge: not sent";
+          return giveUp(f);
+        }
       }
     }
     submitAttempt(f);
