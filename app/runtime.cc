@@ -73,7 +73,7 @@ scaler::ScalingPolicy policyOf(const config::Mapping& mapping) {
 }
 
 // One mapping's controller: probes lag every interval, publishes it, sets the poller count.
-class MappingController {
+class MappingController final : public scaler::FatalSink {
 public:
   MappingController(const config::Mapping& mapping, metrics::Registry& registry,
                     milliseconds interval)
@@ -94,7 +94,8 @@ public:
     if (!mapping.on_failure.destination_topic.empty()) {
       base.dead_letters = poller::makeKafkaDeadLetterSink(mapping, milliseconds(30000));
     }
-    base.on_fatal = [this](const poller::FatalError& error) { disable(error.reason); };
+    base.fatal = this;
+    base.invocations = invocations_;
     base.notes = notes_;
     partitions_at_start_ = std::make_shared<PartitionsAtStart>();
     base.partitions_at_start = partitions_at_start_;
@@ -106,6 +107,8 @@ public:
     probe_.state_enabled.Set(1);
     probe_.state_disabled.Set(0);
   }
+
+  void reportFatal(const std::string& reason) override { disable(reason); }
 
   // Moves the mapping to Disabled: its pollers retire (a poller that met the fatal error
   // commits nothing of its failing batch) and none is spawned until a restart. Thread-safe,
@@ -131,7 +134,7 @@ public:
     return disabled_;
   }
 
-  ~MappingController() { stop(); }
+  ~MappingController() override { stop(); }
 
   // Throws ResourceError when the minimum pollers or the controller cannot start: at startup
   // that ends kesm with the reason (exit 1); later, a pool short of threads holds instead.
@@ -332,9 +335,9 @@ private:
     observation.at = started;
     observation.active_pollers = pool_->status().active;
     // Capacity comes from how long invocations take (scaler/decision.h).
-    auto invocations = probe_.invocation_duration.Collect().histogram;
-    observation.invocations = static_cast<std::int64_t>(invocations.sample_count);
-    observation.invocation_seconds = invocations.sample_sum;
+    auto invocations = invocations_->invocationTotals();
+    observation.invocations = invocations.count;
+    observation.invocation_seconds = invocations.seconds;
     if (result.sample) {
       const auto& sample = *result.sample;
       std::lock_guard stall_lock(mutex_);
@@ -405,6 +408,8 @@ private:
   std::unique_ptr<scaler::LagSource> lag_source_;
   std::shared_ptr<PartitionsAtStart> partitions_at_start_;
   scaler::Scaler scaler_;
+  std::shared_ptr<scaler::InvocationTally> invocations_ =
+      std::make_shared<scaler::InvocationTally>();
 
   std::mutex mutex_;
   std::condition_variable cv_;

@@ -838,6 +838,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     }
     ctx_.probe->invocations(result.outcome).Increment();
     ctx_.probe->invocation_duration.Observe(outcome.elapsed.count());
+    if (ctx_.invocations) {
+      ctx_.invocations->add(outcome.elapsed.count());
+    }
     const Batch& piece = f.piece();
     std::size_t n = piece.records.size();
     if (result.ok()) {
@@ -862,9 +865,8 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     failed.counted_failures = f.counted_failures;
     switch (nextStep(ctx_.mapping.retry, ctx_.dead_letters != nullptr, failed)) {
     case NextStep::kDisable:
-      reportFatal(FatalError{FatalError::Kind::kFunction,
-                             "the function answered HTTP " + std::to_string(result.http_status) +
-                                 " (" + result.detail + "): retrying cannot fix it"});
+      reportFatal("the function answered HTTP " + std::to_string(result.http_status) + " (" +
+                  result.detail + "): retrying cannot fix it");
       return false; // kept uncommitted; abandoned when the poller stops
     case NextStep::kBisect:
       bisect(f);
@@ -975,10 +977,9 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
     if (result.outcome == kDestinationRefused) {
       // Writing again cannot help, and skipping the records would lose them: stop the mapping
       // with the reason, commit nothing of the batch.
-      reportFatal(FatalError{FatalError::Kind::kDestination,
-                             "the onFailure topic " + ctx_.mapping.on_failure.destination_topic +
-                                 " refused records given up (" + describe(rangesOf(piece)) +
-                                 "): " + result.detail});
+      reportFatal("the onFailure topic " + ctx_.mapping.on_failure.destination_topic +
+                  " refused records given up (" + describe(rangesOf(piece)) +
+                  "): " + result.detail);
       return false;
     }
     std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -1029,20 +1030,20 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
       return;
     }
     if (now - *access_refused_since_ >= kAccessRefusedFor) {
-      reportFatal(FatalError{FatalError::Kind::kKafkaAuth, reason});
+      reportFatal(reason);
     }
   }
   static constexpr milliseconds kAccessRefusedFor{30000};
 
-  void reportFatal(const FatalError& error) {
+  void reportFatal(const std::string& reason) {
     if (fatal_) {
       return;
     }
     fatal_ = true;
-    log(LogLevel::kError, "poller", ctx_.client_id, ": fatal: ", error.reason,
+    log(LogLevel::kError, "poller", ctx_.client_id, ": fatal: ", reason,
         "; sending nothing more, committing nothing of the failing batch");
-    if (ctx_.on_fatal) {
-      ctx_.on_fatal(error);
+    if (ctx_.fatal != nullptr) {
+      ctx_.fatal->reportFatal(reason);
     }
   }
 

@@ -8,6 +8,7 @@
 #include "invoker/invoker.h"
 #include "metrics/metrics.h"
 #include "poller/dead_letter.h"
+#include "scaler/signals.h"
 
 #include <atomic>
 #include <chrono>
@@ -31,17 +32,6 @@ const char* toString(PollerState state);
 
 using InvokerFactory = std::function<std::unique_ptr<invoker::FunctionInvoker>()>;
 
-// An error retrying cannot fix; the mapping is to be disabled.
-struct FatalError {
-  enum class Kind {
-    kFunction,    // the function answered 404, 401 or 403
-    kKafkaAuth,   // authentication or authorization failed at the cluster
-    kDestination, // the onFailure topic refused records for good (too large, gone, no ACL)
-  };
-  Kind kind = Kind::kFunction;
-  std::string reason; // for the log and /status; never a secret
-};
-
 // What pollers say of partitions they cannot move past (a batch retried, a record too large
 // held): read by /status. Thread-safe; shared by a mapping's pollers.
 class PartitionNotes {
@@ -63,9 +53,12 @@ struct PollerContext {
   // Where given-up batches go; null when the mapping has no onFailure destination.
   std::shared_ptr<DeadLetterSink> dead_letters;
   std::shared_ptr<PartitionNotes> notes; // may be null
-  // Called on the poller's thread when it meets a fatal error; must not block. The poller
+  // Told on the poller's thread when it meets a fatal error (scaler/signals.h). The poller
   // then sends nothing more and commits nothing of the failing batch; the caller stops it.
-  std::function<void(const FatalError&)> on_fatal;
+  // May be null; outlives the poller.
+  scaler::FatalSink* fatal = nullptr;
+  // Each finished invocation attempt's duration is added here; may be null.
+  std::shared_ptr<scaler::InvocationTally> invocations;
   // startingPosition LATEST: where partitions the group never committed start. Null: at
   // their end.
   std::shared_ptr<const PartitionsAtStart> partitions_at_start;
