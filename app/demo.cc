@@ -5,6 +5,7 @@
 #include "app/runtime.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "kafka/setting_check.h"
 #include "samplefn/sample_function.h"
 
 #include <atomic>
@@ -54,8 +55,10 @@ int runDemo(const std::map<std::string, std::string>& options, const sigset_t& s
   // from any directory.
   auto given = options.find("config");
   const std::string config_path = given == options.end() ? kDemoConfigName : given->second;
-  config::Config config = given == options.end() ? config::parseConfig(kDemoConfig, kDemoConfigName)
-                                                 : config::loadConfigFile(config_path);
+  config::Config config =
+      given == options.end()
+          ? config::parseConfig(kDemoConfig, kDemoConfigName, kafka::checkSetting)
+          : config::loadConfigFile(config_path, kafka::checkSetting);
   const long records = whole(option(options, "records", "20000"), 10'000'000);
   const int partitions = static_cast<int>(whole(option(options, "partitions", "8"), 1000));
   auto latency = config::parseDuration(option(options, "latency", "200ms"));

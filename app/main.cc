@@ -6,6 +6,7 @@
 #include "app/runtime.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "kafka/setting_check.h"
 #include "samplefn/sample_function.h"
 
 #include <algorithm>
@@ -177,7 +178,7 @@ int cmdValidate(const Args& args) {
   if (!preflightTimeout(args, "validate", timeout)) {
     return kExitUsage;
   }
-  auto config = kesm::config::loadConfigFile(it->second);
+  auto config = kesm::config::loadConfigFile(it->second, kesm::kafka::checkSetting);
   kesm::app::checkLibrdkafkaSettings(config);
   // A warning, not an error: the limits of this shell may not be those kesm runs under.
   for (const auto& warning :
@@ -202,7 +203,7 @@ int cmdRun(const Args& args, const sigset_t& signals) {
   if (!preflightTimeout(args, "run", timeout)) {
     return kExitUsage;
   }
-  auto config = kesm::config::loadConfigFile(it->second);
+  auto config = kesm::config::loadConfigFile(it->second, kesm::kafka::checkSetting);
   // A wrong address, a misspelt topic or refused credentials: refuse them now, loudly, rather
   // than start pollers that wait for what will never be there. When every mapping fails that
   // is a config error (exit 2); otherwise the failing mappings start Disabled and the others

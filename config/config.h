@@ -1,12 +1,17 @@
 #pragma once
 
 // The YAML model of kesm: one file, a server section and one or more mappings.
-// Parsing and validation are pure (no Kafka, no HTTP); every rule broken is reported
-// with file, line, column and key path.
+// parseConfig is pure (no file, no network, no librdkafka): it judges the librdkafka map with
+// the SettingValidator it is given (kafka::checkSetting, kafka/setting_check.h, asks
+// librdkafka). Every rule broken is reported with file, line, column and key path. The I/O is
+// loadConfigFile and loadSecrets (load.cc): the file, the secrets it names, its TLS files.
+// Startup only; the Config is then read-only and may be shared by threads.
 
-#include <chrono>
+#include "config/duration.h"
+
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -19,8 +24,6 @@ class Filters;
 }
 
 namespace kesm::config {
-
-using Millis = std::chrono::milliseconds;
 
 inline constexpr int kDefaultBatchSize = 100;
 inline constexpr Millis kDefaultBatchingWindow{500};
@@ -205,23 +208,45 @@ private:
   std::vector<Diagnostic> diagnostics_;
 };
 
-// Parses and validates. Throws ConfigError listing every rule broken.
-Config parseConfig(const std::string& yaml_text, const std::string& file_name);
+// Why a SettingValidator refuses one setting of the librdkafka map.
+struct SettingRefusal {
+  enum class Part {
+    kName, // no such setting: the diagnostic points at the key
+    kValue // the value is wrong: the diagnostic points at the value
+  };
+  Part part = Part::kValue;
+  std::string reason; // e.g. librdkafka's "No such configuration property: ..."
+};
+
+// Judges one `librdkafka:` setting as written (name, value); nullopt accepts it. Called once
+// per setting, on the parsing thread. Every caller that parses a real config passes
+// kafka::checkSetting, so that a setting librdkafka would refuse fails at startup, on its line.
+using SettingValidator =
+    std::function<std::optional<SettingRefusal>(const std::string& name, const std::string& value)>;
+
+// Parses and validates. Throws ConfigError listing every rule broken. `validate_setting` must
+// not be empty (std::invalid_argument).
+Config parseConfig(const std::string& yaml_text, const std::string& file_name,
+                   const SettingValidator& validate_setting);
 // Reads the file (an unreadable file is a ConfigError too), parses it and loads its secrets.
-Config loadConfigFile(const std::string& path);
+Config loadConfigFile(const std::string& path, const SettingValidator& validate_setting);
 
 // Reads every SecretSource of `config` (files, environment variables) into its value and
 // checks that the TLS files it names are readable. Throws ConfigError naming where each
 // unreadable one was written. I/O: called at startup, never by parseConfig().
 void loadSecrets(Config& config);
 
-// The librdkafka properties of every client kesm makes for a mapping's cluster, in order:
-// bootstrap.servers, security, then the source's librdkafka map. Holds secrets: never log it.
-std::vector<std::pair<std::string, std::string>> kafkaClientSettings(const SourceConfig& source);
+} // namespace kesm::config
 
-// "500ms", "5s", "2m", "1h"; nullopt when malformed.
-std::optional<Millis> parseDuration(const std::string& text);
-// The inverse for messages: the largest unit that divides the value, 30000ms -> "30s".
-std::string formatDuration(Millis value);
-
+// TODO(issue 14 merge): callers move to kafka::clientSettings (kafka/client_settings.h); the
+// poller, the lag source and the preflight still call this. Remove it, and kesm_config's
+// INTERFACE link to kesm_kafka, at the merge.
+namespace kesm::kafka {
+std::vector<std::pair<std::string, std::string>> clientSettings(const config::SourceConfig& source);
+}
+namespace kesm::config {
+inline std::vector<std::pair<std::string, std::string>>
+kafkaClientSettings(const SourceConfig& source) {
+  return kafka::clientSettings(source);
+}
 } // namespace kesm::config

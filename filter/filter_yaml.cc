@@ -1,6 +1,6 @@
 #include "filter/filter_yaml.h"
 
-#include "common/text.h"
+#include "config/yaml_diagnostics.h"
 #include "filter/pattern.h"
 
 #include <algorithm>
@@ -19,62 +19,26 @@ using detail::Matcher;
 using detail::MatcherKind;
 using detail::PatternNode;
 
-// ---- Positions, paths and messages ------------------------------------------------------------
+// ---- Positions, paths and messages (config/yaml_diagnostics.h) --------------------------------
 
-struct Pos {
-  int line = 0;
-  int column = 0;
-};
+using config::detail::indexPath;
+using config::detail::joinNames;
+using config::detail::Pos;
+using config::detail::posOf;
+using config::detail::valuePos;
 
-Pos posOf(const YAML::Node& node, Pos fallback) {
-  if (!node.IsDefined()) {
-    return fallback;
-  }
-  const YAML::Mark mark = node.Mark();
-  if (mark.is_null() || mark.line < 0 || mark.column < 0) {
-    return fallback;
-  }
-  return Pos{mark.line + 1, mark.column + 1};
-}
+constexpr std::size_t kMaxQuoted = 40; // characters of found text a message shows
 
-std::string indexPath(const std::string& parent, std::size_t index) {
-  return parent + "[" + std::to_string(index) + "]";
-}
+std::string quote(std::string_view text) { return config::detail::quoteText(text, kMaxQuoted); }
 
-// Text found in the file, for a message: quoted, shortened, control characters escaped.
-std::string quote(std::string_view text) {
-  constexpr std::size_t kMax = 40;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + (text.size() > kMax ? "...'" : "'");
+// A plain scalar that reads as a number is shown as written; quoted, it is text ("5").
+bool shownAsNumber(const YAML::Node& scalar) {
+  return scalar.Tag() != "!" && detail::parseNumber(scalar.Scalar()).has_value();
 }
 
 std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-  case YAML::NodeType::Null:
-    return "an empty value";
-  case YAML::NodeType::Map:
-    return "a map";
-  case YAML::NodeType::Sequence:
-    return "a list";
-  case YAML::NodeType::Scalar:
-    if (node.Tag() != "!" && detail::parseNumber(node.Scalar())) {
-      return node.Scalar(); // a number as written
-    }
-    return node.Scalar().empty() ? "an empty string" : quote(node.Scalar());
-  case YAML::NodeType::Undefined:
-    break;
-  }
-  return "nothing";
+  static const config::detail::Quoting kQuoting{kMaxQuoted, shownAsNumber};
+  return config::detail::describeNode(node, kQuoting);
 }
 
 std::string lower(std::string_view s) {
@@ -94,25 +58,8 @@ std::string_view closest(std::string_view name, const std::vector<std::string_vi
   if (name.size() > 64) {
     return {};
   }
-  const std::string wanted = lower(name);
-  std::string_view best;
-  std::size_t best_distance = std::max<std::size_t>(3, wanted.size() / 3) + 1;
-  for (const std::string_view k : known) {
-    const std::size_t distance = editDistance(wanted, k);
-    if (distance < best_distance) {
-      best = k;
-      best_distance = distance;
-    }
-  }
-  return best;
-}
-
-std::string joined(const std::vector<std::string_view>& names) {
-  std::string out;
-  for (const std::string_view n : names) {
-    out += (out.empty() ? "" : ", ") + std::string(n);
-  }
-  return out;
+  return config::detail::nearestName(name, known, std::max<std::size_t>(3, name.size() / 3) + 1,
+                                     lower);
 }
 
 const std::vector<std::string_view> kMatchers{"prefix",       "suffix",  "equals-ignore-case",
@@ -263,7 +210,7 @@ private:
         continue;
       }
       // yaml-cpp gives an empty value no position of its own: point at its key.
-      const Pos value_pos = value.IsNull() ? key_pos : posOf(value, key_pos);
+      const Pos value_pos = valuePos(value, key_pos);
       if (name == "$or") {
         ok = orList(value, field_path, value_pos, depth, level, out.any_of) && ok;
         continue;
@@ -509,7 +456,7 @@ private:
     if (map.size() != 1) {
       error(pos, path,
             map.size() == 0
-                ? "an empty map is not a matcher; the matchers are " + joined(kMatchers)
+                ? "an empty map is not a matcher; the matchers are " + joinNames(kMatchers)
                 : "a matcher is a map with one key, like {\"prefix\": \"x\"}; this one has " +
                       std::to_string(map.size()) + ": list them as separate matchers");
       return std::nullopt;
@@ -524,7 +471,7 @@ private:
     }
     const std::string& name = key.Scalar();
     const std::string key_path = path + "." + name;
-    const Pos value_pos = value.IsNull() ? key_pos : posOf(value, key_pos);
+    const Pos value_pos = valuePos(value, key_pos);
     Matcher m;
     if (name == "prefix" || name == "suffix") {
       const bool prefix = name == "prefix";
@@ -583,7 +530,7 @@ private:
             "'" + name +
                 "' is an EventBridge matcher that AWS Lambda's event filtering, and kesm, do "
                 "not support; the matchers are " +
-                joined(kMatchers));
+                joinNames(kMatchers));
       return std::nullopt;
     }
     error(key_pos, key_path, unknownRule("matcher", name, kMatchers));
@@ -597,7 +544,7 @@ private:
     if (!best.empty()) {
       rule += ", did you mean '" + std::string(best) + "'?";
     }
-    return rule + " (known: " + joined(known) + ")";
+    return rule + " (known: " + joinNames(known) + ")";
   }
 
   std::optional<std::string> stringValue(const YAML::Node& node, const std::string& path, Pos pos,
@@ -633,8 +580,7 @@ private:
                 "; prefix and suffix take a string or {\"equals-ignore-case\": \"...\"}");
       return std::nullopt;
     }
-    return stringValue(value, path + "." + name, value.IsNull() ? key_pos : posOf(value, key_pos),
-                       "a string");
+    return stringValue(value, path + "." + name, valuePos(value, key_pos), "a string");
   }
 
   // ["<", 10], [">=", 0, "<", 5], ["=", 3].
@@ -732,8 +678,7 @@ private:
                   (name == "wildcard" ? "; wildcard is not supported" : ""));
         return false;
       }
-      auto text = stringValue(text_node, key_path,
-                              text_node.IsNull() ? key_pos : posOf(text_node, key_pos), "a string");
+      auto text = stringValue(text_node, key_path, valuePos(text_node, key_pos), "a string");
       if (!text) {
         return false;
       }

@@ -1,5 +1,6 @@
 // libFuzzer target: arbitrary bytes as a kesm config file, through the parser that
-// `kesm validate` and `kesm run` use (config::parseConfig, behind loadConfigFile).
+// `kesm validate` and `kesm run` use (config::parseConfig, behind loadConfigFile), with the
+// same librdkafka setting check (kafka::checkSetting).
 //
 // Expected outcomes: a Config, or a ConfigError whose every diagnostic has a rule and a
 // sane position. Findings: any other exception (it escapes and aborts), a crash, a leak,
@@ -7,6 +8,7 @@
 // docs/configuration.md (checked below, so the validator cannot silently let it through).
 
 #include "config/config.h"
+#include "kafka/setting_check.h"
 
 #include <cmath>
 #include <cstdint>
@@ -107,7 +109,7 @@ void checkAccepted(const kesm::config::Config& config) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   try {
-    checkAccepted(kesm::config::parseConfig(text, "fuzz.yaml"));
+    checkAccepted(kesm::config::parseConfig(text, "fuzz.yaml", kesm::kafka::checkSetting));
   } catch (const kesm::config::ConfigError& e) {
     if (e.diagnostics().empty()) {
       finding("a ConfigError without diagnostics");

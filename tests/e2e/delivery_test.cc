@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
+#include "kafka/setting_check.h"
 
 #include <algorithm>
 #include <atomic>
@@ -90,7 +91,7 @@ TEST_CASE("100,000 records over 12 partitions arrive at least once and in order"
   spec.max_pollers = 4;
   spec.port = freePort();
   const std::string yaml = e2eMappingYaml(spec);
-  const auto config = config::parseConfig(yaml, "delivery.yaml");
+  const auto config = config::parseConfig(yaml, "delivery.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-delivery.log", "");
   DumpLogOnFailure dump(log_path);
 
@@ -156,7 +157,7 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
   spec.port = freePort();
   spec.stabilization = "10s";
   const std::string yaml = e2eMappingYaml(spec);
-  const auto config = config::parseConfig(yaml, "scale.yaml");
+  const auto config = config::parseConfig(yaml, "scale.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-scale.log", "");
   DumpLogOnFailure dump(log_path);
   KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-scale.yaml", yaml)},
@@ -261,7 +262,7 @@ TEST_CASE("kill -9 in mid-run, then a restart: nothing lost, duplicates only fro
   spec.max_pollers = 3;
   spec.port = freePort();
   const std::string yaml = e2eMappingYaml(spec);
-  const auto config = config::parseConfig(yaml, "kill.yaml");
+  const auto config = config::parseConfig(yaml, "kill.yaml", kafka::checkSetting);
   const std::string config_path = writeTempFile("e2e-kill.yaml", yaml);
   const std::string log_path = writeTempFile("e2e-kill.log", "");
   DumpLogOnFailure dump(log_path);

@@ -5,6 +5,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
+#include "kafka/setting_check.h"
 #include "poller/dead_letter.h"
 
 #include <atomic>
@@ -118,7 +119,7 @@ TEST_CASE("On Apache Kafka: bisect sends a poison record alone to the onFailure 
                            "          amount: [{\"numeric\": [\">\", 100]}]\n";
   const std::uint16_t port = freePort();
   const std::string yaml = e2eConfigYaml(port, {poison, missing, filtered});
-  const auto config = config::parseConfig(yaml, "e2e-errors.yaml");
+  const auto config = config::parseConfig(yaml, "e2e-errors.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-errors.log", "");
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path << "\n" << yaml);

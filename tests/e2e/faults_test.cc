@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
+#include "kafka/setting_check.h"
 
 #include <algorithm>
 #include <atomic>
@@ -69,7 +70,7 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
   auto s = spec(topic, broker.bootstrap(), function.url(), 2, 6);
   s.batch_size = 20;
   const std::string yaml = e2eMappingYaml(s);
-  const auto config = config::parseConfig(yaml, "outage.yaml");
+  const auto config = config::parseConfig(yaml, "outage.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-outage.log", "");
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path);
@@ -213,7 +214,7 @@ TEST_CASE("The function fails with 500s, then times out, then recovers: whole ba
   s.batch_size = 50;
   s.function_timeout = "1s";
   const std::string yaml = e2eMappingYaml(s);
-  const auto config = config::parseConfig(yaml, "fnfail.yaml");
+  const auto config = config::parseConfig(yaml, "fnfail.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-fnfail.log", "");
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path);

@@ -2,6 +2,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
+#include "kafka/setting_check.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -36,7 +37,7 @@ TEST_CASE("Per-partition lag on /metrics equals what Kafka's ConsumerGroupComman
   spec.port = freePort();
   spec.grace_period = "2s";
   const std::string yaml = e2eMappingYaml(spec);
-  const auto config = config::parseConfig(yaml, "lag.yaml");
+  const auto config = config::parseConfig(yaml, "lag.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-lag.log", "");
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path);

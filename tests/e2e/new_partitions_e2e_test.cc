@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
+#include "kafka/setting_check.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -58,7 +59,7 @@ TEST_CASE("On Apache Kafka: with LATEST, every record produced after the start a
   std::string yaml = e2eMappingYaml(s);
   const std::string trim = "startingPosition: TRIM_HORIZON";
   yaml.replace(yaml.find(trim), trim.size(), "startingPosition: LATEST");
-  const auto config = config::parseConfig(yaml, "grow.yaml");
+  const auto config = config::parseConfig(yaml, "grow.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-grow.log", "");
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path << "\n" << yaml);

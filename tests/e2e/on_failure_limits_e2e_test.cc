@@ -5,6 +5,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
+#include "kafka/setting_check.h"
 #include "poller/dead_letter.h"
 
 #include <catch2/catch.hpp>
@@ -86,7 +87,7 @@ TEST_CASE("On Apache Kafka: a ~1 MB record given up reaches the onFailure topic 
   const std::string yaml = e2eConfigYaml(port, {spec("near-limit", source, dlq),
                                                 spec("refused", small_source, small_dlq),
                                                 spec("gone", gone_source, gone_dlq)});
-  const auto config = config::parseConfig(yaml, "e2e-limits.yaml");
+  const auto config = config::parseConfig(yaml, "e2e-limits.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-limits.log", "");
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path << "\n" << yaml);

@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
+#include "kafka/setting_check.h"
 
 #include <catch2/catch.hpp>
 #include <csignal>
@@ -68,7 +69,7 @@ TEST_CASE("AT_TIMESTAMP starts a new group at the timestamp, and committed offse
   std::string yaml = e2eMappingYaml(s);
   const std::string trim = "startingPosition: TRIM_HORIZON";
   yaml.replace(yaml.find(trim), trim.size(), "startingPosition: AT_TIMESTAMP");
-  const auto config = config::parseConfig(yaml, "at-time.yaml");
+  const auto config = config::parseConfig(yaml, "at-time.yaml", kafka::checkSetting);
   const std::string config_path = writeTempFile("e2e-at-time.yaml", yaml);
   const std::string log_path = writeTempFile("e2e-at-time.log", "");
   DumpLogOnFailure dump(log_path);

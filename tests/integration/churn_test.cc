@@ -4,6 +4,7 @@
 
 #include "harness.h"
 #include "invoker/invoker.h"
+#include "kafka/setting_check.h"
 #include "metrics/metrics.h"
 #include "scaler/worker_pool.h"
 
@@ -34,7 +35,7 @@ struct Rig {
     auto at = yaml.find("    function:");
     yaml.insert(at, "      partitionAssignor: " + assignor +
                         "\n      librdkafka: {session.timeout.ms: 3000}\n");
-    mapping = config::parseConfig(yaml, "churn.yaml").mappings.at(0);
+    mapping = config::parseConfig(yaml, "churn.yaml", kafka::checkSetting).mappings.at(0);
     probe.emplace(registry, mapping.name);
   }
 

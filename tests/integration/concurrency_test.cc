@@ -4,6 +4,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -95,8 +96,9 @@ TEST_CASE("one poller runs up to maxConcurrentBatches batches at once, never two
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
 
-  auto config = config::parseConfig(
-      concurrencyYaml(cluster.bootstrapServers(), function.url(), concurrent), "test.yaml");
+  auto config =
+      config::parseConfig(concurrencyYaml(cluster.bootstrapServers(), function.url(), concurrent),
+                          "test.yaml", kafka::checkSetting);
   REQUIRE(config.mappings[0].scaling.max_concurrent_batches == concurrent);
   app::Runtime runtime(config, {});
   runtime.start();
@@ -176,7 +178,7 @@ TEST_CASE("a failing batch holds only its partitions: the poller's other partiti
   auto at = yaml.find("initialBackoff: 50ms");
   REQUIRE(at != std::string::npos);
   yaml.replace(at, std::string("initialBackoff: 50ms").size(), "initialBackoff: 300ms");
-  auto config = config::parseConfig(yaml, "test.yaml");
+  auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
   mapping = config.mappings[0];
   app::Runtime runtime(config, {});
   runtime.start();

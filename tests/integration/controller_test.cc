@@ -3,6 +3,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 #include "net/http.h"
 
 #include <algorithm>
@@ -82,7 +83,7 @@ TEST_CASE("a topic of 3 partitions never runs more than 3 pollers, whatever the 
 
   auto config = config::parseConfig(
       controllerYaml("narrow", cluster.bootstrapServers(), "narrow", function.url(), 1, 8),
-      "narrow.yaml");
+      "narrow.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   produceNumbered(cluster.bootstrapServers(), "narrow", 3, kPerPartition);
@@ -130,7 +131,7 @@ TEST_CASE("lag on /metrics equals high watermark minus committed offset read ind
   // One poller per partition, so the stalled batch holds back only its own partition.
   auto config = config::parseConfig(
       controllerYaml("ledger", cluster.bootstrapServers(), "ledger", function.url(), 3, 3),
-      "ledger.yaml");
+      "ledger.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
 

@@ -3,6 +3,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 #include "net/http.h"
 
 #include <atomic>
@@ -36,7 +37,7 @@ TEST_CASE("20,000 records over 8 partitions with 3 pollers all arrive in order",
 
   auto config = config::parseConfig(
       mappingYaml("orders", cluster.bootstrapServers(), "orders", function.url(), 3, 3),
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
 
@@ -131,7 +132,7 @@ TEST_CASE("a failing batch is retried whole and nothing is committed past it", "
 
   auto config = config::parseConfig(
       mappingYaml("payments", cluster.bootstrapServers(), "payments", function.url(), 1, 1),
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   mapping = config.mappings[0];
   app::Runtime runtime(config, {});
   runtime.start();
@@ -185,7 +186,8 @@ TEST_CASE("a commit the coordinator refuses is sent again without waiting for a 
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
   auto config = config::parseConfig(
-      mappingYaml("audit", cluster.bootstrapServers(), "audit", function.url(), 1, 1), "test.yaml");
+      mappingYaml("audit", cluster.bootstrapServers(), "audit", function.url(), 1, 1), "test.yaml",
+      kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   auto committedAt = [&](std::int64_t end) {
@@ -247,7 +249,7 @@ TEST_CASE("SIGTERM during a batch loses nothing: a restart delivers every record
 
   std::string yaml =
       mappingYaml("events", cluster.bootstrapServers(), "events", function.url(), 2, 2);
-  auto config = config::parseConfig(yaml, "test.yaml");
+  auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
   std::string config_path = writeTempFile("sigterm.yaml", yaml);
   std::string log_path = writeTempFile("sigterm.log", "");
 

@@ -4,6 +4,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 #include "net/http.h"
 #include "poller/dead_letter.h"
 
@@ -63,7 +64,7 @@ TEST_CASE("bisect isolates a poison record: it alone reaches the onFailure topic
           "      bisectBatchOnFunctionError: true\n"
           "    onFailure:\n"
           "      destination: kafka://orders-failed\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -124,7 +125,7 @@ TEST_CASE("without a destination, exhausted records are dropped, counted and com
   auto config = config::parseConfig(
       mappingYaml("audit", cluster.bootstrapServers(), "audit", function.url(), 1, 1) +
           "      maximumRetryAttempts: 1\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -172,7 +173,7 @@ TEST_CASE("maximumRecordAge gives up records older than the bound before sending
           "      maximumRecordAge: 2m\n"
           "    onFailure:\n"
           "      destination: kafka://old-failed\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -203,7 +204,7 @@ TEST_CASE("429s are throttling, not failures: retried past maximumRetryAttempts 
   auto config = config::parseConfig(
       mappingYaml("busy", cluster.bootstrapServers(), "busy", function.url(), 1, 1) +
           "      maximumRetryAttempts: 0\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -252,7 +253,7 @@ TEST_CASE("a 404 disables its mapping at the first answer, commits nothing of it
   std::string fine_yaml = mappingYaml("fine", cluster.bootstrapServers(), "fine", fine.url(), 1, 1);
   // Two mappings in one file: the second's lines after its "mappings:" line.
   std::string yaml = gone_yaml + fine_yaml.substr(fine_yaml.find("mappings:\n") + 10);
-  auto config = config::parseConfig(yaml, "test.yaml");
+  auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
   REQUIRE(config.mappings.size() == 2);
   app::Runtime runtime(config, {});
   runtime.start();
@@ -335,7 +336,7 @@ TEST_CASE("filters pass exactly the matching records, the others are committed w
           "    filters:\n"
           "      - {\"value\": {\"type\": [\"order\"], \"amount\": [{\"numeric\": [\">\", "
           "100]}]}}\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {

@@ -4,6 +4,7 @@
 #include "app/mock_kafka.h"
 #include "config/config.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 #include "scaler/lag_source.h"
 
 #include <catch2/catch.hpp>
@@ -21,7 +22,7 @@ TEST_CASE("lag probe: a coordinator that moved or is loading fails one probe, th
   produceNumbered(cluster.bootstrapServers(), "orders", 3, 10);
   auto config = config::parseConfig(
       mappingYaml("orders", cluster.bootstrapServers(), "orders", "http://127.0.0.1:9/", 1, 1),
-      "probe.yaml");
+      "probe.yaml", kafka::checkSetting);
   auto source = scaler::makeKafkaLagSource(config.mappings[0], 5s);
   REQUIRE(source->probe().sample.has_value());
 

@@ -5,6 +5,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 
 #include <catch2/catch.hpp>
 
@@ -46,7 +47,7 @@ TEST_CASE("LATEST commits where a new group starts at its first assignment, so r
   const std::string topics_line = "      topics: [fresh]\n";
   yaml.replace(yaml.find(topics_line), topics_line.size(),
                topics_line + "      startingPosition: LATEST\n");
-  auto config = config::parseConfig(yaml, "test.yaml");
+  auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
   {
     app::Runtime runtime(config, {});
     runtime.start();

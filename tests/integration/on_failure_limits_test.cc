@@ -5,6 +5,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 #include "net/http.h"
 #include "poller/dead_letter.h"
 
@@ -53,7 +54,7 @@ TEST_CASE("a record above librdkafka's default 1,000,000 bytes given up reaches 
           "      bisectBatchOnFunctionError: true\n"
           "    onFailure:\n"
           "      destination: kafka://big-failed\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -94,7 +95,7 @@ TEST_CASE("an onFailure topic that refuses a record for good disables the mappin
           "      maximumRetryAttempts: 0\n"
           "    onFailure:\n"
           "      destination: kafka://refused-failed\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool disabled = waitUntil(60s, [&] {

@@ -4,6 +4,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 #include "net/http.h"
 
 #include <algorithm>
@@ -55,7 +56,7 @@ TEST_CASE("a record too large for any invocation is never sent and goes to onFai
       mappingYaml("big", cluster.bootstrapServers(), "big", function.url(), 1, 1) +
           "    onFailure:\n"
           "      destination: kafka://big-failed\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -102,7 +103,7 @@ TEST_CASE("with unbounded retries and no onFailure, a too-large record holds its
   samplefn::SampleFunction function(fn);
   auto config = config::parseConfig(
       fastEvaluation(mappingYaml("held", cluster.bootstrapServers(), "held", function.url(), 1, 1)),
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   std::string status;
@@ -156,7 +157,7 @@ TEST_CASE("a function answering 413 gets the batch split whatever bisect says, a
       mappingYaml("fat", cluster.bootstrapServers(), "fat", function.url(), 1, 1) +
           "    onFailure:\n"
           "      destination: kafka://fat-failed\n",
-      "test.yaml");
+      "test.yaml", kafka::checkSetting);
   REQUIRE_FALSE(config.mappings[0].retry.bisect_batch_on_function_error);
   app::Runtime runtime(config, {});
   runtime.start();
@@ -205,7 +206,7 @@ TEST_CASE("a timed-out batch is not sent again while its first attempt may still
   std::string yaml = mappingYaml("slow", cluster.bootstrapServers(), "slow", function.url(), 1, 1);
   const std::string timeout = "      timeout: 5s\n";
   yaml.replace(yaml.find(timeout), timeout.size(), "      timeout: 1s\n");
-  auto config = config::parseConfig(yaml, "test.yaml");
+  auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {

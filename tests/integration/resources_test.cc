@@ -4,6 +4,7 @@
 
 #include "app/capacity.h"
 #include "harness.h"
+#include "kafka/setting_check.h"
 #include "net/http.h"
 
 #include <arpa/inet.h>
@@ -179,7 +180,7 @@ Usage measure(int mappings, int pollers, int brokers) {
   REQUIRE(waitUntil(60s, [&] { return deliveries.total() >= expected; }));
   Usage usage{entries("/proc/" + std::to_string(kesm.pid()) + "/task"),
               entries("/proc/" + std::to_string(kesm.pid()) + "/fd"),
-              app::estimateNeed(config::parseConfig(yaml, path))};
+              app::estimateNeed(config::parseConfig(yaml, path, kafka::checkSetting))};
   kesm.wait(0ms);
   ::unlink(path.c_str());
   ::unlink(log.c_str());

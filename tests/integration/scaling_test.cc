@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "harness.h"
 #include "invoker/invoker.h"
+#include "kafka/setting_check.h"
 #include "metrics/metrics.h"
 #include "net/http.h"
 #include "poller/poller.h"
@@ -167,7 +168,7 @@ TEST_CASE("churn: pollers spawned and retired many times lose nothing", "[integr
   auto at = yaml.find("    function:");
   REQUIRE(at != std::string::npos);
   yaml.insert(at, "      librdkafka: {session.timeout.ms: 3000}\n");
-  auto config = config::parseConfig(yaml, "churn.yaml");
+  auto config = config::parseConfig(yaml, "churn.yaml", kafka::checkSetting);
   const config::Mapping& mapping = config.mappings.at(0);
   metrics::Registry registry;
   metrics::MappingProbe probe(registry, mapping.name);
@@ -283,7 +284,7 @@ TEST_CASE("a burst scales pollers from the minimum to the partition count and ba
   yaml.insert(at + anchor.size(), "      evaluationInterval: 1s\n"
                                   "      scaleDownStabilization: 5s\n"
                                   "      maxConcurrentBatches: 1\n");
-  auto config = config::parseConfig(yaml, "burst.yaml");
+  auto config = config::parseConfig(yaml, "burst.yaml", kafka::checkSetting);
   const config::Mapping& mapping = config.mappings.at(0);
   app::Runtime runtime(config, {});
   runtime.start();

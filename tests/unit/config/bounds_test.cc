@@ -2,6 +2,7 @@
 // the compiled size of filters. Each row: the file and its one exact diagnostic.
 
 #include "config/config.h"
+#include "kafka/setting_check.h"
 #include "rule_case.h"
 
 #include <catch2/catch.hpp>
@@ -158,7 +159,7 @@ TEST_CASE("bounds: a file over 1 MiB is refused where it passes the limit", "[un
 TEST_CASE("bounds: loadConfigFile reads at most 1 MiB of a device that never ends", "[unit]") {
   auto started = std::chrono::steady_clock::now();
   try {
-    loadConfigFile("/dev/zero");
+    loadConfigFile("/dev/zero", kesm::kafka::checkSetting);
     FAIL("expected a ConfigError");
   } catch (const ConfigError& e) {
     CHECK(std::string(e.what()) == "/dev/zero:1:1048577: the file is larger than 1 MiB "

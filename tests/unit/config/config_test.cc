@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "kafka/setting_check.h"
 #include "rule_case.h"
 
 #include <catch2/catch.hpp>
@@ -69,7 +70,7 @@ mappings:
     function:
       url: http://10.0.0.7
 )";
-  Config config = parseConfig(yaml, "kesm.yaml");
+  Config config = parseConfig(yaml, "kesm.yaml", kesm::kafka::checkSetting);
   CHECK(config.server.listen == "127.0.0.1:9555");
   REQUIRE(config.mappings.size() == 2);
 
@@ -111,7 +112,7 @@ mappings:
 }
 
 TEST_CASE("config: a minimal file gets every default", "[unit]") {
-  Config config = parseConfig(kMinimal, "kesm.yaml");
+  Config config = parseConfig(kMinimal, "kesm.yaml", kesm::kafka::checkSetting);
   CHECK(config.server.listen == kDefaultListen);
   REQUIRE(config.mappings.size() == 1);
   const Mapping& m = config.mappings[0];
@@ -150,7 +151,7 @@ TEST_CASE("config: the consumer group defaults to kesm-<name> for each mapping",
     source: {bootstrapServers: k:9092, topics: [t], consumerGroupId: legacy-b}
     function: {url: "http://fn/"}
 )",
-                              "kesm.yaml");
+                              "kesm.yaml", kesm::kafka::checkSetting);
   REQUIRE(config.mappings.size() == 2);
   CHECK(config.mappings[0].source.consumer_group_id == "kesm-a");
   CHECK(config.mappings[1].source.consumer_group_id == "legacy-b");
@@ -170,7 +171,7 @@ TEST_CASE("config: where the source values were written is kept for the prefligh
     source: {bootstrapServers: [k:9092], topics: payments}
     function: {url: "http://fn/"}
 )",
-                              "kesm.yaml");
+                              "kesm.yaml", kesm::kafka::checkSetting);
   CHECK(config.file == "kesm.yaml");
   REQUIRE(config.mappings.size() == 2);
   auto located = [](const Location& l) {
@@ -210,7 +211,7 @@ TEST_CASE("config: values written in other YAML styles are accepted", "[unit]") 
       librdkafka: *rdkafka
     function: {url: "http://fn:8080/invoke"}
 )",
-                              "kesm.yaml");
+                              "kesm.yaml", kesm::kafka::checkSetting);
   REQUIRE(config.mappings.size() == 2);
   const Mapping& m = config.mappings[0];
   CHECK(m.source.bootstrap_servers == std::vector<std::string>{"kafka-0:9092", "kafka-1:9092"});
@@ -247,8 +248,8 @@ TEST_CASE("config: scaling durations accept both ends of their ranges", "[unit]"
        .scale_down_stabilization = 90s},
   }));
   INFO(c.line);
-  Config config =
-      parseConfig(std::string(kMinimal) + "    scaling:\n      " + c.line + "\n", "kesm.yaml");
+  Config config = parseConfig(std::string(kMinimal) + "    scaling:\n      " + c.line + "\n",
+                              "kesm.yaml", kesm::kafka::checkSetting);
   REQUIRE(config.mappings.size() == 1);
   CHECK(config.mappings[0].scaling.evaluation_interval == c.evaluation_interval);
   CHECK(config.mappings[0].scaling.scale_down_stabilization == c.scale_down_stabilization);
@@ -342,7 +343,7 @@ TEST_CASE("config: how diagnostics print", "[unit]") {
 
 TEST_CASE("config: ConfigError::what lists every diagnostic, one per line", "[unit]") {
   try {
-    parseConfig("mappings: []\nextra: 1\n", "kesm.yaml");
+    parseConfig("mappings: []\nextra: 1\n", "kesm.yaml", kesm::kafka::checkSetting);
     FAIL("expected a ConfigError");
   } catch (const ConfigError& e) {
     CHECK(std::string(e.what()) ==
@@ -369,7 +370,7 @@ TEST_CASE("config: garbage never escapes as anything but ConfigError", "[unit]")
     }
     INFO("round " << round);
     try {
-      parseConfig(text, "fuzz.yaml");
+      parseConfig(text, "fuzz.yaml", kesm::kafka::checkSetting);
     } catch (const ConfigError& e) {
       CHECK_FALSE(e.diagnostics().empty());
     }
@@ -378,7 +379,7 @@ TEST_CASE("config: garbage never escapes as anything but ConfigError", "[unit]")
 
 TEST_CASE("config: loadConfigFile on a missing file", "[unit]") {
   try {
-    loadConfigFile("/nonexistent/kesm.yaml");
+    loadConfigFile("/nonexistent/kesm.yaml", kesm::kafka::checkSetting);
     FAIL("expected a ConfigError");
   } catch (const ConfigError& e) {
     REQUIRE(e.diagnostics().size() == 1);
@@ -401,14 +402,14 @@ TEST_CASE("config: loadConfigFile reads a file and names it in diagnostics", "[u
     std::ofstream out(path);
     out << kMinimal;
   }
-  Config config = loadConfigFile(path);
+  Config config = loadConfigFile(path, kesm::kafka::checkSetting);
   CHECK(config.mappings.at(0).name == "orders");
   {
     std::ofstream out(path, std::ios::app);
     out << "    batching: {batchSize: 0}\n";
   }
   try {
-    loadConfigFile(path);
+    loadConfigFile(path, kesm::kafka::checkSetting);
     FAIL("expected a ConfigError");
   } catch (const ConfigError& e) {
     REQUIRE(e.diagnostics().size() == 1);
@@ -427,8 +428,8 @@ TEST_CASE("config: function.nullValues and detectErrorBody", "[unit]") {
     function:
       url: http://orders-fn:8080/invoke
 )";
-  Config config =
-      parseConfig(base + "      nullValues: omit\n      detectErrorBody: false\n", "kesm.yaml");
+  Config config = parseConfig(base + "      nullValues: omit\n      detectErrorBody: false\n",
+                              "kesm.yaml", kesm::kafka::checkSetting);
   CHECK(config.mappings.at(0).function.null_values == NullValues::kOmit);
   CHECK_FALSE(config.mappings.at(0).function.detect_error_body);
 

@@ -4,6 +4,7 @@
 // exactly this one diagnostic".
 
 #include "config/config.h"
+#include "kafka/setting_check.h"
 
 #include <catch2/catch.hpp>
 #include <string>
@@ -13,7 +14,7 @@ namespace kesm::config::test {
 
 inline std::vector<Diagnostic> diagnosticsOf(const std::string& yaml) {
   try {
-    parseConfig(yaml, "kesm.yaml");
+    parseConfig(yaml, "kesm.yaml", kesm::kafka::checkSetting);
   } catch (const ConfigError& e) {
     return e.diagnostics();
   }

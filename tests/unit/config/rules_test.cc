@@ -2,6 +2,8 @@
 // line, column, key path and text.
 
 #include "config/config.h"
+#include "kafka/client_settings.h"
+#include "kafka/setting_check.h"
 #include "rule_case.h"
 
 #include <catch2/catch.hpp>
@@ -1107,7 +1109,7 @@ TEST_CASE("error handling keys are read as written", "[unit]") {
                                         "      bisectBatchOnFunctionError: true\n"
                                         "    onFailure:\n"
                                         "      destination: kafka://orders-failed\n"),
-                            "kesm.yaml");
+                            "kesm.yaml", kesm::kafka::checkSetting);
   const auto& m = config.mappings.at(0);
   CHECK(m.retry.maximum_retry_attempts == 3);
   REQUIRE(m.retry.maximum_record_age.has_value());
@@ -1118,7 +1120,7 @@ TEST_CASE("error handling keys are read as written", "[unit]") {
   auto unbounded = parseConfig(withMapping("    retry:\n"
                                            "      maximumRetryAttempts: -1\n"
                                            "      maximumRecordAge: -1\n"),
-                               "kesm.yaml");
+                               "kesm.yaml", kesm::kafka::checkSetting);
   CHECK(unbounded.mappings[0].retry.maximum_retry_attempts == kUnbounded);
   CHECK_FALSE(unbounded.mappings[0].retry.maximum_record_age.has_value());
   CHECK_FALSE(unbounded.mappings[0].retry.bounded());
@@ -1128,7 +1130,7 @@ TEST_CASE("AT_TIMESTAMP takes RFC 3339 or epoch seconds", "[unit]") {
   auto at = [](const std::string& ts) {
     return parseConfig(withSource(kServers + kTopics + "      startingPosition: AT_TIMESTAMP\n" +
                                   "      startingPositionTimestamp: " + ts + "\n"),
-                       "kesm.yaml")
+                       "kesm.yaml", kesm::kafka::checkSetting)
         .mappings[0]
         .source.starting_position_timestamp_ms;
   };
@@ -1169,10 +1171,10 @@ TEST_CASE("security becomes librdkafka settings, with secrets from files and var
                                        ca +
                                        "\n"
                                        "          verifyHostname: false\n"),
-                            "kesm.yaml");
+                            "kesm.yaml", kesm::kafka::checkSetting);
   CHECK(config.mappings[0].source.security.protocol == SecurityProtocol::kSaslSsl);
   loadSecrets(config);
-  auto settings = kafkaClientSettings(config.mappings[0].source);
+  auto settings = kesm::kafka::clientSettings(config.mappings[0].source);
   auto value = [&](const std::string& key) {
     for (const auto& [k, v] : settings) {
       if (k == key) {
