@@ -18,6 +18,69 @@ const Value* Value::find(std::string_view name) const {
   return nullptr;
 }
 
+std::size_t utf8SequenceLength(std::string_view s, std::size_t i) {
+  auto at = [&](std::size_t k) {
+    return i + k < s.size() ? unsigned{static_cast<unsigned char>(s[i + k])} : 0u;
+  };
+  auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) {
+    return at(k) >= lo && at(k) <= hi;
+  };
+  const unsigned b = at(0);
+  if (b >= 0xc2 && b <= 0xdf) {
+    return cont(1) ? 2 : 0;
+  }
+  if (b == 0xe0) {
+    return cont(1, 0xa0) && cont(2) ? 3 : 0;
+  }
+  if (b == 0xed) {
+    return cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0; // no UTF-16 surrogates
+  }
+  if (b >= 0xe1 && b <= 0xef) {
+    return cont(1) && cont(2) ? 3 : 0;
+  }
+  if (b == 0xf0) {
+    return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  }
+  if (b >= 0xf1 && b <= 0xf3) {
+    return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  }
+  if (b == 0xf4) {
+    return cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0; // nothing above U+10FFFF
+  }
+  return 0;
+}
+
+std::string quote(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b == '"' || b == '\\') {
+      out += '\\';
+      out += static_cast<char>(b);
+      ++i;
+    } else if (b < 0x20) {
+      const char esc[6] = {'\\', 'u', '0', '0', kHex[b >> 4], kHex[b & 0xf]};
+      out.append(esc, 6);
+      ++i;
+    } else if (b < 0x80) {
+      out += static_cast<char>(b);
+      ++i;
+    } else if (std::size_t len = utf8SequenceLength(s, i); len > 0) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd"; // U+FFFD REPLACEMENT CHARACTER, for this one byte
+      ++i;
+    }
+  }
+  out += '"';
+  return out;
+}
+
 namespace {
 
 class Reader {
@@ -232,38 +295,7 @@ private:
     }
   }
 
-  // Length of the well-formed UTF-8 sequence at i_ (RFC 3629 table 3), or 0.
-  std::size_t utf8Length() const {
-    auto at = [&](std::size_t k) {
-      return i_ + k < s_.size() ? unsigned{static_cast<unsigned char>(s_[i_ + k])} : 0u;
-    };
-    auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) {
-      return at(k) >= lo && at(k) <= hi;
-    };
-    const unsigned b = at(0);
-    if (b >= 0xc2 && b <= 0xdf) {
-      return cont(1) ? 2 : 0;
-    }
-    if (b == 0xe0) {
-      return cont(1, 0xa0) && cont(2) ? 3 : 0;
-    }
-    if (b == 0xed) {
-      return cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0; // no UTF-16 surrogates
-    }
-    if (b >= 0xe1 && b <= 0xef) {
-      return cont(1) && cont(2) ? 3 : 0;
-    }
-    if (b == 0xf0) {
-      return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-    }
-    if (b >= 0xf1 && b <= 0xf3) {
-      return cont(1) && cont(2) && cont(3) ? 4 : 0;
-    }
-    if (b == 0xf4) {
-      return cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0; // nothing above U+10FFFF
-    }
-    return 0;
-  }
+  std::size_t utf8Length() const { return utf8SequenceLength(s_, i_); }
 
   std::string string() {
     expect('"');

@@ -165,6 +165,14 @@ int Scaler::recommend(const Observation& o, const Decision& d, double utilizatio
 }
 
 Decision Scaler::decide(const Observation& o) {
+  if (!seeded_) {
+    // Start from what runs, not from the minimum: a controller that starts over a running
+    // pool keeps it, and scales it down only through the stabilization window (the count
+    // that runs counts as a recommendation just made) and the step limit.
+    seeded_ = true;
+    current_ = std::max(0, o.active_pollers);
+    recommendations_.emplace_back(o.at, current_);
+  }
   Decision d;
   if (!o.probe_ok) {
     // A failed probe says nothing about the load: hold, never scale on it.

@@ -12,6 +12,9 @@
 
 namespace kesm::scaler {
 
+// The defaults here are for tests and the simulator (bench/scaling_sim.cc). The product's
+// policy comes from the config only, through policyOf() (scaler/controller_rules.h), whose
+// defaults differ: scaling.maxConcurrentBatches is 5 there (config/config.h), 1 here.
 struct ScalingPolicy {
   int minimum_pollers = 1;
   int maximum_pollers = 200;
@@ -76,11 +79,13 @@ struct Decision {
   std::optional<double> per_poller;
 };
 
-// Stateful but pure: remembers recent observations and recommendations.
+// Stateful but pure: remembers recent observations and recommendations. The first decide()
+// takes Observation::active_pollers as the current count; later ones trust its own decisions.
 class Scaler {
 public:
   explicit Scaler(ScalingPolicy policy);
   Decision decide(const Observation& observation);
+  // The count decided last; the minimum before the first decide().
   int current() const { return current_; }
 
 private:
@@ -91,6 +96,7 @@ private:
 
   ScalingPolicy policy_;
   int current_ = 0;
+  bool seeded_ = false;                      // current_ was taken from an observation
   std::deque<Observation> history_;          // good probes, oldest first, about one rate window
   std::optional<double> capacity_from_time_; // batch size / mean invocation time
   std::optional<double> capacity_from_saturated_; // drain per slot while all were busy

@@ -1,113 +1,19 @@
 #include "scaler/worker_pool.h"
 
-#include "common/log.h"
-#include "common/resources.h"
-
-#include <algorithm>
-
 namespace kesm::scaler {
 
-InProcessWorkerPool::InProcessWorkerPool(poller::PollerContext base) : base_(std::move(base)) {}
-
-InProcessWorkerPool::~InProcessWorkerPool() {
-  stopAll(base_.mapping.scaling.grace_period + base_.mapping.function.timeout);
-}
-
-void InProcessWorkerPool::scaleTo(int desired) {
-  std::lock_guard lock(mutex_);
-  reapLocked();
-  const int servers = static_cast<int>(base_.mapping.source.bootstrap_servers.size());
-  while (static_cast<int>(active_.size()) < desired) {
-    poller::PollerContext ctx = base_;
-    ctx.client_id = base_.client_id + "-" + std::to_string(next_id_++);
-    try {
-      // Room for the whole poller first: a Kafka client that cannot start a thread aborts.
-      ensureHeadroom("poller " + ctx.client_id + " of mapping " + base_.mapping.name,
-                     pollerThreads(servers), pollerDescriptors(servers));
-      auto p = std::make_unique<poller::Poller>(std::move(ctx));
-      p->start();
-      active_.push_back(std::move(p));
-    } catch (const std::exception& e) {
-      spawnFailedLocked(e.what());
-      break;
-    }
-    if (!spawn_error_.empty()) {
-      log(LogLevel::kInfo, "pool", base_.mapping.name, ": pollers start again (", active_.size(),
-          " active)");
-      spawn_error_.clear();
-    }
+const char* toString(WorkerState state) {
+  switch (state) {
+  case WorkerState::kStarting:
+    return "starting";
+  case WorkerState::kRunning:
+    return "running";
+  case WorkerState::kStopping:
+    return "stopping";
+  case WorkerState::kStopped:
+    return "stopped";
   }
-  // Retire the newest first: long-lived members keep their partitions and warm connections.
-  while (static_cast<int>(active_.size()) > desired && !active_.empty()) {
-    active_.back()->requestStop();
-    retiring_.push_back(std::move(active_.back()));
-    active_.pop_back();
-  }
-}
-
-void InProcessWorkerPool::spawnFailedLocked(const std::string& reason) {
-  if (base_.probe != nullptr) {
-    base_.probe->poller_spawn_failures.Increment();
-  }
-  // Once per episode: the controller asks again every evaluation.
-  if (spawn_error_.empty()) {
-    log(LogLevel::kError, "pool", base_.mapping.name, ": holding at ", active_.size(),
-        " poller(s): ", reason);
-  }
-  spawn_error_ = reason;
-}
-
-void InProcessWorkerPool::reapLocked() {
-  std::erase_if(retiring_, [](const std::unique_ptr<poller::Poller>& p) {
-    return p->state() == poller::PollerState::kStopped;
-  });
-  // A poller whose thread ended on its own (e.g. a fatal consumer error) is replaced.
-  std::erase_if(active_, [](const std::unique_ptr<poller::Poller>& p) {
-    return p->state() == poller::PollerState::kStopped;
-  });
-}
-
-PoolStatus InProcessWorkerPool::status() {
-  std::lock_guard lock(mutex_);
-  reapLocked();
-  PoolStatus s;
-  s.spawn_error = spawn_error_;
-  for (const auto& p : active_) {
-    s.active++;
-    if (p->state() == poller::PollerState::kRunning) {
-      s.running++;
-    }
-    s.pollers.push_back(PollerInfo{p->clientId(), p->state(), p->assignedPartitions()});
-  }
-  for (const auto& p : retiring_) {
-    s.stopping++;
-    s.pollers.push_back(PollerInfo{p->clientId(), p->state(), p->assignedPartitions()});
-  }
-  return s;
-}
-
-bool InProcessWorkerPool::stopAll(std::chrono::milliseconds timeout) {
-  std::vector<std::unique_ptr<poller::Poller>> all;
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& p : active_) {
-      p->requestStop();
-      all.push_back(std::move(p));
-    }
-    for (auto& p : retiring_) {
-      all.push_back(std::move(p));
-    }
-    active_.clear();
-    retiring_.clear();
-  }
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool all_stopped = true;
-  for (auto& p : all) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    all_stopped = p->waitStopped(std::max(left, std::chrono::milliseconds(0))) && all_stopped;
-  }
-  return all_stopped; // destructors of `all` join (bounded) here
+  return "unknown";
 }
 
 } // namespace kesm::scaler

@@ -1,67 +1,64 @@
 #pragma once
 
-// Where pollers run. The controller asks for a count; the pool spawns or retires pollers.
-// In-process threads today; a Kubernetes scale-subresource backend fits the same seam.
-
-#include "poller/poller.h"
+// Where a mapping's workers (pollers) run: the seam between the controller, which asks for a
+// count, and whatever runs them. One implementation today: threads of this process
+// (poller/in_process_pool.h), chosen by app/runtime.cc. Nothing here names a poller type, so
+// another backend (pods, say) can implement these three calls; its workers would also have to
+// reach the controller's FatalSink and InvocationStats (scaler/signals.h) from afar.
 
 #include <chrono>
-#include <memory>
-#include <mutex>
+#include <cstddef>
 #include <string>
 #include <vector>
 
 namespace kesm::scaler {
 
-struct PollerInfo {
+enum class WorkerState {
+  kStarting, // spawned, waiting for its first assignment
+  kRunning,  // in the group with an assignment
+  kStopping, // retiring: finishing its batches in flight
+  kStopped,  // gone
+};
+
+// "starting", "running", "stopping", "stopped": the words /status shows.
+const char* toString(WorkerState state);
+
+struct WorkerInfo {
   std::string id;
-  poller::PollerState state;
-  std::size_t partitions = 0;
+  WorkerState state = WorkerState::kStarting;
+  std::size_t partitions = 0; // assigned now
 };
 
 struct PoolStatus {
   int active = 0;   // starting or running: counts toward the desired number
   int running = 0;  // in the group with an assignment
   int stopping = 0; // retiring, finishing their batch in flight
-  // Why the last poller could not be started (no thread or descriptor left); empty once one
-  // started again. The pool holds at the pollers it has meanwhile.
+  // Why the last worker could not be started (no thread or descriptor left); empty once one
+  // started again. The pool holds at the workers it has meanwhile.
   std::string spawn_error;
-  std::vector<PollerInfo> pollers;
+  std::vector<WorkerInfo> pollers; // the active ones, oldest first, then the retiring ones
 };
 
+// What scaleTo() reached.
+struct ScaleResult {
+  int active = 0;    // workers now counted toward the desired number
+  std::string error; // why fewer than asked are active; empty when the count was reached
+  bool ok() const { return error.empty(); }
+};
+
+// Implementations are thread-safe.
 class WorkerPool {
 public:
   virtual ~WorkerPool() = default;
-  // Spawns or retires pollers until `desired` are active. Does not block on a retire. When
-  // the process has no thread or descriptor for another poller it stops there, logs it once
-  // and reports it in status().spawn_error; it never throws for that.
-  virtual void scaleTo(int desired) = 0;
+  // Spawns or retires workers until `desired` are active; 0 retires them all (a disabled
+  // mapping) and the pool stays usable. Does not block on a retire. When no worker can be
+  // started (no thread or descriptor left) it holds at what runs, logs that once per episode
+  // and says so in the result and in status().spawn_error; it never throws for that.
+  virtual ScaleResult scaleTo(int desired) = 0;
   virtual PoolStatus status() = 0;
-  // Retires every poller and waits for them, up to the timeout. True when all stopped.
-  virtual bool stopAll(std::chrono::milliseconds timeout) = 0;
-};
-
-// Pollers as threads of this process. Thread-safe.
-class InProcessWorkerPool final : public WorkerPool {
-public:
-  // `base` is copied into every poller; its client_id is used as a prefix.
-  explicit InProcessWorkerPool(poller::PollerContext base);
-  ~InProcessWorkerPool() override;
-
-  void scaleTo(int desired) override;
-  PoolStatus status() override;
-  bool stopAll(std::chrono::milliseconds timeout) override;
-
-private:
-  void reapLocked();
-  void spawnFailedLocked(const std::string& reason);
-
-  poller::PollerContext base_;
-  std::mutex mutex_;
-  int next_id_ = 1;
-  std::string spawn_error_;
-  std::vector<std::unique_ptr<poller::Poller>> active_;   // oldest first
-  std::vector<std::unique_ptr<poller::Poller>> retiring_; // stop requested
+  // Stopping the process: retires every worker and waits for them, up to `timeout`. True
+  // when all stopped in time. Called once, last.
+  virtual bool shutdown(std::chrono::milliseconds timeout) = 0;
 };
 
 } // namespace kesm::scaler

@@ -6,7 +6,7 @@
 #include "invoker/invoker.h"
 #include "kafka/setting_check.h"
 #include "metrics/metrics.h"
-#include "scaler/worker_pool.h"
+#include "poller/in_process_pool.h"
 
 #include <catch2/catch.hpp>
 
@@ -39,7 +39,7 @@ struct Rig {
     probe.emplace(registry, mapping.name);
   }
 
-  std::unique_ptr<scaler::InProcessWorkerPool> pool() {
+  std::unique_ptr<poller::InProcessWorkerPool> pool() {
     poller::PollerContext base;
     base.mapping = mapping;
     base.probe = &*probe;
@@ -49,7 +49,7 @@ struct Rig {
     opts.timeout = mapping.function.timeout;
     opts.bootstrap_servers = cluster.bootstrapServers();
     base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
-    return std::make_unique<scaler::InProcessWorkerPool>(std::move(base));
+    return std::make_unique<poller::InProcessWorkerPool>(std::move(base));
   }
 
   bool committedAt(std::int64_t end) {
@@ -61,7 +61,7 @@ struct Rig {
 
 // Spawns a second poller and retires it at once, `rounds` times; every `settle_every`
 // rounds lets the spawned one reach its first assignment before retiring it.
-void churn(scaler::InProcessWorkerPool& pool, int rounds, int settle_every) {
+void churn(poller::InProcessWorkerPool& pool, int rounds, int settle_every) {
   for (int i = 0; i < rounds; ++i) {
     pool.scaleTo(2);
     if (settle_every > 0 && i % settle_every == 0) {
@@ -92,7 +92,7 @@ TEST_CASE("churn: a poller spawned and at once retired 1000 times loses nothing"
   bool done = waitUntil(
       120s, [&] { return rig.committedAt(kPerPartition); }, 500ms);
   auto status = pool->status();
-  REQUIRE(pool->stopAll(30s));
+  REQUIRE(pool->shutdown(30s));
   CHECK(done);
   CHECK(status.active == 2);
   for (int p = 0; p < kPartitions; ++p) {
@@ -121,7 +121,7 @@ TEST_CASE("churn: with cooperative-sticky a poller is never closed before its fi
   pool->scaleTo(2);
   bool done = waitUntil(
       180s, [&] { return rig.committedAt(kPerPartition); }, 500ms);
-  REQUIRE(pool->stopAll(60s));
+  REQUIRE(pool->shutdown(60s));
   CHECK(done);
   for (int p = 0; p < kPartitions; ++p) {
     INFO("partition " << p);

@@ -9,8 +9,8 @@
 #include "kafka/setting_check.h"
 #include "metrics/metrics.h"
 #include "net/http.h"
+#include "poller/in_process_pool.h"
 #include "poller/poller.h"
-#include "scaler/worker_pool.h"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -108,7 +108,7 @@ private:
   std::thread thread_;
 };
 
-// The same wiring as app/runtime.cc's MappingController gives its pool.
+// The same wiring as app/runtime.cc's MappingRuntime gives its pool.
 poller::PollerContext pollerContext(const config::Mapping& mapping, metrics::MappingProbe& probe) {
   poller::PollerContext base;
   base.mapping = mapping;
@@ -141,7 +141,7 @@ std::string describe(const scaler::PoolStatus& status) {
   out << "active " << status.active << ", running " << status.running << ", stopping "
       << status.stopping << ":";
   for (const auto& p : status.pollers) {
-    out << " " << p.id << "=" << poller::toString(p.state) << "/" << p.partitions;
+    out << " " << p.id << "=" << scaler::toString(p.state) << "/" << p.partitions;
   }
   return out.str();
 }
@@ -172,7 +172,7 @@ TEST_CASE("churn: pollers spawned and retired many times lose nothing", "[integr
   const config::Mapping& mapping = config.mappings.at(0);
   metrics::Registry registry;
   metrics::MappingProbe probe(registry, mapping.name);
-  scaler::InProcessWorkerPool pool(pollerContext(mapping, probe));
+  poller::InProcessWorkerPool pool(pollerContext(mapping, probe));
 
   // More records arrive while the pool churns: 8 x 20 every 250 ms, about 640/s.
   BackgroundProducer more(cluster.bootstrapServers(), "churn", kPartitions, kInitialPerPartition,
@@ -232,7 +232,7 @@ TEST_CASE("churn: pollers spawned and retired many times lose nothing", "[integr
     INFO("committed:" << where.str() << "; pool " << describe(pool.status()));
     REQUIRE(drained);
   }
-  REQUIRE(pool.stopAll(30s));
+  REQUIRE(pool.shutdown(30s));
 
   const std::size_t duplicates = deliveries.total() - deliveries.distinct();
   WARN("churn: " << deliveries.total() << " deliveries of " << deliveries.distinct()

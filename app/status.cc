@@ -1,0 +1,75 @@
+#include "app/status.h"
+
+#include "common/json.h"
+#include "common/log.h"
+
+#include <sstream>
+
+namespace kesm::app {
+
+std::string mappingStatusJson(const config::Mapping& mapping, const scaler::ControllerSnapshot& s,
+                              const std::map<TopicPartition, std::string>& notes,
+                              const EventCounts& events, Clock::time_point steady_now,
+                              std::chrono::system_clock::time_point wall_now) {
+  using json::quote;
+  std::ostringstream out;
+  out << "{\"name\":" << quote(mapping.name) << ",\"state\":\""
+      << (s.disabled ? "Disabled" : "Enabled") << "\"";
+  if (s.disabled) {
+    out << ",\"stateReason\":" << quote(s.disabled_reason);
+  }
+  out << ",\"topics\":[";
+  for (size_t i = 0; i < mapping.source.topics.size(); ++i) {
+    out << (i ? "," : "") << quote(mapping.source.topics[i]);
+  }
+  out << "],\"consumerGroupId\":" << quote(mapping.source.consumer_group_id)
+      << ",\"pollers\":{\"desired\":" << s.desired << ",\"active\":" << s.pool.active
+      << ",\"running\":" << s.pool.running << ",\"stopping\":" << s.pool.stopping
+      << ",\"minimum\":" << mapping.scaling.minimum_pollers
+      << ",\"maximum\":" << mapping.scaling.maximum_pollers << ",\"workers\":[";
+  for (size_t i = 0; i < s.pool.pollers.size(); ++i) {
+    const auto& w = s.pool.pollers[i];
+    out << (i ? "," : "") << "{\"id\":" << quote(w.id) << ",\"state\":\""
+        << scaler::toString(w.state) << "\",\"partitions\":" << w.partitions << "}";
+  }
+  out << "]},\"lag\":{\"stale\":" << (s.lag_stale ? "true" : "false");
+  if (s.lag) {
+    out << ",\"total\":" << s.lag->total << ",\"max\":" << s.lag->max << ",\"partitions\":[";
+    for (size_t i = 0; i < s.lag->partitions.size(); ++i) {
+      const auto& p = s.lag->partitions[i];
+      out << (i ? "," : "") << "{\"topic\":" << quote(p.tp.topic)
+          << ",\"partition\":" << p.tp.partition.value() << ",\"lag\":" << p.lag
+          << ",\"highWatermark\":" << p.high << ",\"committed\":";
+      if (p.committed) {
+        out << *p.committed;
+      } else {
+        out << "null";
+      }
+      // Lagging with no commit progress since: null when not lagging.
+      out << ",\"stalledSince\":";
+      auto stalled = s.stalled_since.find(p.tp);
+      if (stalled != s.stalled_since.end() && stalled->second) {
+        const auto since = *stalled->second;
+        auto wall = wall_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                   steady_now - since);
+        out << quote(utcTimestamp(wall)) << ",\"stalledSeconds\":"
+            << std::chrono::duration_cast<std::chrono::milliseconds>(steady_now - since).count() /
+                   1000.0;
+      } else {
+        out << "null,\"stalledSeconds\":0";
+      }
+      if (auto n = notes.find(p.tp); n != notes.end()) {
+        out << ",\"note\":" << quote(n->second);
+      }
+      out << "}";
+    }
+    out << "]";
+  }
+  out << "},\"events\":{\"polled\":" << static_cast<long long>(events.polled)
+      << ",\"invoked\":" << static_cast<long long>(events.invoked)
+      << ",\"failedInvoke\":" << static_cast<long long>(events.failed)
+      << ",\"committed\":" << static_cast<long long>(events.committed) << "}}";
+  return out.str();
+}
+
+} // namespace kesm::app

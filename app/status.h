@@ -1,0 +1,29 @@
+#pragma once
+
+// The /status document of one mapping. Pure rendering of what the controller, the pollers'
+// notes and the mapping's counters say; called on the metrics server's thread.
+
+#include "common/types.h"
+#include "config/config.h"
+#include "scaler/controller.h"
+
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace kesm::app {
+
+// Records counted by the mapping's probe (metrics::MappingProbe), since start.
+struct EventCounts {
+  double polled = 0, invoked = 0, failed = 0, committed = 0;
+};
+
+// One element of /status "mappings". `steady_now` and `wall_now` are the same instant: stall
+// times are steady, /status shows them as UTC.
+std::string mappingStatusJson(const config::Mapping& mapping,
+                              const scaler::ControllerSnapshot& snapshot,
+                              const std::map<TopicPartition, std::string>& notes,
+                              const EventCounts& events, Clock::time_point steady_now,
+                              std::chrono::system_clock::time_point wall_now);
+
+} // namespace kesm::app
