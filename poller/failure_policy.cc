@@ -104,6 +104,16 @@ bool isAccessRefused(int librdkafka_error) {
   }
 }
 
+AccessRefusalWindow::Verdict AccessRefusalWindow::refused(Clock::time_point now) {
+  bool continued = last_ && now - *last_ < kSilence;
+  last_ = now;
+  if (!since_ || !continued) {
+    since_ = now;
+    return Verdict::kStarted;
+  }
+  return now - *since_ >= kRefusedFor ? Verdict::kFatal : Verdict::kContinuing;
+}
+
 std::pair<Batch, Batch> bisectBatch(const Batch& batch) {
   std::size_t half = batch.records.size() / 2;
   Batch left;

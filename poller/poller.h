@@ -1,7 +1,11 @@
 #pragma once
 
-// One poller: a Kafka consumer in the mapping's group, its batcher, one batch in flight,
-// commit after success. The poller does not know how many pollers exist.
+// One poller: a Kafka consumer in the mapping's group, its batcher, up to
+// maxConcurrentBatches batches in flight (on partitions no two share), commit after success.
+// The poller does not know how many pollers exist. Its parts: the loop (poller.cc), batches
+// in flight (poller_batches.cc, decided by poller/in_flight.h), commits and rebalances
+// (poller_rebalance.cc, bookkept by poller/commit_tracker.h), the invoke workers
+// (poller/invoke_worker.h) and the wake-up fd (poller/wake_fd.h).
 
 #include "common/types.h"
 #include "config/config.h"
@@ -62,6 +66,12 @@ struct PollerContext {
   // startingPosition LATEST: where partitions the group never committed start. Null: at
   // their end.
   std::shared_ptr<const PartitionsAtStart> partitions_at_start;
+  // Time for timers, retries and attempt durations; null: the steady clock. Outlives the
+  // poller.
+  const Clock* clock = nullptr;
+  // Uniform in [0, 1), for backoff jitter; called on the poller thread. Null: a generator
+  // seeded at random.
+  std::function<double()> random01;
 };
 
 // The event's shape for this mapping's function (function.nullValues).
