@@ -13,7 +13,7 @@ namespace {
 const Clock::time_point kT0 = Clock::time_point{} + std::chrono::hours(1);
 }
 
-TEST_CASE("refusals that last 30 s disable; each reconnect's refusal continues the count",
+TEST_CASE("refusals that last 30 s disable, and each reconnect's refusal continues the count",
           "[unit][poller][access]") {
   AccessRefusalWindow window;
   CHECK(window.refused(kT0) == Verdict::kStarted);

@@ -56,7 +56,7 @@ TEST_CASE("a commit point only moves forward", "[unit][poller][commit]") {
   CHECK(tracker.committable(kP0) == 20);
 }
 
-TEST_CASE("an accepted commit is not sent again; a later success is", "[unit][poller][commit]") {
+TEST_CASE("an accepted commit is not sent again, a later success is", "[unit][poller][commit]") {
   CommitTracker tracker;
   tracker.assign(kP0);
   tracker.assign(kP1);

@@ -288,7 +288,7 @@ TEST_CASE("a record too large to send goes to the destination when there is one"
   CHECK(machine.beforeAttempt(f, true, milliseconds(0), kNow).next == Next::kSend);
 }
 
-TEST_CASE("413 for one record: held, or dropped when retries are bounded; for many: bisect",
+TEST_CASE("413 for one record: held, or dropped when retries are bounded, and for many: bisect",
           "[unit][poller][inflight]") {
   InFlightMachine unbounded(settings());
   InFlight one = sent(unbounded, 1);
