@@ -35,28 +35,6 @@ InFlight openBatch(Batch cut) {
   return f;
 }
 
-const char* toString(Next next) {
-  switch (next) {
-  case Next::kSend:
-    return "send";
-  case Next::kRetry:
-    return "retry";
-  case Next::kBisect:
-    return "bisect";
-  case Next::kToDestination:
-    return "to_destination";
-  case Next::kDrop:
-    return "drop";
-  case Next::kPieceDone:
-    return "piece_done";
-  case Next::kHold:
-    return "hold";
-  case Next::kDisable:
-    return "disable";
-  }
-  return "unknown";
-}
-
 InFlightMachine::InFlightMachine(InFlightSettings settings)
     : settings_(std::move(settings)), limit_(std::max<std::size_t>(1, settings_.max_concurrent)) {
   settings_.max_concurrent = limit_;

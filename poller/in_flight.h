@@ -64,8 +64,6 @@ struct Step {
   std::shared_ptr<const Batch> split;                  // kBisect: the piece that was split
 };
 
-const char* toString(Next next);
-
 struct InFlightSettings {
   config::RetryConfig retry;
   bool has_destination = false;
@@ -84,7 +82,6 @@ public:
   // Batches that may be in flight now: maxConcurrentBatches, halved by each throttle and
   // raised by one after each success.
   std::size_t concurrencyLimit() const;
-  const InFlightSettings& settings() const { return settings_; }
 
   // Before an attempt of the front piece (not of a destination write): a lone record whose
   // event alone passes the payload limit is never sent; records past maximumRecordAge are
