@@ -62,10 +62,6 @@ NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
 bool expiredBeforeAttempt(const config::RetryConfig& retry,
                           std::chrono::milliseconds oldest_record_age);
 
-// A librdkafka error code (an rd_kafka_resp_err_t) that retrying cannot fix: refused
-// credentials (SASL) or a missing ACL (topic, group, cluster authorization).
-bool isAccessRefused(int librdkafka_error);
-
 // librdkafka reports a refused login or a missing ACL at every reconnect. Only a refusal
 // that lasts disables the mapping: a broker that is restarting can refuse a login or two
 // while it loads its credentials, and disabling on that would need a restart to undo. Pure:

@@ -4,8 +4,8 @@
 #include "common/resources.h"
 #include "filter/filter.h"
 #include "invoker/payload.h"
+#include "kafka/rdkafka_adapter.h"
 #include "poller/poller_impl.h"
-#include "poller/rdkafka_record.h"
 
 #include <algorithm>
 #include <future>
@@ -33,17 +33,6 @@ const char* toString(PollerState state) {
 }
 
 namespace {
-
-std::string join(const std::vector<std::string>& items, const char* sep) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) {
-      out += sep;
-    }
-    out += item;
-  }
-  return out;
-}
 
 // Uniform in [0, 1), seeded at random: backoff jitter.
 std::function<double()> seededRandom() {
@@ -88,43 +77,6 @@ invoker::EventFormat eventFormat(const config::Mapping& mapping) {
   return format;
 }
 
-std::vector<std::pair<std::string, std::string>> consumerSettings(const config::Mapping& mapping,
-                                                                  const std::string& client_id) {
-  const auto& s = mapping.source;
-  std::vector<std::pair<std::string, std::string>> out{
-      {"group.id", s.consumer_group_id},
-      {"client.id", client_id},
-      // Offsets are committed only after the function succeeded, as explicit lists.
-      {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},
-      // Where a partition without a usable committed offset starts when kesm did not choose
-      // (LATEST and AT_TIMESTAMP choose at assignment), and where an offset retention deleted
-      // resumes: never past records still in the log.
-      {"auto.offset.reset", "earliest"},
-      {"partition.assignment.strategy", s.partition_assignor},
-      // Fast failover and rebalances; also what the mock cluster needs to form groups.
-      {"session.timeout.ms", "6000"},
-      {"heartbeat.interval.ms", "500"},
-      // Bounded prefetch per partition (each has its own queue, see intake()): about two
-      // batches by count and 2 MiB by bytes, per partition and per poller, so memory stays
-      // bounded when a poller owns many lagging partitions or many pollers run (8 MiB each
-      // took 1.5 GB at 100 pollers); a fetch response is at most 4 MiB.
-      {"queued.min.messages", std::to_string(std::max(100, 2 * mapping.batching.batch_size))},
-      {"queued.max.messages.kbytes", "2048"},
-      {"fetch.max.bytes", "4194304"},
-      {"socket.nagle.disable", "true"},
-      {"log.connection.close", "false"},
-      // Partitions added to a topic reach the group within 5 s, not librdkafka's 5 min: one
-      // small Metadata request (the subscribed topics) per poller every 5 s.
-      {"topic.metadata.refresh.interval.ms", "5000"},
-  };
-  // The cluster's address and security, then the user's map, which may override the above.
-  for (auto& kv : config::kafkaClientSettings(s)) {
-    out.push_back(std::move(kv));
-  }
-  return out;
-}
-
 Poller::Impl::Impl(Poller& owner, PollerContext context)
     : owner_(owner), ctx_(std::move(context)),
       clock_(ctx_.clock != nullptr ? *ctx_.clock : steady_clock_),
@@ -136,7 +88,7 @@ Poller::Impl::Impl(Poller& owner, PollerContext context)
       sizer_(makeSizer()), machine_(inFlightSettings(ctx_)) {}
 
 PayloadSizer Poller::Impl::makeSizer() const {
-  std::string servers = join(ctx_.mapping.source.bootstrap_servers, ",");
+  std::string servers = kafka::joinServers(ctx_.mapping.source.bootstrap_servers);
   PayloadSizer sizer;
   sizer.envelope_bytes = invoker::encodedEnvelopeOverhead(servers);
   sizer.record_bytes = [format = eventFormat(ctx_.mapping)](const Record& r) {
@@ -170,11 +122,8 @@ void Poller::Impl::run() {
 void Poller::Impl::runConsumer() {
   std::string err;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  for (const auto& [key, value] : consumerSettings(ctx_.mapping, ctx_.client_id)) {
-    if (conf->set(key, value, err) != RdKafka::Conf::CONF_OK) {
-      throw std::runtime_error("librdkafka setting " + key + ": " + err);
-    }
-  }
+  kafka::applySettings(conf->c_ptr_global(), kafka::consumerSettings(ctx_.mapping, ctx_.client_id),
+                       kafka::OnRefused::kThrow);
   conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err);
   conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err);
   consumer_.reset(createKafkaClient(
@@ -336,7 +285,7 @@ void Poller::Impl::handleMessage(const rd_kafka_message_t& msg) {
     ctx_.probe->kafka_errors.Increment();
     log(LogLevel::kWarn, "poller", ctx_.client_id,
         ": consume error: ", rd_kafka_message_errstr(&msg));
-    if (isAccessRefused(msg.err)) {
+    if (kafka::isAccessRefused(msg.err)) {
       accessRefused(std::string("the cluster refused access: ") + rd_kafka_message_errstr(&msg));
     }
     return;
@@ -355,7 +304,7 @@ void Poller::Impl::handleMessage(const rd_kafka_message_t& msg) {
   }
   next_expected_[tp] = Offset{msg.offset + 1};
   ctx_.probe->events_polled.Increment();
-  Record record = toRecord(msg);
+  Record record = kafka::toRecord(msg);
   if (ctx_.mapping.filters && !ctx_.mapping.filters->matches(record)) {
     record.filtered = true;
     // Only the offset matters now: keep no bytes for it.

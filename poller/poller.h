@@ -10,6 +10,7 @@
 #include "common/types.h"
 #include "config/config.h"
 #include "invoker/invoker.h"
+#include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "poller/dead_letter.h"
 #include "scaler/signals.h"
@@ -77,10 +78,11 @@ struct PollerContext {
 // The event's shape for this mapping's function (function.nullValues).
 invoker::EventFormat eventFormat(const config::Mapping& mapping);
 
-// librdkafka settings kesm applies before the user's `librdkafka:` map. Exposed so tests
-// and docs can show them.
-std::vector<std::pair<std::string, std::string>> consumerSettings(const config::Mapping& mapping,
-                                                                  const std::string& client_id);
+// Moved to kafka::consumerSettings; this forward stays only until app/runtime.cc calls that.
+inline kafka::Settings consumerSettings(const config::Mapping& mapping,
+                                        const std::string& client_id) {
+  return kafka::consumerSettings(mapping, client_id);
+}
 
 // Owns one thread, which alone owns the consumer. Public methods are thread-safe.
 class Poller {

@@ -11,6 +11,7 @@
 // synchronously, so the next owner starts exactly after the last success.
 
 #include "common/log.h"
+#include "kafka/kafka.h"
 #include "poller/poller_impl.h"
 
 namespace kesm::poller {
@@ -429,7 +430,7 @@ void Poller::Impl::event_cb(RdKafka::Event& event) {
   switch (event.type()) {
   case RdKafka::Event::EVENT_ERROR:
     ctx_.probe->kafka_errors.Increment();
-    if (isAccessRefused(event.err())) {
+    if (kafka::isAccessRefused(event.err())) {
       accessRefused("the cluster refused access: " + event.str());
     }
     if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN || event.fatal()) {
