@@ -5,7 +5,7 @@
 #include "app/runtime.h"
 #include "common/log.h"
 #include "config/config.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "samplefn/sample_function.h"
 
 #include <atomic>

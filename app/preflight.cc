@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "common/resources.h"
+#include "kafka/rdkafka_adapter.h"
 
 #include <algorithm>
 #include <future>
@@ -18,14 +19,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
-
-std::string joinServers(const std::vector<std::string>& servers) {
-  std::string out;
-  for (const auto& s : servers) {
-    out += (out.empty() ? "" : ",") + s;
-  }
-  return out;
-}
 
 // librdkafka's reason for a broker error, without the broker name in front and the timing
 // behind: "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused
@@ -69,32 +62,31 @@ std::vector<config::Diagnostic> checkMapping(const config::Config& config,
                                              steady_clock::time_point deadline,
                                              milliseconds timeout) {
   const auto& source = mapping.source;
-  const std::string servers = joinServers(source.bootstrap_servers);
+  const std::string servers = kafka::joinServers(source.bootstrap_servers);
   ClientErrors errors;
   char err[512] = "";
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const std::string& key, const std::string& value) {
-    return rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) == RD_KAFKA_CONF_OK;
-  };
   // What the pollers use to reach the brokers (security included), then kesm's own settings
   // for this client, which the user's map may not override here.
-  for (const auto& [key, value] : config::kafkaClientSettings(source)) {
-    if (!set(key, value)) {
-      rd_kafka_conf_destroy(conf);
-      // Never the value: it may be a secret.
-      const auto& where =
-          key.rfind("sasl.", 0) == 0 || key.rfind("ssl.", 0) == 0 || key == "security.protocol"
-              ? source.security.at
-              : source.librdkafka_at;
-      return {at(config, where, "librdkafka refuses the setting '" + key + "': " + err)};
-    }
+  rd_kafka_conf_t* conf = nullptr;
+  try {
+    conf = kafka::newConf(kafka::clientSettings(source), kafka::OnRefused::kThrow);
+  } catch (const kafka::SettingError& e) {
+    const auto& key = e.key();
+    const auto& where =
+        key.rfind("sasl.", 0) == 0 || key.rfind("ssl.", 0) == 0 || key == "security.protocol"
+            ? source.security.at
+            : source.librdkafka_at;
+    return {at(config, where, "librdkafka refuses the setting '" + key + "': " + e.reason())};
   }
-  set("client.id", "kesm-" + mapping.name + "-preflight");
-  // A broker with auto.create.topics.enable creates a topic that a client asks about by name
-  // when the client allows it. The request below asks for all topics, which creates none; this
-  // makes sure no request of this client ever does.
-  set("allow.auto.create.topics", "false");
-  set("log.connection.close", "false");
+  kafka::applySettings(conf,
+                       {{"client.id", "kesm-" + mapping.name + "-preflight"},
+                        // A broker with auto.create.topics.enable creates a topic that a client
+                        // asks about by name when the client allows it. The request below asks
+                        // for all topics, which creates none; this makes sure no request of
+                        // this client ever does.
+                        {"allow.auto.create.topics", "false"},
+                        {"log.connection.close", "false"}},
+                       kafka::OnRefused::kSkip);
   rd_kafka_conf_set_opaque(conf, &errors);
   rd_kafka_conf_set_error_cb(conf, &ClientErrors::onError);
   // The reasons end up in the diagnostic; the log lines are only for --verbose.

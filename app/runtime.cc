@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/resources.h"
 #include "invoker/invoker.h"
+#include "kafka/rdkafka_adapter.h"
 #include "metrics/metrics.h"
 #include "poller/in_process_pool.h"
 #include "poller/poller.h"
@@ -12,7 +13,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
-#include <librdkafka/rdkafkacpp.h>
 #include <mutex>
 #include <thread>
 
@@ -22,26 +22,17 @@ using std::chrono::milliseconds;
 
 void checkLibrdkafkaSettings(const config::Config& config) {
   for (const auto& mapping : config.mappings) {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::string err;
-    for (const auto& [key, value] : poller::consumerSettings(mapping, "kesm-check")) {
-      if (conf->set(key, value, err) != RdKafka::Conf::CONF_OK) {
-        throw std::runtime_error("mapping '" + mapping.name + "': librdkafka setting '" + key +
-                                 "': " + err);
-      }
+    try {
+      rd_kafka_conf_destroy(kafka::newConf(kafka::consumerSettings(mapping, "kesm-check"),
+                                           kafka::OnRefused::kThrow));
+    } catch (const kafka::SettingError& e) {
+      throw std::runtime_error("mapping '" + mapping.name + "': librdkafka setting '" + e.key() +
+                               "': " + e.reason());
     }
   }
 }
 
 namespace {
-
-std::string joinServers(const std::vector<std::string>& servers) {
-  std::string out;
-  for (const auto& s : servers) {
-    out += (out.empty() ? "" : ",") + s;
-  }
-  return out;
-}
 
 // One mapping's parts: its metrics, the notes its pollers leave for /status, and its
 // controller, which owns the pool (pollers as threads of this process) and the Kafka lag probe.
@@ -58,7 +49,7 @@ struct MappingRuntime {
     invoker::HttpInvokerOptions opts;
     opts.url = mapping.function.url;
     opts.timeout = mapping.function.timeout;
-    opts.bootstrap_servers = joinServers(mapping.source.bootstrap_servers);
+    opts.bootstrap_servers = kafka::joinServers(mapping.source.bootstrap_servers);
     opts.format = poller::eventFormat(mapping);
     opts.detect_error_body = mapping.function.detect_error_body;
     opts.log_name = mapping.name;

@@ -2,7 +2,7 @@
 
 // The YAML model of kesm: one file, a server section and one or more mappings.
 // parseConfig is pure (no file, no network, no librdkafka): it judges the librdkafka map with
-// the SettingValidator it is given (kafka::checkSetting, kafka/setting_check.h, asks
+// the SettingValidator it is given (kafka::checkSetting, kafka/kafka.h, asks
 // librdkafka). Every rule broken is reported with file, line, column and key path. The I/O is
 // loadConfigFile and loadSecrets (load.cc): the file, the secrets it names, its TLS files.
 // Startup only; the Config is then read-only and may be shared by threads.
@@ -236,17 +236,4 @@ Config loadConfigFile(const std::string& path, const SettingValidator& validate_
 // unreadable one was written. I/O: called at startup, never by parseConfig().
 void loadSecrets(Config& config);
 
-} // namespace kesm::config
-
-// TODO(issue 14 merge): callers move to kafka::clientSettings (kafka/client_settings.h); the
-// poller, the lag source and the preflight still call this. Remove it, and kesm_config's
-// INTERFACE link to kesm_kafka, at the merge.
-namespace kesm::kafka {
-std::vector<std::pair<std::string, std::string>> clientSettings(const config::SourceConfig& source);
-}
-namespace kesm::config {
-inline std::vector<std::pair<std::string, std::string>>
-kafkaClientSettings(const SourceConfig& source) {
-  return kafka::clientSettings(source);
-}
 } // namespace kesm::config

@@ -8,7 +8,7 @@
 // docs/configuration.md (checked below, so the validator cannot silently let it through).
 
 #include "config/config.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 
 #include <cmath>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "kafka/client_settings.h"
+#include "kafka/kafka.h"
 
 namespace kesm::kafka {
 

@@ -1,4 +1,4 @@
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 
 #include <librdkafka/rdkafka.h>
 

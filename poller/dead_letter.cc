@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "common/resources.h"
+#include "kafka/rdkafka_adapter.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -67,15 +68,14 @@ std::size_t recordBytes(const Record& r) {
 }
 
 rd_kafka_conf_t* clientConf(const config::Mapping& mapping, const std::string& client_id) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
   // The user's map may hold consumer-only settings; they do not apply to a producer.
-  for (const auto& [k, v] : config::kafkaClientSettings(mapping.source)) {
-    rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err);
-  }
-  rd_kafka_conf_set(conf, "client.id", client_id.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", err, sizeof err);
-  rd_kafka_conf_set(conf, "log.connection.close", "false", err, sizeof err);
+  rd_kafka_conf_t* conf =
+      kafka::newConf(kafka::clientSettings(mapping.source), kafka::OnRefused::kSkip);
+  kafka::applySettings(conf,
+                       {{"client.id", client_id},
+                        {"allow.auto.create.topics", "false"},
+                        {"log.connection.close", "false"}},
+                       kafka::OnRefused::kSkip);
   rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int level, const char* fac,
                                     const char* buf) {
     log(level <= 4 ? LogLevel::kWarn : LogLevel::kDebug, "on-failure", "kafka ", fac, ": ", buf);
@@ -213,19 +213,20 @@ public:
       : topic_(mapping.on_failure.destination_topic) {
     ProducerLimits limits = lookUpLimits(mapping);
     rd_kafka_conf_t* conf = clientConf(mapping, "kesm-" + mapping.name + "-on-failure");
+    try {
+      kafka::applySettings(conf,
+                           {{"acks", "all"},
+                            {"enable.idempotence", "true"},
+                            {"linger.ms", "5"},
+                            {"message.timeout.ms", std::to_string(timeout.count())},
+                            {"message.max.bytes", std::to_string(limits.message_max_bytes)},
+                            {"batch.size", std::to_string(limits.batch_size)}},
+                           kafka::OnRefused::kThrow);
+    } catch (const kafka::SettingError& e) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error("on-failure producer: " + e.key() + ": " + e.reason());
+    }
     char err[512];
-    auto set = [&](const std::string& k, const std::string& v) {
-      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        throw std::runtime_error("on-failure producer: " + k + ": " + err);
-      }
-    };
-    set("acks", "all");
-    set("enable.idempotence", "true");
-    set("linger.ms", "5");
-    set("message.timeout.ms", std::to_string(timeout.count()));
-    set("message.max.bytes", std::to_string(limits.message_max_bytes));
-    set("batch.size", std::to_string(limits.batch_size));
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaDeadLetterSink::onDelivery);
     rk_ = createKafkaClient(
         "the onFailure producer of mapping " + mapping.name,

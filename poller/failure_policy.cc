@@ -1,7 +1,5 @@
 #include "poller/failure_policy.h"
 
-#include <librdkafka/rdkafka.h>
-
 namespace kesm::poller {
 
 FailureClass classify(const invoker::InvokeResult& result) {
@@ -91,17 +89,14 @@ NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
   return NextStep::kRetry;
 }
 
-bool isAccessRefused(int librdkafka_error) {
-  switch (static_cast<rd_kafka_resp_err_t>(librdkafka_error)) {
-  case RD_KAFKA_RESP_ERR__AUTHENTICATION:
-  case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
-  case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-  case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-  case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-    return true;
-  default:
-    return false;
+AccessRefusalWindow::Verdict AccessRefusalWindow::refused(Clock::time_point now) {
+  bool continued = last_ && now - *last_ < kSilence;
+  last_ = now;
+  if (!since_ || !continued) {
+    since_ = now;
+    return Verdict::kStarted;
   }
+  return now - *since_ >= kRefusedFor ? Verdict::kFatal : Verdict::kContinuing;
 }
 
 std::pair<Batch, Batch> bisectBatch(const Batch& batch) {

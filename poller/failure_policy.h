@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <utility>
 
 namespace kesm::poller {
@@ -61,9 +62,30 @@ NextStep nextStep(const config::RetryConfig& retry, bool has_destination,
 bool expiredBeforeAttempt(const config::RetryConfig& retry,
                           std::chrono::milliseconds oldest_record_age);
 
-// A librdkafka error code (an rd_kafka_resp_err_t) that retrying cannot fix: refused
-// credentials (SASL) or a missing ACL (topic, group, cluster authorization).
-bool isAccessRefused(int librdkafka_error);
+// librdkafka reports a refused login or a missing ACL at every reconnect. Only a refusal
+// that lasts disables the mapping: a broker that is restarting can refuse a login or two
+// while it loads its credentials, and disabling on that would need a restart to undo. Pure:
+// time is passed in. Used by one poller thread.
+class AccessRefusalWindow {
+public:
+  enum class Verdict {
+    kStarted,    // a first refusal, or the first after a silence: say the mapping may stop
+    kContinuing, // refused again, not yet for kRefusedFor
+    kFatal,      // refused for kRefusedFor: disable the mapping
+  };
+  static constexpr std::chrono::milliseconds kRefusedFor{30000};
+  // Refusals come at each reconnect (librdkafka backs off up to 10 s): a longer silence
+  // means access worked in between, and a new refusal starts a new count.
+  static constexpr std::chrono::milliseconds kSilence{15000};
+
+  Verdict refused(Clock::time_point now);
+  // A record arrived: access works.
+  void worked() { since_.reset(); }
+
+private:
+  std::optional<Clock::time_point> since_; // first refusal since the last record
+  std::optional<Clock::time_point> last_;
+};
 
 // The two halves of a failing batch, in order: the first holds the first floor(n/2) records,
 // so attempting the left half before the right keeps every partition in offset order. The

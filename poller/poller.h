@@ -1,11 +1,16 @@
 #pragma once
 
-// One poller: a Kafka consumer in the mapping's group, its batcher, one batch in flight,
-// commit after success. The poller does not know how many pollers exist.
+// One poller: a Kafka consumer in the mapping's group, its batcher, up to
+// maxConcurrentBatches batches in flight (on partitions no two share), commit after success.
+// The poller does not know how many pollers exist. Its parts: the loop (poller.cc), batches
+// in flight (poller_batches.cc, decided by poller/in_flight.h), commits and rebalances
+// (poller_rebalance.cc, bookkept by poller/commit_tracker.h), the invoke workers
+// (poller/invoke_worker.h) and the wake-up fd (poller/wake_fd.h).
 
 #include "common/types.h"
 #include "config/config.h"
 #include "invoker/invoker.h"
+#include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "poller/dead_letter.h"
 #include "scaler/signals.h"
@@ -62,15 +67,17 @@ struct PollerContext {
   // startingPosition LATEST: where partitions the group never committed start. Null: at
   // their end.
   std::shared_ptr<const PartitionsAtStart> partitions_at_start;
+  // Time for timers, retries and attempt durations; null: the steady clock. Outlives the
+  // poller.
+  const Clock* clock = nullptr;
+  // Uniform in [0, 1), for backoff jitter; called on the poller thread. Null: a generator
+  // seeded at random.
+  std::function<double()> random01;
 };
 
 // The event's shape for this mapping's function (function.nullValues).
 invoker::EventFormat eventFormat(const config::Mapping& mapping);
 
-// librdkafka settings kesm applies before the user's `librdkafka:` map. Exposed so tests
-// and docs can show them.
-std::vector<std::pair<std::string, std::string>> consumerSettings(const config::Mapping& mapping,
-                                                                  const std::string& client_id);
 
 // Owns one thread, which alone owns the consumer. Public methods are thread-safe.
 class Poller {

@@ -1,6 +1,6 @@
 #include "common/log.h"
 #include "common/resources.h"
-#include "poller/failure_policy.h"
+#include "kafka/rdkafka_adapter.h"
 #include "scaler/lag_source.h"
 
 #include <algorithm>
@@ -20,26 +20,23 @@ public:
                  std::shared_ptr<const PartitionsAtStart> at_start)
       : mapping_(mapping), timeout_ms_(static_cast<int>(timeout.count())),
         at_start_(std::move(at_start)) {
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    // Security settings must reach this client too. A setting of the user's map this client
+    // refuses is left out: the pollers' check reports it.
+    rd_kafka_conf_t* conf =
+        kafka::newConf(kafka::clientSettings(mapping.source), kafka::OnRefused::kSkip);
+    kafka::applySettings(conf,
+                         {{"client.id", "kesm-" + mapping.name + "-lag"},
+                          // A consumer with a group of its own that it never joins: librdkafka
+                          // 2.0.2 hands an OffsetFetch answered NOT_COORDINATOR to the client's
+                          // consumer group, and crashes on a client without one (a producer, as
+                          // this was), which a broker restart triggers.
+                          {"group.id", mapping.source.consumer_group_id + ".kesm-lag-probe"},
+                          {"enable.auto.commit", "false"},
+                          {"allow.auto.create.topics", "false"},
+                          {"log.connection.close", "false"},
+                          {"log_level", "3"}},
+                         kafka::OnRefused::kSkip);
     char err[512];
-    auto set = [&](const std::string& k, const std::string& v) {
-      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-        // Consumer-only settings of the user's map do not apply to this client.
-        return;
-      }
-    };
-    for (const auto& [k, v] : config::kafkaClientSettings(mapping.source)) {
-      set(k, v); // security settings must reach this client too
-    }
-    set("client.id", "kesm-" + mapping.name + "-lag");
-    // A consumer with a group of its own that it never joins: librdkafka 2.0.2 hands an
-    // OffsetFetch answered NOT_COORDINATOR to the client's consumer group, and crashes on a
-    // client without one (a producer, as this was), which a broker restart triggers.
-    set("group.id", mapping.source.consumer_group_id + ".kesm-lag-probe");
-    set("enable.auto.commit", "false");
-    set("allow.auto.create.topics", "false");
-    set("log.connection.close", "false");
-    set("log_level", "3");
     rd_kafka_conf_set_log_cb(
         conf, [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
           log(level <= 4 ? LogLevel::kWarn : LogLevel::kDebug, "lag", "kafka ", fac, ": ", buf);
@@ -126,7 +123,7 @@ private:
     rd_kafka_topic_destroy(rkt);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       error = "metadata of " + topic + ": " + rd_kafka_err2str(err);
-      fatal = poller::isAccessRefused(err);
+      fatal = kafka::isAccessRefused(err);
       return -1;
     }
     int count = -1;
@@ -138,7 +135,7 @@ private:
           fatal = true;
         } else if (terr != RD_KAFKA_RESP_ERR_NO_ERROR) {
           error = "topic " + topic + ": " + rd_kafka_err2str(terr);
-          fatal = poller::isAccessRefused(terr);
+          fatal = kafka::isAccessRefused(terr);
         } else {
           count = md->topics[i].partition_cnt;
         }

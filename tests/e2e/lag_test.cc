@@ -2,7 +2,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>

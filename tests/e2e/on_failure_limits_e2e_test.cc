@@ -5,7 +5,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "poller/dead_letter.h"
 
 #include <catch2/catch.hpp>

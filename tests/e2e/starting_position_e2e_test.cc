@@ -4,7 +4,7 @@
 
 #include "config/config.h"
 #include "e2e_harness.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 
 #include <catch2/catch.hpp>
 #include <csignal>

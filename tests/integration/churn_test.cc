@@ -4,7 +4,7 @@
 
 #include "harness.h"
 #include "invoker/invoker.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "poller/in_process_pool.h"
 

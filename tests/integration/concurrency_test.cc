@@ -4,7 +4,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>

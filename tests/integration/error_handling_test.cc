@@ -4,7 +4,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "net/http.h"
 #include "poller/dead_letter.h"
 

@@ -4,7 +4,7 @@
 #include "app/mock_kafka.h"
 #include "config/config.h"
 #include "harness.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "scaler/lag_source.h"
 
 #include <catch2/catch.hpp>

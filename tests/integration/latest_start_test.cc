@@ -5,7 +5,7 @@
 
 #include "app/runtime.h"
 #include "harness.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 
 #include <catch2/catch.hpp>
 

@@ -6,7 +6,7 @@
 #include "common/log.h"
 #include "harness.h"
 #include "invoker/invoker.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "net/http.h"
 #include "poller/in_process_pool.h"

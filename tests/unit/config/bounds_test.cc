@@ -2,7 +2,7 @@
 // the compiled size of filters. Each row: the file and its one exact diagnostic.
 
 #include "config/config.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "rule_case.h"
 
 #include <catch2/catch.hpp>

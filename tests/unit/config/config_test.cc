@@ -1,5 +1,5 @@
 #include "config/config.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "rule_case.h"
 
 #include <catch2/catch.hpp>

@@ -4,7 +4,7 @@
 // exactly this one diagnostic".
 
 #include "config/config.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 
 #include <catch2/catch.hpp>
 #include <string>

@@ -2,8 +2,7 @@
 // line, column, key path and text.
 
 #include "config/config.h"
-#include "kafka/client_settings.h"
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 #include "rule_case.h"
 
 #include <catch2/catch.hpp>

@@ -1,6 +1,6 @@
 // kafka::clientSettings: the properties every client of a mapping's cluster gets.
 
-#include "kafka/client_settings.h"
+#include "kafka/kafka.h"
 
 #include <catch2/catch.hpp>
 #include <string>

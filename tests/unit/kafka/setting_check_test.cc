@@ -1,7 +1,7 @@
 // kafka::checkSetting: librdkafka's own judgement of one setting, as config::parseConfig
 // reports it.
 
-#include "kafka/setting_check.h"
+#include "kafka/kafka.h"
 
 #include <catch2/catch.hpp>
 #include <string>

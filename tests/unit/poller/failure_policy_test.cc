@@ -3,7 +3,6 @@
 #include "poller/failure_policy.h"
 
 #include <catch2/catch.hpp>
-#include <librdkafka/rdkafka.h>
 #include <limits>
 
 using namespace kesm;
@@ -169,19 +168,6 @@ TEST_CASE("bisection keeps offset order: the left half holds the earlier records
   auto [a, b] = bisectBatch(left);
   CHECK(a.records.size() == 1);
   CHECK(b.records.size() == 2);
-}
-
-TEST_CASE("refused credentials and missing ACLs are access errors, outages are not",
-          "[poller][failure]") {
-  CHECK(isAccessRefused(RD_KAFKA_RESP_ERR__AUTHENTICATION));
-  CHECK(isAccessRefused(RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED));
-  CHECK(isAccessRefused(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED));
-  CHECK(isAccessRefused(RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED));
-  CHECK(isAccessRefused(RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED));
-  CHECK_FALSE(isAccessRefused(RD_KAFKA_RESP_ERR__TRANSPORT));
-  CHECK_FALSE(isAccessRefused(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN));
-  CHECK_FALSE(isAccessRefused(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
-  CHECK_FALSE(isAccessRefused(RD_KAFKA_RESP_ERR_NO_ERROR));
 }
 
 TEST_CASE("too large: 413 is its own class, a batch splits, one record leaves or is held",
