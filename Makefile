@@ -1,24 +1,33 @@
 # The two commands of README.md: `make demo` and `make test`. Both install what is missing
 # (Debian packages), build with 2 jobs and run.
 BUILD ?= build
+# `make test` also builds what a packager builds (Release), so that build cannot break unseen.
+RELEASE_BUILD ?= build-release
 JOBS ?= 2
 KESM := $(BUILD)/app/kesm
 
-.PHONY: deps configure build demo test unit integration e2e format format-check clean
+.PHONY: deps configure build release demo test unit integration e2e format format-check clean
 
 deps:
 	@./scripts/install-deps.sh
 
 configure: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DKESM_WERROR=ON -DKESM_TESTS=ON -DKESM_BENCH=ON >/dev/null
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# The product and the benchmarks at -O3, warnings as errors; no tests (they run in $(BUILD)).
+release: deps
+	@cmake -S . -B $(RELEASE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+		-DKESM_WERROR=ON -DKESM_TESTS=OFF -DKESM_BENCH=ON >/dev/null
+	@cmake --build $(RELEASE_BUILD) -j $(JOBS)
+
 demo: build
 	$(KESM) demo --config examples/demo.yaml
 
-test: build format-check
+test: build format-check release
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600
 
 unit: build
@@ -38,7 +47,7 @@ format-check: deps
 	@git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(RELEASE_BUILD)
 
 # libFuzzer targets with clang, ASan and UBSan (docs/fuzzing.md): each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 180

@@ -10,16 +10,21 @@
 //   carry), stamped with the step's time. Lag = high watermark - committed, so a record in
 //   flight still counts as lag, as it does for Kafka's offset lag.
 // - Pollers: each partition is owned by exactly one assigned poller, round-robin (partition i
-//   -> poller i mod n). A poller runs one batch at a time: up to `batch_size` records taken
-//   round-robin over its owned partitions that have records to fetch. A batch takes
-//   `function_duration` whatever its size (Lambda-style) and commits when it finishes. Batch
-//   completions are exact (a poller catches up within a step), so the step only quantizes
-//   ingest and control events.
+//   -> poller i mod n). A poller runs up to C batches at once, never two of one partition: C
+//   is the product's scaling.maxConcurrentBatches (default 5) under kesm's policy, 1 under the
+//   reference policies (Policy::maxConcurrentBatches). A batch is cut as the poller cuts it:
+//   up to `batch_size` records, each owned partition's records taken whole in rotation,
+//   skipping partitions with a batch in flight (so a backlog gives batches of one partition
+//   each, a trickle batches spanning many). A batch takes `function_duration` whatever its size
+//   (Lambda-style) and commits when it finishes. Batch completions are exact (a poller catches
+//   up within a step), so the step only quantizes ingest and control events.
 // - Scaling: a policy is evaluated every `interval`, with its first evaluation at half an
 //   interval (a burst lands, on average, half an interval after an evaluation). It sees the
 //   exact lag, partitions, lagging partitions, the sums of high watermarks and committed
 //   offsets, and the active poller count (started or running, like WorkerPool::status().active).
 //   Its decision takes effect at the time it says (at once for kesm and KEDA, +180 s for AWS).
+//   kesm's policy is the product's: a config::Mapping at its defaults with the trace's
+//   pollers and batch size, turned into a ScalingPolicy as the controller does.
 // - Scale-up: a new poller joins `spawn_delay` (1 s) after the decision. Scale-down: the
 //   retired poller leaves at once (a poller still starting is cancelled first); its batch in
 //   flight still completes and commits. Each join or leave starts an eager rebalance: no poller
@@ -38,6 +43,7 @@
 //   of scaling down late is counted; the others run for their fixed duration.
 // - peak pollers, and rebalances (membership changes, each pausing the whole group).
 
+#include "config/config.h"
 #include "scaler/decision.h"
 
 #include <algorithm>
@@ -192,21 +198,44 @@ public:
   virtual ~Policy() = default;
   virtual Millis interval() const = 0;
   virtual std::optional<Action> evaluate(const View& view) = 0;
+  // Batches each of its pollers runs at once. One for the reference policies: a KEDA-scaled
+  // consumer runs one batch at a time, and the AWS model was calibrated so (benchmarks.md).
+  virtual int maxConcurrentBatches() const { return 1; }
 };
 
-// kesm: the real decision (scaler/decision.cc), applied at once.
+// The policy the controller builds from a mapping's config (app/runtime.cc, policyOf): the
+// settings a user can write come from the config, the rest are ScalingPolicy's defaults.
+// TODO(issue 14 merge): replace with scaler::policyOf(mapping) and delete this copy.
+scaler::ScalingPolicy policyOf(const config::Mapping& mapping) {
+  scaler::ScalingPolicy p;
+  p.minimum_pollers = mapping.scaling.minimum_pollers;
+  p.maximum_pollers = mapping.scaling.maximum_pollers;
+  p.batch_size = mapping.batching.batch_size;
+  p.max_concurrent_batches = mapping.scaling.max_concurrent_batches;
+  p.scale_down_stabilization = mapping.scaling.scale_down_stabilization;
+  return p;
+}
+
+// A mapping at the product's defaults (config/config.h) but for the trace's pollers and batch
+// size, and batches per poller when --max-concurrent-batches says.
+config::Mapping mappingOf(const Trace& trace, int max_concurrent_batches) {
+  config::Mapping m;
+  m.scaling.minimum_pollers = trace.minimum_pollers;
+  m.scaling.maximum_pollers = trace.maximum_pollers;
+  m.scaling.max_concurrent_batches = max_concurrent_batches;
+  m.batching.batch_size = trace.batch_size;
+  return m;
+}
+
+// kesm: the real decision (scaler/decision.cc) with the product's policy, applied at once.
 class KesmPolicy final : public Policy {
 public:
-  KesmPolicy(const Trace& trace, Millis interval)
-      : interval_(interval), scaler_([&] {
-          scaler::ScalingPolicy p;
-          p.minimum_pollers = trace.minimum_pollers;
-          p.maximum_pollers = trace.maximum_pollers;
-          p.batch_size = trace.batch_size;
-          return p; // every other setting at its default (scaler/decision.h)
-        }()) {}
+  KesmPolicy(const config::Mapping& mapping, Millis interval)
+      : interval_(interval), max_concurrent_batches_(mapping.scaling.max_concurrent_batches),
+        scaler_(policyOf(mapping)) {}
 
   Millis interval() const override { return interval_; }
+  int maxConcurrentBatches() const override { return max_concurrent_batches_; }
 
   std::optional<Action> evaluate(const View& v) override {
     scaler::Observation o;
@@ -238,6 +267,7 @@ public:
 
 private:
   Millis interval_;
+  int max_concurrent_batches_;
   scaler::Scaler scaler_;
   std::FILE* log_ = nullptr;
   int last_desired_ = -1;
@@ -343,7 +373,8 @@ struct PartitionState {
   std::int64_t fetched = 0;   // records handed to a batch
   std::int64_t committed = 0; // records whose batch finished
   std::deque<Chunk> unfetched;
-  double carry = 0; // fractional ingest not produced yet
+  double carry = 0;       // fractional ingest not produced yet
+  bool in_flight = false; // a batch of this partition is in flight (never two at once)
 };
 
 struct InFlight {
@@ -355,8 +386,7 @@ struct InFlight {
 struct Poller {
   std::vector<int> owned;
   std::size_t cursor = 0;
-  bool busy = false;
-  InFlight batch;
+  std::vector<InFlight> batches; // in flight, at most max_concurrent_batches
 };
 
 struct Burst {
@@ -383,8 +413,8 @@ struct Result {
 class Simulation {
 public:
   Simulation(const Trace& trace, Policy& policy, std::string name)
-      : trace_(trace), policy_(policy), parts_(static_cast<std::size_t>(trace.partitions)),
-        rng_(0x6b65736d) {
+      : trace_(trace), max_concurrent_(std::max(1, policy.maxConcurrentBatches())), policy_(policy),
+        parts_(static_cast<std::size_t>(trace.partitions)), rng_(0x6b65736d) {
     result_.policy = std::move(name);
     step_ = std::clamp<Millis>(trace.function_duration / 10, 100, 1000);
     cap_ = std::max(trace.minimum_pollers, std::min(trace.maximum_pollers, trace.partitions));
@@ -556,8 +586,8 @@ private:
     }
     for (; retire > 0; --retire) {
       Poller& p = pollers_.back();
-      if (p.busy) {
-        orphans_.push_back(std::move(p.batch)); // finishes and commits on its way out
+      for (auto& b : p.batches) {
+        orphans_.push_back(std::move(b)); // finishes and commits on its way out
       }
       pollers_.pop_back();
     }
@@ -572,8 +602,8 @@ private:
     }
     Millis end = now_ + kRebalancePause;
     for (const auto& p : pollers_) {
-      if (p.busy) {
-        end = std::max(end, p.batch.finish);
+      for (const auto& b : p.batches) {
+        end = std::max(end, b.finish);
       }
     }
     for (const auto& b : orphans_) {
@@ -599,60 +629,61 @@ private:
     }
   }
 
+  // Batches finish in time order; each frees a slot at its finish time, when the next batch
+  // may start. Then the free slots fill at now.
   void runPoller(Poller& p) {
     for (;;) {
-      Millis free_at = now_;
-      if (p.busy) {
-        if (p.batch.finish > now_) {
-          return;
-        }
-        commit(p.batch);
-        p.busy = false;
-        free_at = p.batch.finish;
+      auto done = std::min_element(
+          p.batches.begin(), p.batches.end(),
+          [](const InFlight& a, const InFlight& b) { return a.finish < b.finish; });
+      if (done == p.batches.end() || done->finish > now_) {
+        break;
       }
-      if (paused_ || !startBatch(p, free_at)) {
-        return;
-      }
+      std::swap(*done, p.batches.back());
+      spare_.push_back(std::move(p.batches.back()));
+      p.batches.pop_back();
+      commit(spare_.back());
+      fill(p, spare_.back().finish);
+    }
+    fill(p, now_);
+  }
+
+  // Each batch holds at least one partition of its own, so a poller with as many batches as
+  // partitions has none free (the common case with one partition per poller: skip the scan).
+  void fill(Poller& p, Millis at) {
+    while (!paused_ && static_cast<int>(p.batches.size()) < max_concurrent_ &&
+           p.batches.size() < p.owned.size() && startBatch(p, at)) {
     }
   }
 
-  // Up to batch_size records, round-robin over the owned partitions that have records.
+  // Up to batch_size records as the poller cuts them: its intake takes up to a batch from each
+  // owned partition in turn, and a batch is a prefix of what it holds, so each partition's
+  // records come whole, in rotation, skipping partitions with a batch in flight. A partition
+  // left with records starts the next batch.
   bool startBatch(Poller& p, Millis at) {
     std::size_t owned = p.owned.size();
-    if (owned == 0) {
-      return false;
+    auto fetchable_now = [](const PartitionState& part) {
+      return !part.in_flight && part.fetched < part.high;
+    };
+    // Batches are recycled: lambda-1000 runs 50 million of them per policy.
+    if (spare_.empty()) {
+      spare_.emplace_back();
     }
-    int fetchable = 0;
-    for (int q : p.owned) {
-      const auto& part = parts_[static_cast<std::size_t>(q)];
-      if (part.fetched < part.high) {
-        ++fetchable;
-      }
-    }
-    if (fetchable == 0) {
-      return false;
-    }
-    InFlight& b = p.batch;
+    InFlight& b = spare_.back();
     b.parts.clear();
     b.oldest = at;
     b.finish = at + trace_.function_duration;
     std::int64_t remaining = trace_.batch_size;
     std::size_t i = p.cursor;
-    for (std::size_t visited = 0; remaining > 0 && fetchable > 0; ++visited, i = (i + 1) % owned) {
-      if (visited == 2 * owned) {
-        break; // every fetchable partition was visited twice
-      }
+    for (std::size_t visited = 0; remaining > 0 && visited < owned;
+         ++visited, i = (i + 1) % owned) {
       int q = p.owned[i];
       auto& part = parts_[static_cast<std::size_t>(q)];
-      std::int64_t available = part.high - part.fetched;
-      if (available == 0) {
+      if (!fetchable_now(part)) {
         continue;
       }
-      std::int64_t share = std::max<std::int64_t>(1, (remaining + fetchable - 1) / fetchable);
-      std::int64_t take = std::min({available, share, remaining});
-      if (take == available) {
-        --fetchable;
-      }
+      std::int64_t available = part.high - part.fetched;
+      std::int64_t take = std::min(available, remaining);
       part.fetched += take;
       remaining -= take;
       b.parts.emplace_back(q, take);
@@ -666,9 +697,16 @@ private:
           part.unfetched.pop_front();
         }
       }
-      p.cursor = (i + 1) % owned;
+      p.cursor = take < available ? i : (i + 1) % owned;
     }
-    p.busy = true;
+    if (b.parts.empty()) {
+      return false;
+    }
+    p.batches.push_back(std::move(b));
+    spare_.pop_back();
+    for (const auto& [q, n] : p.batches.back().parts) {
+      parts_[static_cast<std::size_t>(q)].in_flight = true;
+    }
     return true;
   }
 
@@ -681,6 +719,7 @@ private:
     }
     for (const auto& [q, n] : b.parts) {
       auto& part = parts_[static_cast<std::size_t>(q)];
+      part.in_flight = false;
       std::int64_t before = part.committed;
       part.committed += n;
       committed_sum_ += n;
@@ -737,10 +776,12 @@ private:
   static constexpr Millis kRebalancePause = 2 * kSecond;
 
   const Trace& trace_;
+  int max_concurrent_;
   Policy& policy_;
   std::vector<PartitionState> parts_;
   std::vector<Poller> pollers_;
   std::vector<InFlight> orphans_;
+  std::vector<InFlight> spare_; // finished batches, reused
   std::deque<Millis> spawning_; // join times of pollers still starting
   std::deque<Action> actions_;
   std::vector<Burst> bursts_;
@@ -862,6 +903,8 @@ void printCsv(const Trace& t, const std::vector<Result>& results) {
 struct Options {
   AwsModel aws;
   bool log_decisions = false;
+  // kesm's scaling.maxConcurrentBatches: in its policy and in its pollers.
+  int max_concurrent_batches = config::ScalingConfig{}.max_concurrent_batches;
 };
 
 std::vector<Result> runTrace(const Trace& t, const Options& options) {
@@ -877,21 +920,19 @@ std::vector<Result> runTrace(const Trace& t, const Options& options) {
                    static_cast<double>(r.max_age_at) / 1000.0);
     }
   };
-  {
-    KesmPolicy p(t, 1 * kSecond);
+  const config::Mapping mapping = mappingOf(t, options.max_concurrent_batches);
+  const Millis default_interval = mapping.scaling.evaluation_interval.count();
+  for (Millis interval : {1 * kSecond, default_interval}) {
+    KesmPolicy p(mapping, interval);
+    char name[64];
+    std::snprintf(name, sizeof name, "kesm (eval %lld s%s)",
+                  static_cast<long long>(interval / kSecond),
+                  interval == default_interval ? ", default" : "");
     if (options.log_decisions) {
-      std::fprintf(stderr, "# %s: kesm (eval 1 s)\n", t.name.c_str());
+      std::fprintf(stderr, "# %s: %s\n", t.name.c_str(), name);
       p.logTo(stderr);
     }
-    run(p, "kesm (eval 1 s)");
-  }
-  {
-    KesmPolicy p(t, 5 * kSecond);
-    if (options.log_decisions) {
-      std::fprintf(stderr, "# %s: kesm (eval 5 s)\n", t.name.c_str());
-      p.logTo(stderr);
-    }
-    run(p, "kesm (eval 5 s, default)");
+    run(p, name);
   }
   {
     KedaPolicy p(t);
@@ -910,14 +951,17 @@ std::vector<Result> runTrace(const Trace& t, const Options& options) {
 int usage(const char* argv0, int code) {
   std::fprintf(code == 0 ? stdout : stderr,
                "usage: %s [--trace NAME]... [--csv] [--aws-min-decrease F] [--log-decisions]\n"
+               "          [--max-concurrent-batches C]\n"
                "  --trace NAME          run one trace (repeatable); default: all\n"
                "  --csv                 CSV instead of markdown tables\n"
                "  --aws-min-decrease F  AWS model: the fraction by which lag must fall per\n"
                "                        evaluation to avoid a scale-up (default 0.05; 0 = the\n"
                "                        literal \"lag did not decrease\")\n"
                "  --log-decisions       print every change of kesm's decision to stderr\n"
+               "  --max-concurrent-batches C  kesm's scaling.maxConcurrentBatches, in its policy\n"
+               "                        and its pollers (default %d, the product's)\n"
                "traces:",
-               argv0);
+               argv0, kesm::config::ScalingConfig{}.max_concurrent_batches);
   for (const auto& t : traces()) {
     std::fprintf(code == 0 ? stdout : stderr, " %s", t.name.c_str());
   }
@@ -950,6 +994,15 @@ int main(int argc, char** argv) {
                      argv[i]);
         return 2;
       }
+    } else if (arg == "--max-concurrent-batches" && i + 1 < argc) {
+      char* end = nullptr;
+      long c = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || c < 1 || c > kesm::config::kMaxConcurrentBatches) {
+        std::fprintf(stderr, "--max-concurrent-batches: expected 1..%d, got %s\n",
+                     kesm::config::kMaxConcurrentBatches, argv[i]);
+        return 2;
+      }
+      options.max_concurrent_batches = static_cast<int>(c);
     } else if (arg == "--help" || arg == "-h") {
       return usage(argv[0], 0);
     } else {

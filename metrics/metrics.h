@@ -82,7 +82,6 @@ public:
   Registry& operator=(const Registry&) = delete;
   // Prometheus text exposition format (0.0.4).
   std::string serialize() const;
-  prometheus::Registry& prometheus() { return *registry_; }
 
   // Families, built once. Public so probes can add their children.
   struct Families;

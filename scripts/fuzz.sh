@@ -19,7 +19,7 @@ CLANG_VERSION=14
 
 "$ROOT/scripts/install-deps.sh" fuzz
 
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKESM_FUZZ=ON \
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKESM_FUZZ=ON -DKESM_WERROR=ON \
   -DCMAKE_CXX_COMPILER="clang++-$CLANG_VERSION" \
   >/dev/null
 build_targets=()

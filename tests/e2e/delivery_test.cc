@@ -82,15 +82,8 @@ TEST_CASE("100,000 records over 12 partitions arrive at least once and in order"
   };
   samplefn::SampleFunction function(fn);
 
-  MappingSpec spec;
-  spec.name = topic;
-  spec.bootstrap = bootstrap;
-  spec.topic = topic;
-  spec.url = function.url();
-  spec.min_pollers = 4;
-  spec.max_pollers = 4;
-  spec.port = freePort();
-  const std::string yaml = e2eMappingYaml(spec);
+  const std::string yaml =
+      e2eConfigYaml(freePort(), {e2eMapping(topic, bootstrap, topic, function.url(), 4, 4)});
   const auto config = config::parseConfig(yaml, "delivery.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-delivery.log", "");
   DumpLogOnFailure dump(log_path);
@@ -146,17 +139,10 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
   };
   samplefn::SampleFunction function(fn);
 
-  MappingSpec spec;
-  spec.name = topic;
-  spec.bootstrap = bootstrap;
-  spec.topic = topic;
-  spec.url = function.url();
-  spec.min_pollers = 1;
-  spec.max_pollers = 12;
-  spec.max_concurrent_batches = 1;
-  spec.port = freePort();
-  spec.stabilization = "10s";
-  const std::string yaml = e2eMappingYaml(spec);
+  MappingYaml m = e2eMapping(topic, bootstrap, topic, function.url(), 1, 12);
+  m.scaling.set("scaleDownStabilization", "10s").set("maxConcurrentBatches", 1);
+  const std::uint16_t port = freePort();
+  const std::string yaml = e2eConfigYaml(port, {m});
   const auto config = config::parseConfig(yaml, "scale.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-scale.log", "");
   DumpLogOnFailure dump(log_path);
@@ -166,7 +152,7 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
   const std::map<std::string, std::string> running{{"mapping", topic}, {"state", "running"}};
   const std::map<std::string, std::string> desired{{"mapping", topic}, {"state", "desired"}};
   const std::map<std::string, std::string> stopping{{"mapping", topic}, {"state", "stopping"}};
-  REQUIRE(waitUntil(60s, [&] { return httpGet(spec.port, "/readyz").status == 200; }));
+  REQUIRE(waitUntil(60s, [&] { return httpGet(port, "/readyz").status == 200; }));
 
   auto burst_at = Steady::now();
   produceNumbered(bootstrap, topic, kPartitions, kPerPartition);
@@ -174,7 +160,7 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
   int max_running = 0, max_desired = 0;
   std::ostringstream timeline;
   auto sample = [&]() {
-    auto body = httpGet(spec.port, "/metrics").body;
+    auto body = httpGet(port, "/metrics").body;
     int r = static_cast<int>(metric(body, "kesm_pollers", running));
     int d = static_cast<int>(metric(body, "kesm_pollers", desired));
     int s = static_cast<int>(metric(body, "kesm_pollers", stopping));
@@ -253,15 +239,8 @@ TEST_CASE("kill -9 in mid-run, then a restart: nothing lost, duplicates only fro
   };
   samplefn::SampleFunction function(fn);
 
-  MappingSpec spec;
-  spec.name = topic;
-  spec.bootstrap = bootstrap;
-  spec.topic = topic;
-  spec.url = function.url();
-  spec.min_pollers = 3;
-  spec.max_pollers = 3;
-  spec.port = freePort();
-  const std::string yaml = e2eMappingYaml(spec);
+  const std::string yaml =
+      e2eConfigYaml(freePort(), {e2eMapping(topic, bootstrap, topic, function.url(), 3, 3)});
   const auto config = config::parseConfig(yaml, "kill.yaml", kafka::checkSetting);
   const std::string config_path = writeTempFile("e2e-kill.yaml", yaml);
   const std::string log_path = writeTempFile("e2e-kill.log", "");

@@ -364,48 +364,19 @@ double metric(const std::string& exposition, const std::string& name,
   return std::nan("");
 }
 
-std::string e2eMappingYaml(const MappingSpec& s) {
-  return "server:\n  listen: 127.0.0.1:" + std::to_string(s.port) + "\nmappings:\n" +
-         e2eMappingEntry(s);
+MappingYaml e2eMapping(const std::string& name, const std::string& bootstrap,
+                       const std::string& topic, const std::string& url, int min_pollers,
+                       int max_pollers) {
+  MappingYaml m = testMapping(name, bootstrap, topic, url, min_pollers, max_pollers);
+  m.source.set("startingPosition", "TRIM_HORIZON");
+  m.librdkafka.set("session.timeout.ms", 6000).set("debug", "cgrp");
+  m.scaling.set("evaluationInterval", "1s").set("scaleDownStabilization", "10s");
+  m.retry.set("initialBackoff", "100ms").set("maximumBackoff", "1s");
+  return m;
 }
 
-std::string e2eConfigYaml(std::uint16_t port, const std::vector<MappingSpec>& specs) {
-  std::string out = "server:\n  listen: 127.0.0.1:" + std::to_string(port) + "\nmappings:\n";
-  for (const auto& s : specs) {
-    out += e2eMappingEntry(s);
-  }
-  return out;
-}
-
-std::string e2eMappingEntry(const MappingSpec& s) {
-  std::ostringstream y;
-  y << "  - name: " << s.name << "\n"
-    << "    source:\n"
-    << "      bootstrapServers: " << s.bootstrap << "\n"
-    << "      topics: [" << s.topic << "]\n"
-    << "      startingPosition: TRIM_HORIZON\n"
-    << "      librdkafka:\n"
-    << "        session.timeout.ms: 6000\n"
-    << (s.debug_group ? "        debug: cgrp\n" : "") << s.extra_source << "    function:\n"
-    << "      url: " << s.url << "\n"
-    << "      timeout: " << s.function_timeout << "\n"
-    << "    batching:\n"
-    << "      batchSize: " << s.batch_size << "\n"
-    << "      maximumBatchingWindow: " << s.window << "\n"
-    << "    scaling:\n"
-    << "      minimumPollers: " << s.min_pollers << "\n"
-    << "      maximumPollers: " << s.max_pollers << "\n"
-    << "      gracePeriod: " << s.grace_period << "\n"
-    << "      evaluationInterval: " << s.evaluation_interval << "\n"
-    << "      scaleDownStabilization: " << s.stabilization << "\n"
-    << (s.max_concurrent_batches > 0
-            ? "      maxConcurrentBatches: " + std::to_string(s.max_concurrent_batches) + "\n"
-            : std::string())
-    << "    retry:\n"
-    << "      initialBackoff: 100ms\n"
-    << "      maximumBackoff: 1s\n"
-    << s.extra_retry << s.extra_mapping;
-  return y.str();
+std::string e2eConfigYaml(std::uint16_t port, const std::vector<MappingYaml>& mappings) {
+  return ConfigYaml{.listen = "127.0.0.1:" + std::to_string(port), .mappings = mappings}.str();
 }
 
 DumpLogOnFailure::~DumpLogOnFailure() {

@@ -89,37 +89,16 @@ Get httpGet(std::uint16_t port, const std::string& target);
 double metric(const std::string& exposition, const std::string& name,
               const std::map<std::string, std::string>& labels);
 
-// A mapping for a real broker. The session timeout is Kafka's minimum (6 s) so that a
-// killed member's partitions move soon.
-struct MappingSpec {
-  std::string name;
-  std::string bootstrap;
-  std::string topic;
-  std::string url;
-  int min_pollers = 1;
-  int max_pollers = 1;
-  std::uint16_t port = 0;
-  int batch_size = 100;
-  std::string window = "100ms";
-  std::string function_timeout = "5s";
-  std::string evaluation_interval = "1s";
-  std::string stabilization = "10s";
-  std::string grace_period = "10s";
-  int max_concurrent_batches = 0; // 0: kesm's default
-  // librdkafka's group debug log into kesm's log (kesm runs with --verbose in these tests),
-  // so a failed run shows what the group did.
-  bool debug_group = true;
-  // YAML lines added under source (6 spaces), under retry (6 spaces) and to the mapping
-  // (4 spaces), e.g. "    onFailure:\n      destination: kafka://dlq\n".
-  std::string extra_source;
-  std::string extra_retry;
-  std::string extra_mapping;
-};
-// A whole config file with one mapping, or with several on one listener.
-std::string e2eMappingYaml(const MappingSpec& spec);
-std::string e2eConfigYaml(std::uint16_t port, const std::vector<MappingSpec>& specs);
-// One entry of the mappings list.
-std::string e2eMappingEntry(const MappingSpec& spec);
+// A mapping for a real broker (config_yaml.h's testMapping, then): from the start of the
+// topic, Kafka's minimum session timeout (6 s) so that a killed member's partitions move soon,
+// a 1 s evaluation interval, a 10 s scale-down stabilization, backoffs of 100 ms to 1 s, and
+// librdkafka's group debug log into kesm's log (kesm runs with --verbose in these tests), so
+// a failed run shows what the group did; `m.librdkafka.erase("debug")` for a quiet one.
+MappingYaml e2eMapping(const std::string& name, const std::string& bootstrap,
+                       const std::string& topic, const std::string& url, int min_pollers = 1,
+                       int max_pollers = 1);
+// A whole config file: the mappings on one listener, 127.0.0.1:<port>.
+std::string e2eConfigYaml(std::uint16_t port, const std::vector<MappingYaml>& mappings);
 
 // High watermark of every partition of the topic.
 std::map<std::int32_t, std::int64_t> highWatermarks(const std::string& bootstrap,

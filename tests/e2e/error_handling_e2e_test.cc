@@ -98,25 +98,17 @@ TEST_CASE("On Apache Kafka: bisect sends a poison record alone to the onFailure 
   samplefn::SampleFunction events_function(events_fn);
 
   auto spec = [&](const std::string& name, const std::string& topic, const std::string& url) {
-    MappingSpec s;
-    s.name = name;
-    s.bootstrap = bootstrap;
-    s.topic = topic;
-    s.url = url;
-    s.debug_group = false;
-    s.window = "1s";
-    return s;
+    MappingYaml m = e2eMapping(name, bootstrap, topic, url);
+    m.librdkafka.erase("debug");
+    m.batching.set("maximumBatchingWindow", "1s");
+    return m;
   };
-  MappingSpec poison = spec("poison", orders, order_function.url());
-  poison.extra_retry = "      maximumRetryAttempts: 2\n"
-                       "      bisectBatchOnFunctionError: true\n";
-  poison.extra_mapping = "    onFailure:\n      destination: kafka://" + failed + "\n";
-  MappingSpec missing = spec("gone", gone, gone_function.url());
-  MappingSpec filtered = spec("filtered", events, events_function.url());
-  filtered.extra_mapping = "    filters:\n"
-                           "      - value:\n"
-                           "          type: [\"order\"]\n"
-                           "          amount: [{\"numeric\": [\">\", 100]}]\n";
+  MappingYaml poison = spec("poison", orders, order_function.url());
+  poison.retry.set("maximumRetryAttempts", 2).set("bisectBatchOnFunctionError", true);
+  poison.on_failure = "kafka://" + failed;
+  MappingYaml missing = spec("gone", gone, gone_function.url());
+  MappingYaml filtered = spec("filtered", events, events_function.url());
+  filtered.filters = {R"({value: {type: ["order"], amount: [{"numeric": [">", 100]}]}})"};
   const std::uint16_t port = freePort();
   const std::string yaml = e2eConfigYaml(port, {poison, missing, filtered});
   const auto config = config::parseConfig(yaml, "e2e-errors.yaml", kafka::checkSetting);
@@ -205,13 +197,9 @@ TEST_CASE("A topic deleted while kesm runs disables its mapping, the other mappi
   steady_fn.on_batch = [&](const auto& batch) { steady_deliveries.add(batch); };
   samplefn::SampleFunction steady_function(steady_fn);
   auto spec = [&](const std::string& topic, const std::string& url) {
-    MappingSpec s;
-    s.name = topic;
-    s.bootstrap = bootstrap;
-    s.topic = topic;
-    s.url = url;
-    s.debug_group = false;
-    return s;
+    MappingYaml m = e2eMapping(topic, bootstrap, topic, url);
+    m.librdkafka.erase("debug");
+    return m;
   };
   const std::uint16_t port = freePort();
   const std::string yaml = e2eConfigYaml(

@@ -36,17 +36,9 @@ bool allCommitted(const config::Mapping& mapping, int partitions, std::int64_t e
                      [&](const auto& entry) { return entry.second == end; });
 }
 
-MappingSpec spec(const std::string& topic, const std::string& bootstrap, const std::string& url,
+MappingYaml spec(const std::string& topic, const std::string& bootstrap, const std::string& url,
                  int min_pollers, int max_pollers) {
-  MappingSpec s;
-  s.name = topic;
-  s.bootstrap = bootstrap;
-  s.topic = topic;
-  s.url = url;
-  s.min_pollers = min_pollers;
-  s.max_pollers = max_pollers;
-  s.port = freePort();
-  return s;
+  return e2eMapping(topic, bootstrap, topic, url, min_pollers, max_pollers);
 }
 
 } // namespace
@@ -68,8 +60,9 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
   auto s = spec(topic, broker.bootstrap(), function.url(), 2, 6);
-  s.batch_size = 20;
-  const std::string yaml = e2eMappingYaml(s);
+  s.batching.set("batchSize", 20);
+  const std::uint16_t port = freePort();
+  const std::string yaml = e2eConfigYaml(port, {s});
   const auto config = config::parseConfig(yaml, "outage.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-outage.log", "");
   DumpLogOnFailure dump(log_path);
@@ -80,9 +73,9 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
   const std::map<std::string, std::string> desired{{"mapping", topic}, {"state", "desired"}};
   const std::map<std::string, std::string> mapping{{"mapping", topic}};
 
-  REQUIRE(waitUntil(60s, [&] { return httpGet(s.port, "/readyz").status == 200; }));
+  REQUIRE(waitUntil(60s, [&] { return httpGet(port, "/readyz").status == 200; }));
   REQUIRE(waitUntil(60s, [&] { return deliveries.distinct() >= 1000; }));
-  auto before = httpGet(s.port, "/metrics").body;
+  auto before = httpGet(port, "/metrics").body;
   const double desired_before = metric(before, "kesm_pollers", desired);
   const double lag_before = metric(before, "kesm_offset_lag_sum", mapping);
   REQUIRE(desired_before >= 2);
@@ -94,8 +87,8 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
   double min_desired = desired_before;
   std::ostringstream timeline;
   while (Steady::now() - outage_at < 20s) {
-    auto ready = httpGet(s.port, "/readyz");
-    auto body = httpGet(s.port, "/metrics").body;
+    auto ready = httpGet(port, "/readyz");
+    auto body = httpGet(port, "/metrics").body;
     REQUIRE(kesm.running());
     REQUIRE(ready.status != 0); // kesm's endpoint answers throughout
     saw_unready = saw_unready || ready.status == 503;
@@ -119,7 +112,7 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
   CHECK_FALSE(lag_zero_while_stale);
   CHECK(min_desired >= desired_before);
 
-  bool ready_again = waitUntil(90s, [&] { return httpGet(s.port, "/readyz").status == 200; });
+  bool ready_again = waitUntil(90s, [&] { return httpGet(port, "/readyz").status == 200; });
   const double ready_s = secondsSince(outage_at);
   CHECK(ready_again);
   const std::size_t sent = std::size_t{kPartitions} * kPerPartition;
@@ -211,9 +204,9 @@ TEST_CASE("The function fails with 500s, then times out, then recovers: whole ba
 
   // One poller: no rebalance in the run, so every retry is the same poller's same batch.
   auto s = spec(topic, bootstrap, function.url(), 1, 1);
-  s.batch_size = 50;
-  s.function_timeout = "1s";
-  const std::string yaml = e2eMappingYaml(s);
+  s.batching.set("batchSize", 50);
+  s.function.set("timeout", "1s");
+  const std::string yaml = e2eConfigYaml(freePort(), {s});
   const auto config = config::parseConfig(yaml, "fnfail.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-fnfail.log", "");
   DumpLogOnFailure dump(log_path);
@@ -339,9 +332,10 @@ TEST_CASE("SIGTERM during batches with several pollers: clean exit within the gr
   };
   samplefn::SampleFunction function(fn);
   auto s = spec(topic, bootstrap, function.url(), 4, 4);
-  s.batch_size = 50;
-  s.grace_period = "10s";
-  const std::string yaml = e2eMappingYaml(s);
+  s.batching.set("batchSize", 50);
+  s.scaling.set("gracePeriod", "10s");
+  const std::uint16_t port = freePort();
+  const std::string yaml = e2eConfigYaml(port, {s});
   const std::string log_path = writeTempFile("e2e-sigterm.log", "");
   DumpLogOnFailure dump(log_path);
   INFO("kesm log: " << log_path);
@@ -350,7 +344,7 @@ TEST_CASE("SIGTERM during batches with several pollers: clean exit within the gr
   KesmProcess kesm({"run", "--verbose", "--config", writeTempFile("e2e-sigterm.yaml", yaml)},
                    log_path);
   REQUIRE(waitUntil(
-      60s, [&] { return metric(httpGet(s.port, "/metrics").body, "kesm_pollers", running) == 4; }));
+      60s, [&] { return metric(httpGet(port, "/metrics").body, "kesm_pollers", running) == 4; }));
   REQUIRE(waitUntil(
       60s, [&] { return deliveries.distinct() >= 1000 && in_flight.load() >= 2; }, 2ms));
   const int in_flight_at_term = in_flight.load();

@@ -17,12 +17,7 @@ TEST_CASE("Hostile records arrive byte for byte through Apache Kafka", "[e2e]") 
   // value with its key and header needs a little more.
   createTopic(bootstrap, topic, 1, {{"max.message.bytes", "4000000"}});
   checkHostileRecordsArrive(bootstrap, topic, [&](const std::string& url) {
-    MappingSpec spec;
-    spec.name = topic;
-    spec.bootstrap = bootstrap;
-    spec.topic = topic;
-    spec.url = url;
-    spec.port = freePort();
-    return e2eMappingYaml(spec);
+    return ConfigYaml{.listen = "127.0.0.1:" + std::to_string(freePort()),
+                      .mappings = {e2eMapping(topic, bootstrap, topic, url)}};
   });
 }

@@ -27,16 +27,10 @@ TEST_CASE("Per-partition lag on /metrics equals what Kafka's ConsumerGroupComman
     return failing ? samplefn::Verdict::kFailHttp500 : samplefn::Verdict::kSucceed;
   };
   samplefn::SampleFunction function(fn);
-  MappingSpec spec;
-  spec.name = topic;
-  spec.bootstrap = bootstrap;
-  spec.topic = topic;
-  spec.url = function.url();
-  spec.min_pollers = 2;
-  spec.max_pollers = 2;
-  spec.port = freePort();
-  spec.grace_period = "2s";
-  const std::string yaml = e2eMappingYaml(spec);
+  MappingYaml m = e2eMapping(topic, bootstrap, topic, function.url(), 2, 2);
+  m.scaling.set("gracePeriod", "2s");
+  const std::uint16_t port = freePort();
+  const std::string yaml = e2eConfigYaml(port, {m});
   const auto config = config::parseConfig(yaml, "lag.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-lag.log", "");
   DumpLogOnFailure dump(log_path);
@@ -76,13 +70,13 @@ TEST_CASE("Per-partition lag on /metrics equals what Kafka's ConsumerGroupComman
   };
   std::string body;
   REQUIRE(waitUntil(30s, [&] {
-    body = httpGet(spec.port, "/metrics").body;
+    body = httpGet(port, "/metrics").body;
     return metric(body, "kesm_offset_lag_sum", mapping) == 37 * 21 &&
            metric(body, "kesm_offset_lag_stale", mapping) == 0;
   }));
   auto rows = kafkaToolOffsets(sharedBrokerDir(), "kesm-" + topic, topic);
   // And kesm again after the tool: the state is still the same.
-  const std::string after = httpGet(spec.port, "/metrics").body;
+  const std::string after = httpGet(port, "/metrics").body;
   REQUIRE(static_cast<int>(rows.size()) == kPartitions);
   std::string table;
   for (int p = 0; p < kPartitions; ++p) {

@@ -354,6 +354,16 @@ void checkRecord(const std::string& api, const Hostile& h, const Decoded& got) {
   }
 }
 
+// One invocation at a time, 30 s for a cold runtime, no group debug log.
+MappingYaml lambdaMapping(const std::string& name, const std::string& bootstrap,
+                          const std::string& topic, const std::string& url) {
+  MappingYaml m = e2eMapping(name, bootstrap, topic, url);
+  m.librdkafka.erase("debug");
+  m.function.set("timeout", "30s");
+  m.scaling.set("maxConcurrentBatches", 1);
+  return m;
+}
+
 } // namespace
 
 TEST_CASE("Python and Go Lambda handlers decode every hostile record byte for byte",
@@ -379,17 +389,9 @@ TEST_CASE("Python and Go Lambda handlers decode every hostile record byte for by
   Rie go({lambdaDir() + "/bin/kesm-go-handler"}, {{"KESM_LAMBDA_OUT", go_out}},
          writeTempFile("rie-go.log", ""));
 
-  std::vector<MappingSpec> specs;
+  std::vector<MappingYaml> specs;
   for (const auto& [suffix, rie] : {std::pair<std::string, Rie*>{"py", &python}, {"go", &go}}) {
-    MappingSpec spec;
-    spec.name = topic + "-" + suffix;
-    spec.bootstrap = bootstrap;
-    spec.topic = topic;
-    spec.url = rie->url();
-    spec.max_concurrent_batches = 1;
-    spec.function_timeout = "30s";
-    spec.debug_group = false;
-    specs.push_back(spec);
+    specs.push_back(lambdaMapping(topic + "-" + suffix, bootstrap, topic, rie->url()));
   }
   const std::uint16_t port = freePort();
   const std::string config = writeTempFile("lambda.yaml", e2eConfigYaml(port, specs));
@@ -463,16 +465,9 @@ TEST_CASE("A raising Python handler's records are retried and not committed unti
   env["KESM_LAMBDA_RAISE_FLAG"] = flag;
   Rie rie(pythonHandler("raising"), env, writeTempFile("rie-raising.log", ""));
 
-  MappingSpec spec;
-  spec.name = topic;
-  spec.bootstrap = bootstrap;
-  spec.topic = topic;
-  spec.url = rie.url();
-  spec.max_concurrent_batches = 1;
-  spec.function_timeout = "30s";
-  spec.debug_group = false;
-  const std::string group = "kesm-" + spec.name;
-  const std::string config = writeTempFile("raising.yaml", e2eMappingYaml(spec));
+  const std::string group = "kesm-" + topic;
+  const std::string config = writeTempFile(
+      "raising.yaml", e2eConfigYaml(0, {lambdaMapping(topic, bootstrap, topic, rie.url())}));
   const std::string kesm_log = writeTempFile("raising-kesm.log", "");
   DumpLogOnFailure dump(kesm_log);
 

@@ -47,18 +47,11 @@ TEST_CASE("On Apache Kafka: with LATEST, every record produced after the start a
   };
   samplefn::SampleFunction function(fn);
 
-  MappingSpec s;
-  s.name = topic;
-  s.bootstrap = bootstrap;
-  s.topic = topic;
-  s.url = function.url();
-  s.port = freePort();
-  s.min_pollers = 2;
-  s.max_pollers = 2;
-  s.debug_group = false;
-  std::string yaml = e2eMappingYaml(s);
-  const std::string trim = "startingPosition: TRIM_HORIZON";
-  yaml.replace(yaml.find(trim), trim.size(), "startingPosition: LATEST");
+  MappingYaml m = e2eMapping(topic, bootstrap, topic, function.url(), 2, 2);
+  m.librdkafka.erase("debug");
+  m.source.set("startingPosition", "LATEST");
+  const std::uint16_t port = freePort();
+  const std::string yaml = e2eConfigYaml(port, {m});
   const auto config = config::parseConfig(yaml, "grow.yaml", kafka::checkSetting);
   const std::string log_path = writeTempFile("e2e-grow.log", "");
   DumpLogOnFailure dump(log_path);
@@ -101,7 +94,7 @@ TEST_CASE("On Apache Kafka: with LATEST, every record produced after the start a
   std::optional<Clock::time_point> lag_seen;
   double max_new_lag = 0;
   waitUntil(30s, [&] {
-    auto body = httpGet(s.port, "/metrics").body;
+    auto body = httpGet(port, "/metrics").body;
     bool all = true;
     for (int p = 4; p < 8; ++p) {
       double lag = metric(body, "kesm_offset_lag", {{"partition", std::to_string(p)}});

@@ -72,16 +72,11 @@ TEST_CASE("On Apache Kafka: a ~1 MB record given up reaches the onFailure topic 
   samplefn::SampleFunction function(fn);
 
   auto spec = [&](const std::string& name, const std::string& topic, const std::string& dest) {
-    MappingSpec s;
-    s.name = name;
-    s.bootstrap = bootstrap;
-    s.topic = topic;
-    s.url = function.url();
-    s.debug_group = false;
-    s.extra_retry = "      maximumRetryAttempts: 0\n"
-                    "      bisectBatchOnFunctionError: true\n";
-    s.extra_mapping = "    onFailure:\n      destination: kafka://" + dest + "\n";
-    return s;
+    MappingYaml m = e2eMapping(name, bootstrap, topic, function.url());
+    m.librdkafka.erase("debug");
+    m.retry.set("maximumRetryAttempts", 0).set("bisectBatchOnFunctionError", true);
+    m.on_failure = "kafka://" + dest;
+    return m;
   };
   const std::uint16_t port = freePort();
   const std::string yaml = e2eConfigYaml(port, {spec("near-limit", source, dlq),

@@ -42,7 +42,7 @@ void deliverThrough(const std::string& broker_dir, const std::vector<Secured>& c
   constexpr int kPerPartition = 300;
   std::vector<std::unique_ptr<Deliveries>> deliveries;
   std::vector<std::unique_ptr<samplefn::SampleFunction>> functions;
-  std::vector<MappingSpec> specs;
+  std::vector<MappingYaml> specs;
   for (const auto& c : cases) {
     const std::string topic = uniqueName(c.name);
     createTopic(plaintext, topic, kPartitions);
@@ -52,14 +52,11 @@ void deliverThrough(const std::string& broker_dir, const std::vector<Secured>& c
     auto* sink = deliveries.back().get();
     fn.on_batch = [sink](const auto& batch) { sink->add(batch); };
     functions.push_back(std::make_unique<samplefn::SampleFunction>(fn));
-    MappingSpec s;
-    s.name = c.name;
-    s.bootstrap = brokerListener(broker_dir, c.listener);
-    s.topic = topic;
-    s.url = functions.back()->url();
-    s.debug_group = false;
-    s.extra_source = c.security;
-    specs.push_back(s);
+    MappingYaml m =
+        e2eMapping(c.name, brokerListener(broker_dir, c.listener), topic, functions.back()->url());
+    m.librdkafka.erase("debug");
+    m.source_lines = c.security;
+    specs.push_back(m);
   }
   const std::uint16_t port = freePort();
   const std::string yaml = e2eConfigYaml(port, specs);
@@ -190,18 +187,14 @@ TEST_CASE("a wrong password disables its mapping with the reason, and the other 
            "          passwordFile: " +
            file + "\n";
   };
-  MappingSpec ok;
-  ok.name = "good-creds";
-  ok.bootstrap = brokerListener(dir, "sasl");
-  ok.topic = good_topic;
-  ok.url = good_function.url();
-  ok.debug_group = false;
-  ok.extra_source = sasl(right_file);
-  MappingSpec ko = ok;
-  ko.name = "bad-creds";
-  ko.topic = bad_topic;
-  ko.url = bad_function.url();
-  ko.extra_source = sasl(wrong_file);
+  MappingYaml ok =
+      e2eMapping("good-creds", brokerListener(dir, "sasl"), good_topic, good_function.url());
+  ok.librdkafka.erase("debug");
+  ok.source_lines = sasl(right_file);
+  MappingYaml ko =
+      e2eMapping("bad-creds", brokerListener(dir, "sasl"), bad_topic, bad_function.url());
+  ko.librdkafka.erase("debug");
+  ko.source_lines = sasl(wrong_file);
   const std::uint16_t port = freePort();
   const std::string yaml = e2eConfigYaml(port, {ok, ko});
   const std::string log_path = writeTempFile("e2e-wrong-password.log", "");

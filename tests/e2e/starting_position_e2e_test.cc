@@ -58,17 +58,11 @@ TEST_CASE("AT_TIMESTAMP starts a new group at the timestamp, and committed offse
   samplefn::SampleFunctionOptions fn;
   fn.on_batch = [&](const auto& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  MappingSpec s;
-  s.name = topic;
-  s.bootstrap = bootstrap;
-  s.topic = topic;
-  s.url = function.url();
-  s.port = freePort();
-  s.debug_group = false;
-  s.extra_source = "      startingPositionTimestamp: " + rfc3339(now - 30 * 60 * 1000) + "\n";
-  std::string yaml = e2eMappingYaml(s);
-  const std::string trim = "startingPosition: TRIM_HORIZON";
-  yaml.replace(yaml.find(trim), trim.size(), "startingPosition: AT_TIMESTAMP");
+  MappingYaml m = e2eMapping(topic, bootstrap, topic, function.url());
+  m.librdkafka.erase("debug");
+  m.source.set("startingPosition", "AT_TIMESTAMP")
+      .set("startingPositionTimestamp", rfc3339(now - 30 * 60 * 1000));
+  const std::string yaml = e2eConfigYaml(freePort(), {m});
   const auto config = config::parseConfig(yaml, "at-time.yaml", kafka::checkSetting);
   const std::string config_path = writeTempFile("e2e-at-time.yaml", yaml);
   const std::string log_path = writeTempFile("e2e-at-time.log", "");

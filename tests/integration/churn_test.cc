@@ -29,13 +29,11 @@ struct Rig {
     fn.latency = std::chrono::milliseconds(5);
     fn.on_batch = [this](const std::vector<samplefn::ReceivedRecord>& b) { deliveries.add(b); };
     function = std::make_unique<samplefn::SampleFunction>(fn);
-    std::string yaml =
-        mappingYaml("churn", cluster.bootstrapServers(), topic, function->url(), 1, 8);
+    MappingYaml m = testMapping("churn", cluster.bootstrapServers(), topic, function->url(), 1, 8);
+    m.source.set("partitionAssignor", assignor);
     // The mock cluster waits about one session timeout per rebalance.
-    auto at = yaml.find("    function:");
-    yaml.insert(at, "      partitionAssignor: " + assignor +
-                        "\n      librdkafka: {session.timeout.ms: 3000}\n");
-    mapping = config::parseConfig(yaml, "churn.yaml", kafka::checkSetting).mappings.at(0);
+    m.librdkafka.set("session.timeout.ms", 3000);
+    mapping = config::parseConfig(configYaml(m), "churn.yaml", kafka::checkSetting).mappings.at(0);
     probe.emplace(registry, mapping.name);
   }
 

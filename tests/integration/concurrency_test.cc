@@ -61,14 +61,15 @@ private:
   int max_total_ = 0;
 };
 
+MappingYaml concurrencyMapping(const std::string& bootstrap, const std::string& url,
+                               int concurrent) {
+  MappingYaml m = testMapping("conc", bootstrap, "orders", url, 1, 1);
+  m.scaling.set("maxConcurrentBatches", concurrent);
+  return m;
+}
+
 std::string concurrencyYaml(const std::string& bootstrap, const std::string& url, int concurrent) {
-  auto yaml = mappingYaml("conc", bootstrap, "orders", url, 1, 1);
-  // mappingYaml writes a scaling section; add the key to it.
-  auto at = yaml.find("    scaling:\n");
-  REQUIRE(at != std::string::npos);
-  yaml.insert(at + std::string("    scaling:\n").size(),
-              "      maxConcurrentBatches: " + std::to_string(concurrent) + "\n");
-  return yaml;
+  return configYaml(concurrencyMapping(bootstrap, url, concurrent));
 }
 
 } // namespace
@@ -174,11 +175,9 @@ TEST_CASE("a failing batch holds only its partitions: the poller's other partiti
 
   // Backoff from 300 ms: the poison partition waits over a second in all, while the others
   // have records to run.
-  auto yaml = concurrencyYaml(cluster.bootstrapServers(), function.url(), 4);
-  auto at = yaml.find("initialBackoff: 50ms");
-  REQUIRE(at != std::string::npos);
-  yaml.replace(at, std::string("initialBackoff: 50ms").size(), "initialBackoff: 300ms");
-  auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
+  MappingYaml m = concurrencyMapping(cluster.bootstrapServers(), function.url(), 4);
+  m.retry.set("initialBackoff", "300ms");
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   mapping = config.mappings[0];
   app::Runtime runtime(config, {});
   runtime.start();

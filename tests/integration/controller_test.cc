@@ -20,18 +20,12 @@ namespace {
 std::string controllerYaml(const std::string& name, const std::string& bootstrap,
                            const std::string& topic, const std::string& url, int min_pollers,
                            int max_pollers) {
-  return "server:\n  listen: 127.0.0.1:0\n"
-         "mappings:\n"
-         "  - name: " +
-         name + "\n    source:\n      bootstrapServers: " + bootstrap + "\n      topics: [" +
-         topic + "]\n    function:\n      url: " + url +
-         "\n      timeout: 5s\n"
-         "    batching:\n      batchSize: 100\n      maximumBatchingWindow: 100ms\n"
-         "    scaling:\n      minimumPollers: " +
-         std::to_string(min_pollers) + "\n      maximumPollers: " + std::to_string(max_pollers) +
-         "\n      evaluationInterval: 1s\n      scaleDownStabilization: 5s\n"
-         "      gracePeriod: 5s\n"
-         "    retry:\n      initialBackoff: 50ms\n      maximumBackoff: 200ms\n";
+  MappingYaml m = testMapping(name, bootstrap, topic, url, min_pollers, max_pollers);
+  m.scaling.set("evaluationInterval", "1s")
+      .set("scaleDownStabilization", "5s")
+      .set("gracePeriod", "5s");
+  m.retry.set("maximumBackoff", "200ms");
+  return configYaml(m);
 }
 
 // Per partition: high watermark minus the group's committed offset, read by a plain

@@ -58,13 +58,10 @@ TEST_CASE("bisect isolates a poison record: it alone reaches the onFailure topic
   };
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("orders", cluster.bootstrapServers(), "orders", function.url(), 1, 1) +
-          "      maximumRetryAttempts: 2\n"
-          "      bisectBatchOnFunctionError: true\n"
-          "    onFailure:\n"
-          "      destination: kafka://orders-failed\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("orders", cluster.bootstrapServers(), "orders", function.url(), 1, 1);
+  m.retry.set("maximumRetryAttempts", 2).set("bisectBatchOnFunctionError", true);
+  m.on_failure = "kafka://orders-failed";
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -122,10 +119,9 @@ TEST_CASE("without a destination, exhausted records are dropped, counted and com
   };
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("audit", cluster.bootstrapServers(), "audit", function.url(), 1, 1) +
-          "      maximumRetryAttempts: 1\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("audit", cluster.bootstrapServers(), "audit", function.url(), 1, 1);
+  m.retry.set("maximumRetryAttempts", 1);
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -168,12 +164,10 @@ TEST_CASE("maximumRecordAge gives up records older than the bound before sending
     return samplefn::Verdict::kFailHttp500;
   };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("old", cluster.bootstrapServers(), "old", function.url(), 1, 1) +
-          "      maximumRecordAge: 2m\n"
-          "    onFailure:\n"
-          "      destination: kafka://old-failed\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("old", cluster.bootstrapServers(), "old", function.url(), 1, 1);
+  m.retry.set("maximumRecordAge", "2m");
+  m.on_failure = "kafka://old-failed";
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -201,10 +195,9 @@ TEST_CASE("429s are throttling, not failures: retried past maximumRetryAttempts 
   };
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("busy", cluster.bootstrapServers(), "busy", function.url(), 1, 1) +
-          "      maximumRetryAttempts: 0\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("busy", cluster.bootstrapServers(), "busy", function.url(), 1, 1);
+  m.retry.set("maximumRetryAttempts", 0);
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -248,11 +241,11 @@ TEST_CASE("a 404 disables its mapping at the first answer, commits nothing of it
   fine_fn.on_batch = [&](const auto& batch) { fine_deliveries.add(batch); };
   samplefn::SampleFunction fine(fine_fn);
 
-  std::string gone_yaml =
-      mappingYaml("gone", cluster.bootstrapServers(), "gone", missing.url(), 1, 1);
-  std::string fine_yaml = mappingYaml("fine", cluster.bootstrapServers(), "fine", fine.url(), 1, 1);
-  // Two mappings in one file: the second's lines after its "mappings:" line.
-  std::string yaml = gone_yaml + fine_yaml.substr(fine_yaml.find("mappings:\n") + 10);
+  std::string yaml =
+      ConfigYaml{
+          .mappings = {testMapping("gone", cluster.bootstrapServers(), "gone", missing.url(), 1, 1),
+                       testMapping("fine", cluster.bootstrapServers(), "fine", fine.url(), 1, 1)}}
+          .str();
   auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
   REQUIRE(config.mappings.size() == 2);
   app::Runtime runtime(config, {});
@@ -331,12 +324,9 @@ TEST_CASE("filters pass exactly the matching records, the others are committed w
     }
   };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("events", cluster.bootstrapServers(), "events", function.url(), 1, 1) +
-          "    filters:\n"
-          "      - {\"value\": {\"type\": [\"order\"], \"amount\": [{\"numeric\": [\">\", "
-          "100]}]}}\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("events", cluster.bootstrapServers(), "events", function.url(), 1, 1);
+  m.filters = {R"({"value": {"type": ["order"], "amount": [{"numeric": [">", 100]}]}})"};
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {

@@ -126,45 +126,6 @@ void produceNumbered(const std::string& bootstrap, const std::string& topic, int
   producer.flush(60s);
 }
 
-std::string mappingYaml(const std::string& name, const std::string& bootstrap,
-                        const std::string& topic, const std::string& url, int min_pollers,
-                        int max_pollers, const std::string& extra_batching,
-                        const std::string& listen) {
-  return "server:\n  listen: " + listen +
-         "\n"
-         "mappings:\n"
-         "  - name: " +
-         name +
-         "\n"
-         "    source:\n"
-         "      bootstrapServers: " +
-         bootstrap +
-         "\n"
-         "      topics: [" +
-         topic +
-         "]\n"
-         "    function:\n"
-         "      url: " +
-         url +
-         "\n"
-         "      timeout: 5s\n"
-         "    batching:\n"
-         "      batchSize: 100\n"
-         "      maximumBatchingWindow: 100ms\n" +
-         extra_batching +
-         "    scaling:\n"
-         "      minimumPollers: " +
-         std::to_string(min_pollers) +
-         "\n"
-         "      maximumPollers: " +
-         std::to_string(max_pollers) +
-         "\n"
-         "      gracePeriod: 10s\n"
-         "    retry:\n"
-         "      initialBackoff: 50ms\n"
-         "      maximumBackoff: 500ms\n";
-}
-
 std::map<std::int32_t, std::int64_t> committedOffsets(const config::Mapping& mapping) {
   auto source = scaler::makeKafkaLagSource(mapping, 5s);
   auto result = source->probe();

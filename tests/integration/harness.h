@@ -5,6 +5,7 @@
 
 #include "app/mock_kafka.h"
 #include "config/config.h"
+#include "config_yaml.h"
 #include "samplefn/sample_function.h"
 #include "scaler/lag_source.h"
 
@@ -60,12 +61,6 @@ private:
 // Produces `per_partition` records to each partition; value "p<partition>-<offset>".
 void produceNumbered(const std::string& bootstrap, const std::string& topic, int partitions,
                      int per_partition);
-
-// A minimal valid mapping for the mock cluster and the function URL.
-std::string mappingYaml(const std::string& name, const std::string& bootstrap,
-                        const std::string& topic, const std::string& url, int min_pollers,
-                        int max_pollers, const std::string& extra_batching = "",
-                        const std::string& listen = "127.0.0.1:0");
 
 // The group's committed offsets (next offset to read), read like the controller reads them.
 std::map<std::int32_t, std::int64_t> committedOffsets(const config::Mapping& mapping);

@@ -117,7 +117,7 @@ std::vector<Hostile> hostileRecords() {
 }
 
 void checkHostileRecordsArrive(const std::string& bootstrap, const std::string& topic,
-                               const std::function<std::string(const std::string&)>& make_yaml,
+                               const std::function<ConfigYaml(const std::string&)>& make_config,
                                Nulls nulls) {
   const std::vector<Hostile> sent = hostileRecords();
   {
@@ -142,15 +142,13 @@ void checkHostileRecordsArrive(const std::string& bootstrap, const std::string& 
   };
   samplefn::SampleFunction function(fn);
 
-  std::string yaml = make_yaml(function.url());
+  ConfigYaml config = make_config(function.url());
   if (nulls == Nulls::kOmit) {
-    const std::string url_line = "url: " + function.url() + "\n";
-    const auto at = yaml.find(url_line);
-    REQUIRE(at != std::string::npos);
-    const auto line_start = yaml.rfind('\n', at) + 1;
-    yaml.insert(at + url_line.size(),
-                yaml.substr(line_start, at - line_start) + "nullValues: omit\n");
+    for (auto& m : config.mappings) {
+      m.function.set("nullValues", "omit");
+    }
   }
+  const std::string yaml = config.str();
   const std::string config_path = writeTempFile("hostile.yaml", yaml);
   const std::string log_path = writeTempFile("hostile.log", "");
   {

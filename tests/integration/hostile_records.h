@@ -35,11 +35,11 @@ enum class Nulls {
 };
 
 // Produces hostileRecords() to partition 0 of `topic`, runs the real kesm binary with the
-// YAML `make_yaml(function_url)` (plus nullValues: omit for Nulls::kOmit) and checks with
+// config `make_config(function_url)` (plus nullValues: omit for Nulls::kOmit) and checks with
 // Catch that every record reached the sample function byte for byte, in offset order, in
 // bodies its strict JSON reader accepted.
 void checkHostileRecordsArrive(const std::string& bootstrap, const std::string& topic,
-                               const std::function<std::string(const std::string&)>& make_yaml,
+                               const std::function<ConfigYaml(const std::string&)>& make_config,
                                Nulls nulls = Nulls::kDefault);
 
 } // namespace kesm::test

@@ -31,7 +31,8 @@ TEST_CASE("hostile records arrive byte for byte, in order, as strict JSON", "[in
   checkHostileRecordsArrive(
       cluster.bootstrapServers(), "hostile",
       [&](const std::string& url) {
-        return mappingYaml("hostile", cluster.bootstrapServers(), "hostile", url, 1, 1);
+        return ConfigYaml{
+            .mappings = {testMapping("hostile", cluster.bootstrapServers(), "hostile", url, 1, 1)}};
       },
       nulls);
 }

@@ -42,12 +42,9 @@ TEST_CASE("LATEST commits where a new group starts at its first assignment, so r
   samplefn::SampleFunctionOptions fn;
   fn.on_batch = [&](const auto& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  std::string yaml =
-      mappingYaml("fresh", cluster.bootstrapServers(), "fresh", function.url(), 1, 1);
-  const std::string topics_line = "      topics: [fresh]\n";
-  yaml.replace(yaml.find(topics_line), topics_line.size(),
-               topics_line + "      startingPosition: LATEST\n");
-  auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("fresh", cluster.bootstrapServers(), "fresh", function.url(), 1, 1);
+  m.source.set("startingPosition", "LATEST");
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   {
     app::Runtime runtime(config, {});
     runtime.start();

@@ -48,13 +48,10 @@ TEST_CASE("a record above librdkafka's default 1,000,000 bytes given up reaches 
   };
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("big", cluster.bootstrapServers(), "big", function.url(), 1, 1) +
-          "      maximumRetryAttempts: 0\n"
-          "      bisectBatchOnFunctionError: true\n"
-          "    onFailure:\n"
-          "      destination: kafka://big-failed\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("big", cluster.bootstrapServers(), "big", function.url(), 1, 1);
+  m.retry.set("maximumRetryAttempts", 0).set("bisectBatchOnFunctionError", true);
+  m.on_failure = "kafka://big-failed";
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -90,12 +87,11 @@ TEST_CASE("an onFailure topic that refuses a record for good disables the mappin
   samplefn::SampleFunctionOptions fn;
   fn.decide = [](const auto&) { return samplefn::Verdict::kFailHttp500; };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("refused", cluster.bootstrapServers(), "refused", function.url(), 1, 1) +
-          "      maximumRetryAttempts: 0\n"
-          "    onFailure:\n"
-          "      destination: kafka://refused-failed\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m =
+      testMapping("refused", cluster.bootstrapServers(), "refused", function.url(), 1, 1);
+  m.retry.set("maximumRetryAttempts", 0);
+  m.on_failure = "kafka://refused-failed";
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool disabled = waitUntil(60s, [&] {

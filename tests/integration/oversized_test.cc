@@ -21,10 +21,9 @@ namespace {
 // 4.8 MiB: about 6.4 MiB of base64, so its event alone can never fit in 6 MiB.
 const std::string kHuge(4800 * 1024, 'x');
 
-std::string fastEvaluation(std::string yaml) {
-  const std::string grace = "      gracePeriod: 10s\n";
-  yaml.replace(yaml.find(grace), grace.size(), grace + "      evaluationInterval: 1s\n");
-  return yaml;
+MappingYaml fastEvaluation(MappingYaml m) {
+  m.scaling.set("evaluationInterval", "1s");
+  return m;
 }
 
 } // namespace
@@ -52,11 +51,9 @@ TEST_CASE("a record too large for any invocation is never sent and goes to onFai
     }
   };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("big", cluster.bootstrapServers(), "big", function.url(), 1, 1) +
-          "    onFailure:\n"
-          "      destination: kafka://big-failed\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("big", cluster.bootstrapServers(), "big", function.url(), 1, 1);
+  m.on_failure = "kafka://big-failed";
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {
@@ -101,9 +98,10 @@ TEST_CASE("with unbounded retries and no onFailure, a too-large record holds its
   samplefn::SampleFunctionOptions fn;
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      fastEvaluation(mappingYaml("held", cluster.bootstrapServers(), "held", function.url(), 1, 1)),
-      "test.yaml", kafka::checkSetting);
+  auto config =
+      config::parseConfig(configYaml(fastEvaluation(testMapping("held", cluster.bootstrapServers(),
+                                                                "held", function.url(), 1, 1))),
+                          "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   std::string status;
@@ -153,11 +151,9 @@ TEST_CASE("a function answering 413 gets the batch split whatever bisect says, a
   };
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  auto config = config::parseConfig(
-      mappingYaml("fat", cluster.bootstrapServers(), "fat", function.url(), 1, 1) +
-          "    onFailure:\n"
-          "      destination: kafka://fat-failed\n",
-      "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("fat", cluster.bootstrapServers(), "fat", function.url(), 1, 1);
+  m.on_failure = "kafka://fat-failed";
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   REQUIRE_FALSE(config.mappings[0].retry.bisect_batch_on_function_error);
   app::Runtime runtime(config, {});
   runtime.start();
@@ -203,10 +199,9 @@ TEST_CASE("a timed-out batch is not sent again while its first attempt may still
   };
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
-  std::string yaml = mappingYaml("slow", cluster.bootstrapServers(), "slow", function.url(), 1, 1);
-  const std::string timeout = "      timeout: 5s\n";
-  yaml.replace(yaml.find(timeout), timeout.size(), "      timeout: 1s\n");
-  auto config = config::parseConfig(yaml, "test.yaml", kafka::checkSetting);
+  MappingYaml m = testMapping("slow", cluster.bootstrapServers(), "slow", function.url(), 1, 1);
+  m.function.set("timeout", "1s");
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
   app::Runtime runtime(config, {});
   runtime.start();
   bool committed = waitUntil(60s, [&] {

@@ -149,14 +149,14 @@ Usage measure(int mappings, int pollers, int brokers) {
   fn.on_batch = [&](const auto& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
   int port = freePort();
-  std::string yaml = "server:\n  listen: 127.0.0.1:" + std::to_string(port) + "\nmappings:\n";
+  ConfigYaml config{.listen = "127.0.0.1:" + std::to_string(port)};
   for (int m = 0; m < mappings; ++m) {
     std::string topic = "t" + std::to_string(m);
     cluster.createTopic(topic, pollers);
-    std::string one = mappingYaml("m" + std::to_string(m), cluster.bootstrapServers(), topic,
-                                  function.url(), pollers, pollers);
-    yaml += one.substr(one.find("  - name:"));
+    config.mappings.push_back(testMapping("m" + std::to_string(m), cluster.bootstrapServers(),
+                                          topic, function.url(), pollers, pollers));
   }
+  std::string yaml = config.str();
   std::string path = writeTempFile("resources.yaml", yaml);
   std::string log = writeTempFile("resources.log", "");
   LimitedKesm kesm({"run", "--config", path}, log, std::nullopt);

@@ -161,14 +161,12 @@ TEST_CASE("churn: pollers spawned and retired many times lose nothing", "[integr
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
 
-  std::string yaml =
-      mappingYaml("churn", cluster.bootstrapServers(), "churn", function.url(), 1, kPartitions);
+  MappingYaml m =
+      testMapping("churn", cluster.bootstrapServers(), "churn", function.url(), 1, kPartitions);
   // The mock cluster holds every join or leave open for the session timeout less 1 s, and
   // this test is sixteen of them: 3 s instead of kesm's 6 s keeps it near a minute.
-  auto at = yaml.find("    function:");
-  REQUIRE(at != std::string::npos);
-  yaml.insert(at, "      librdkafka: {session.timeout.ms: 3000}\n");
-  auto config = config::parseConfig(yaml, "churn.yaml", kafka::checkSetting);
+  m.librdkafka.set("session.timeout.ms", 3000);
+  auto config = config::parseConfig(configYaml(m), "churn.yaml", kafka::checkSetting);
   const config::Mapping& mapping = config.mappings.at(0);
   metrics::Registry registry;
   metrics::MappingProbe probe(registry, mapping.name);
@@ -273,18 +271,15 @@ TEST_CASE("a burst scales pollers from the minimum to the partition count and ba
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
 
-  std::string yaml =
-      mappingYaml("burst", cluster.bootstrapServers(), "burst", function.url(), 1, kPartitions);
-  // The controller's timing, under scaling: next to the bounds mappingYaml writes.
-  const std::string anchor = "      gracePeriod: 10s\n";
-  auto at = yaml.find(anchor);
-  REQUIRE(at != std::string::npos);
-  // One batch in flight per poller: the pool, not the slots inside a poller, must grow (with
-  // the default 5, two pollers of four partitions each run the same eight batches at once).
-  yaml.insert(at + anchor.size(), "      evaluationInterval: 1s\n"
-                                  "      scaleDownStabilization: 5s\n"
-                                  "      maxConcurrentBatches: 1\n");
-  auto config = config::parseConfig(yaml, "burst.yaml", kafka::checkSetting);
+  MappingYaml m =
+      testMapping("burst", cluster.bootstrapServers(), "burst", function.url(), 1, kPartitions);
+  // The controller's timing, under scaling. One batch in flight per poller: the pool, not the
+  // slots inside a poller, must grow (with the default 5, two pollers of four partitions each
+  // run the same eight batches at once).
+  m.scaling.set("evaluationInterval", "1s")
+      .set("scaleDownStabilization", "5s")
+      .set("maxConcurrentBatches", 1);
+  auto config = config::parseConfig(configYaml(m), "burst.yaml", kafka::checkSetting);
   const config::Mapping& mapping = config.mappings.at(0);
   app::Runtime runtime(config, {});
   runtime.start();
