@@ -23,8 +23,8 @@ using std::chrono::milliseconds;
 void checkLibrdkafkaSettings(const config::Config& config) {
   for (const auto& mapping : config.mappings) {
     try {
-      rd_kafka_conf_destroy(kafka::newConf(kafka::consumerSettings(mapping, "kesm-check"),
-                                           kafka::OnRefused::kThrow));
+      rd_kafka_conf_destroy(
+          kafka::newConf(kafka::consumerSettings(mapping, "kesm-check"), kafka::OnRefused::kThrow));
     } catch (const kafka::SettingError& e) {
       throw std::runtime_error("mapping '" + mapping.name + "': librdkafka setting '" + e.key() +
                                "': " + e.reason());

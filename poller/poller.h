@@ -78,7 +78,6 @@ struct PollerContext {
 // The event's shape for this mapping's function (function.nullValues).
 invoker::EventFormat eventFormat(const config::Mapping& mapping);
 
-
 // Owns one thread, which alone owns the consumer. Public methods are thread-safe.
 class Poller {
 public:
