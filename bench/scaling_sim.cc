@@ -44,6 +44,7 @@
 // - peak pollers, and rebalances (membership changes, each pausing the whole group).
 
 #include "config/config.h"
+#include "scaler/controller_rules.h"
 #include "scaler/decision.h"
 
 #include <algorithm>
@@ -203,19 +204,6 @@ public:
   virtual int maxConcurrentBatches() const { return 1; }
 };
 
-// The policy the controller builds from a mapping's config (app/runtime.cc, policyOf): the
-// settings a user can write come from the config, the rest are ScalingPolicy's defaults.
-// TODO(issue 14 merge): replace with scaler::policyOf(mapping) and delete this copy.
-scaler::ScalingPolicy policyOf(const config::Mapping& mapping) {
-  scaler::ScalingPolicy p;
-  p.minimum_pollers = mapping.scaling.minimum_pollers;
-  p.maximum_pollers = mapping.scaling.maximum_pollers;
-  p.batch_size = mapping.batching.batch_size;
-  p.max_concurrent_batches = mapping.scaling.max_concurrent_batches;
-  p.scale_down_stabilization = mapping.scaling.scale_down_stabilization;
-  return p;
-}
-
 // A mapping at the product's defaults (config/config.h) but for the trace's pollers and batch
 // size, and batches per poller when --max-concurrent-batches says.
 config::Mapping mappingOf(const Trace& trace, int max_concurrent_batches) {
@@ -232,7 +220,7 @@ class KesmPolicy final : public Policy {
 public:
   KesmPolicy(const config::Mapping& mapping, Millis interval)
       : interval_(interval), max_concurrent_batches_(mapping.scaling.max_concurrent_batches),
-        scaler_(policyOf(mapping)) {}
+        scaler_(scaler::policyOf(mapping)) {}
 
   Millis interval() const override { return interval_; }
   int maxConcurrentBatches() const override { return max_concurrent_batches_; }
