@@ -1,5 +1,7 @@
 #include "invoker/payload.h"
 
+#include "common/json.h"
+
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -86,38 +88,6 @@ template <bool Counting> void Writer<Counting>::base64(std::string_view bytes) {
   }
 }
 
-// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629: no overlongs, no
-// surrogates, nothing above U+10FFFF), or 0 when the byte there does not start one.
-std::size_t utf8SequenceLength(std::string_view s, std::size_t i) {
-  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  auto cont = [&](std::size_t k) { return k < s.size() && (at(k) & 0xc0) == 0x80; };
-  unsigned char b = at(i);
-  if (b >= 0xc2 && b <= 0xdf) {
-    return cont(i + 1) ? 2 : 0;
-  }
-  if (b >= 0xe0 && b <= 0xef) {
-    if (!cont(i + 1) || !cont(i + 2)) {
-      return 0;
-    }
-    unsigned char b1 = at(i + 1);
-    if ((b == 0xe0 && b1 < 0xa0) || (b == 0xed && b1 >= 0xa0)) {
-      return 0; // overlong, or a UTF-16 surrogate
-    }
-    return 3;
-  }
-  if (b >= 0xf0 && b <= 0xf4) {
-    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) {
-      return 0;
-    }
-    unsigned char b1 = at(i + 1);
-    if ((b == 0xf0 && b1 < 0x90) || (b == 0xf4 && b1 >= 0x90)) {
-      return 0; // overlong, or above U+10FFFF
-    }
-    return 4;
-  }
-  return 0;
-}
-
 // Whether the well-formed sequence of `len` bytes at s[i] is one of the code points the
 // string rule reserves, U+EF80..U+EFFF: EE BE xx or EE BF xx.
 bool isReservedSequence(std::string_view s, std::size_t i, std::size_t len) {
@@ -147,7 +117,8 @@ template <bool Counting> void Writer<Counting>::jsonString(std::string_view s) {
       continue;
     }
     if (b >= 0x80) {
-      if (std::size_t len = utf8SequenceLength(s, i); len > 0 && !isReservedSequence(s, i, len)) {
+      if (std::size_t len = json::utf8SequenceLength(s, i);
+          len > 0 && !isReservedSequence(s, i, len)) {
         i += len;
         continue;
       }
