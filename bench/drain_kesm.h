@@ -1,0 +1,110 @@
+#pragma once
+
+// kesm as bench/drain runs it: a child process with its config, and the sampler that reads its
+// /metrics, /status, the group's commits and /proc while it runs.
+
+#include "bench/drain_kafka.h"
+#include "bench/drain_options.h"
+#include "bench/drain_util.h"
+#include "net/http.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <thread>
+#include <vector>
+
+namespace kesm::bench::drain {
+
+// CPU seconds (user + system) and memory of a process, from /proc.
+struct ProcUsage {
+  double cpu_seconds = std::nan("");
+  double rss_mb = std::nan("");
+  double hwm_mb = std::nan("");
+  int threads = 0;
+};
+
+// `pid`'s usage now; pid 0 reads this process. Fields it cannot read stay NaN or 0.
+ProcUsage procUsage(pid_t pid);
+
+// kesm spawned with stdout and stderr to `log_file`; SIGKILLed if still running when
+// destroyed. Owned by the main thread.
+class KesmChild {
+public:
+  KesmChild(const std::string& binary, const std::vector<std::string>& args,
+            const std::string& log_file);
+  ~KesmChild();
+  KesmChild(const KesmChild&) = delete;
+  KesmChild& operator=(const KesmChild&) = delete;
+
+  pid_t pid() const { return pid_; }
+  Clock::time_point started() const { return started_; }
+  bool running();
+  int exitCode() const;
+  // SIGTERM, then waits; SIGKILL after the timeout. Returns the exit code (-1: killed).
+  int terminate(milliseconds timeout);
+
+private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+  Clock::time_point started_;
+};
+
+struct MappingSpec {
+  std::string bootstrap, topic, group, url;
+  std::uint16_t port = 0;
+  bool mock = false;
+};
+
+// kesm's YAML config: one mapping of `m`'s topic to `m`'s function, with the options' batching
+// and scaling.
+std::string kesmYaml(const Options& o, const MappingSpec& m, int min_pollers, int max_pollers);
+
+// One reading of kesm every 250 ms.
+struct Sample {
+  double t = 0;                                                          // seconds since the spawn
+  int running = -1, active = -1, desired = -1, assigned_partitions = -1; // /status, live
+  double metric_running = std::nan(""), metric_desired = std::nan("");   // once per evaluation
+  double metric_lag_sum = std::nan(""), metric_lag_stale = std::nan("");
+  std::optional<std::int64_t> committed_lag; // OffsetFetch, independent of kesm
+  double cpu_seconds = std::nan(""), rss_mb = std::nan(""), hwm_mb = std::nan("");
+  int threads = 0;
+};
+
+// Reads /metrics, /status, the group's commits and /proc every 250 ms on its own thread.
+class Sampler {
+public:
+  Sampler(KesmChild& kesm, std::uint16_t port, const std::string& bootstrap,
+          const std::string& group, const std::string& topic, Watermarks wm);
+  ~Sampler() { stop(); }
+  Sampler(const Sampler&) = delete;
+  Sampler& operator=(const Sampler&) = delete;
+
+  void stop();
+  // The topic grew (live production): the committed lag is measured against these.
+  void setWatermarks(Watermarks wm);
+  std::vector<Sample> samples() const;
+  std::optional<Sample> last() const;
+
+private:
+  void loop();
+
+  Sample take();
+
+  KesmChild& kesm_;
+  kesm::net::HttpClient client_;
+  CommittedReader committed_;
+  std::string topic_;
+  mutable std::mutex mutex_;
+  Watermarks wm_;               // guarded by mutex_
+  std::vector<Sample> samples_; // guarded by mutex_
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+} // namespace kesm::bench::drain
