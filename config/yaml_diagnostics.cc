@@ -18,7 +18,11 @@ namespace kesm::config {
 std::string Diagnostic::toString() const {
   std::string out = file;
   if (line > 0) {
-    out += ":" + std::to_string(line) + ":" + std::to_string(column);
+    // Appended in turn: `":" + std::to_string(…)` trips GCC 12's false -Wrestrict at -O3.
+    out += ':';
+    out += std::to_string(line);
+    out += ':';
+    out += std::to_string(column);
   }
   out += ": ";
   if (!key.empty()) {
