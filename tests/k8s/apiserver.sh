@@ -45,6 +45,12 @@
 # no namespace finaliser (a deleted namespace stays Terminating), no garbage
 # collection of ownerReferences, no Deployment -> ReplicaSet -> Pod.
 #
+# Clients: the kubeconfig works with kubectl (the polyglot image's google-cloud-cli ships
+# kubectl 1.32.4: `kubectl version` parses the server as v1.37.2 and warns about the
+# skew; `kubectl apply --server-side --dry-run=server --validate=strict` works). helm is
+# untried (helm.sh/helm/v3 v3.22.0 requires k8s.io/* v0.37.0 and go 1.26.0, like this).
+# tests/k8s/smoke.sh shows every call the kesm tests need with curl alone.
+#
 # Go caches: GOMODCACHE and GOCACHE default to <repo>/.cache/go/{mod,build} (the
 # repo's .gitignore ignores /.cache/), so a checkout keeps its own warm cache; set
 # them in the environment to share another. Run builds under `nice` on a busy machine:
