@@ -5,7 +5,8 @@
 # so nothing runs pods; objects are stored, validated, admitted and authorised for real.
 #
 #   apiserver.sh setup [--dir D]   build D/bin/kube-apiserver and D/bin/etcd if missing
-#                                  or stale (idempotent; a cold build takes minutes)
+#                                  or stale (idempotent; cold, modules included: ~7.5 min
+#                                  on 2 cores, 2.4 GB RSS peak; warm GOCACHE: ~10 s)
 #   apiserver.sh start [--dir D]   setup, then fresh PKI + token file + SA keys, etcd and
 #                                  kube-apiserver on free loopback ports; waits for
 #                                  /readyz; prints shell assignments on stdout:
