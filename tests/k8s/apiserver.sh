@@ -4,7 +4,7 @@
 # controller-runtime's envtest does: no kubelet, no controller-manager, no scheduler,
 # so nothing runs pods; objects are stored, validated, admitted and authorised for real.
 #
-#   apiserver.sh setup [--dir D]   build D/bin/kube-apiserver and D/bin/etcd if missing
+#   apiserver.sh setup [--dir D]   build D/bin/kube-apiserver, D/bin/etcd and D/bin/helm if missing
 #                                  or stale (idempotent; cold, modules included: ~7.5 min
 #                                  on 2 cores, 2.4 GB RSS peak; warm GOCACHE: ~10 s)
 #   apiserver.sh start [--dir D]   setup, then fresh PKI + token file + SA keys, etcd and
@@ -14,6 +14,7 @@
 #                                    APISERVER_TOKEN_FILE=D/run/admin.token
 #                                    APISERVER_CA_FILE=D/run/pki/ca.pem
 #                                    KUBECONFIG=D/run/kubeconfig
+#                                    HELM=D/bin/helm
 #                                  (so: eval "$(apiserver.sh start --dir D)")
 #   apiserver.sh stop [--dir D]    SIGTERM both, wait, SIGKILL fallback, rm D/run
 #                                  (binaries in D/bin are kept)
@@ -48,8 +49,11 @@
 #
 # Clients: the kubeconfig works with kubectl (the polyglot image's google-cloud-cli ships
 # kubectl 1.32.4: `kubectl version` parses the server as v1.37.2 and warns about the
-# skew; `kubectl apply --server-side --dry-run=server --validate=strict` works). helm is
-# untried (helm.sh/helm/v3 v3.22.0 requires k8s.io/* v0.37.0 and go 1.26.0, like this).
+# skew; `kubectl apply --server-side --dry-run=server --validate=strict` works). helm:
+# D/bin/helm is `go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION` (helm's own go.mod,
+# k8s.io/* v0.37.0; ~110 s with this module's caches warm); `helm lint --strict`,
+# install --create-namespace, upgrade, list, uninstall of `helm create`'s chart all work
+# against this server (no pods ever become ready: never use --wait).
 # tests/k8s/smoke.sh shows every call the kesm tests need with curl alone.
 #
 # Go caches: GOMODCACHE and GOCACHE default to <repo>/.cache/go/{mod,build} (the
@@ -72,6 +76,7 @@ STATE_DIR=""
 START_TIMEOUT=${KESM_K8S_START_TIMEOUT:-120}
 STOP_TIMEOUT=30
 MARKER=.kesm-k8s-state     # only run dirs holding this file are ever rm -rf'ed
+HELM_VERSION=v3.22.0      # a helm.sh/helm/v3 release the Go module proxy serves
 ADMIN_USER=kesm-admin
 SA_ISSUER=https://kubernetes.default.svc.cluster.local
 SERVICE_CIDR=10.0.0.0/24   # the "kubernetes" Service gets 10.0.0.1 (a name only: no proxy)
@@ -98,11 +103,11 @@ ldflags() {
 
 build_stamp() {
   { cat "$SCRIPT_DIR/go.mod" "$SCRIPT_DIR/go.sum" "$SCRIPT_DIR/etcd/main.go"
-    ldflags; "$GO" env GOVERSION GOOS GOARCH; } | sha256sum | cut -d' ' -f1
+    ldflags; echo "helm $HELM_VERSION"; "$GO" env GOVERSION GOOS GOARCH; } | sha256sum | cut -d' ' -f1
 }
 
 bins_built() {
-  [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd && -f $BIN_DIR/build.stamp ]] &&
+  [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd && -x $BIN_DIR/helm && -f $BIN_DIR/build.stamp ]] &&
     [[ $(cat "$BIN_DIR/build.stamp") == "$(build_stamp)" ]]
 }
 
@@ -121,16 +126,22 @@ cmd_setup() {
   local ld t0=$SECONDS
   ld=$(ldflags)
   rm -f "$BIN_DIR/build.stamp"
-  log "building etcd and kube-apiserver $(k8s_version) -> $BIN_DIR (GOCACHE=$GOCACHE)"
+  log "building etcd, kube-apiserver $(k8s_version) and helm $HELM_VERSION -> $BIN_DIR (GOCACHE=$GOCACHE)"
   (cd "$SCRIPT_DIR" &&
     "$GO" build -mod=readonly -trimpath -ldflags "$ld" -o "$BIN_DIR/etcd.tmp" ./etcd &&
     "$GO" build -mod=readonly -trimpath -ldflags "$ld" -o "$BIN_DIR/kube-apiserver.tmp" \
       k8s.io/kubernetes/cmd/kube-apiserver) || die "go build failed"
+  # helm from its own module graph (go install pkg@version ignores this go.mod).
+  local gobin; gobin=$(mktemp -d "$BIN_DIR/helm.tmp.XXXXXX")
+  (cd "$BIN_DIR" && GOBIN=$gobin "$GO" install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") || { rm -rf "$gobin"; die "go install helm failed"; }
+  mv "$gobin/helm" "$BIN_DIR/helm"; rmdir "$gobin"
   mv "$BIN_DIR/etcd.tmp" "$BIN_DIR/etcd"
   mv "$BIN_DIR/kube-apiserver.tmp" "$BIN_DIR/kube-apiserver"
   build_stamp >"$BIN_DIR/build.stamp"
   exec 9>&-
-  log "built in $((SECONDS - t0))s: $("$BIN_DIR/kube-apiserver" --version), etcd $("$BIN_DIR/etcd" --version | sed -n 's/^etcd Version: //p')"
+  log "built in $((SECONDS - t0))s: $("$BIN_DIR/kube-apiserver" --version), etcd $("$BIN_DIR/etcd" --version | sed -n 's/^etcd Version: //p'), helm $("$BIN_DIR/helm" version --short)"
 }
 
 # ---------------------------------------------------------------- helpers
@@ -234,6 +245,7 @@ APISERVER_URL=$(cat "$RUN_DIR/url")
 APISERVER_TOKEN_FILE=$RUN_DIR/admin.token
 APISERVER_CA_FILE=$RUN_DIR/pki/ca.pem
 KUBECONFIG=$RUN_DIR/kubeconfig
+HELM=$BIN_DIR/helm
 EOF
 }
 
