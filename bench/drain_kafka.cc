@@ -11,7 +11,8 @@ namespace kesm::bench::drain {
 using namespace std::chrono_literals;
 
 RdKafka newClient(rd_kafka_type_t type, const std::string& bootstrap,
-                  const std::vector<std::pair<std::string, std::string>>& settings) {
+                  const std::vector<std::pair<std::string, std::string>>& settings,
+                  const std::function<void(rd_kafka_conf_t*)>& prepare) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   auto set = [&](const std::string& key, const std::string& value) {
@@ -24,6 +25,9 @@ RdKafka newClient(rd_kafka_type_t type, const std::string& bootstrap,
   set("log_level", "3");
   for (const auto& [key, value] : settings) {
     set(key, value);
+  }
+  if (prepare) {
+    prepare(conf);
   }
   rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
   if (rk == nullptr) {
@@ -147,7 +151,10 @@ LoadProducer::LoadProducer(const std::string& bootstrap, bool low_latency)
                      // Nagle would hold a small produce request behind an unacknowledged
                      // one: delay measured as kesm's in the latency scenario.
                      {"socket.nagle.disable", low_latency ? "true" : "false"}},
-                    this)) {}
+                    [this](rd_kafka_conf_t* conf) {
+                      rd_kafka_conf_set_dr_msg_cb(conf, &LoadProducer::onDelivery);
+                      rd_kafka_conf_set_opaque(conf, this);
+                    })) {}
 
 void LoadProducer::produce(const std::string& topic, int partition, const char* value,
                            std::size_t len) {
@@ -178,32 +185,6 @@ void LoadProducer::flush() {
     throw std::runtime_error(std::to_string(failures_.load()) +
                              " records failed to produce: " + last_error_);
   }
-}
-
-RdKafka LoadProducer::newClient(rd_kafka_type_t type, const std::string& bootstrap,
-                                const std::vector<std::pair<std::string, std::string>>& settings,
-                                LoadProducer* self) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  auto set = [&](const std::string& key, const std::string& value) {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw std::runtime_error("librdkafka " + key + ": " + err);
-    }
-  };
-  set("bootstrap.servers", bootstrap);
-  set("log_level", "3");
-  for (const auto& [key, value] : settings) {
-    set(key, value);
-  }
-  rd_kafka_conf_set_dr_msg_cb(conf, &LoadProducer::onDelivery);
-  rd_kafka_conf_set_opaque(conf, self);
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("producer: ") + err);
-  }
-  return RdKafka(rk);
 }
 
 void LoadProducer::onDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {

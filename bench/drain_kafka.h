@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <librdkafka/rdkafka.h>
 #include <memory>
 #include <optional>
@@ -24,9 +25,11 @@ struct RdKafkaDeleter {
 };
 using RdKafka = std::unique_ptr<rd_kafka_t, RdKafkaDeleter>;
 
-// A client with bootstrap.servers, log_level 3 and `settings`; throws on a bad setting.
+// A client with bootstrap.servers, log_level 3 and `settings`; `prepare` (may be empty) sets
+// callbacks on the conf before the client is made. Throws on a bad setting.
 RdKafka newClient(rd_kafka_type_t type, const std::string& bootstrap,
-                  const std::vector<std::pair<std::string, std::string>>& settings);
+                  const std::vector<std::pair<std::string, std::string>>& settings,
+                  const std::function<void(rd_kafka_conf_t*)>& prepare = {});
 
 // Low and high watermark per partition; nullopt when the topic does not exist.
 std::optional<Watermarks> watermarks(const std::string& bootstrap, const std::string& topic);
@@ -45,10 +48,6 @@ public:
   void flush();
 
 private:
-  static RdKafka newClient(rd_kafka_type_t type, const std::string& bootstrap,
-                           const std::vector<std::pair<std::string, std::string>>& settings,
-                           LoadProducer* self);
-
   static void onDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
 
   RdKafka rk_;
