@@ -6,7 +6,11 @@ set -euo pipefail
 
 PACKAGES=(
   g++ cmake ninja-build pkg-config make
-  librdkafka-dev libboost-dev libboost-system-dev prometheus-cpp-dev libyaml-cpp-dev
+  librdkafka-dev prometheus-cpp-dev libyaml-cpp-dev
+  # Boost 1.81 for Boost.JSON and Boost.URL (1.74, Debian's default, has neither); it
+  # replaces libboost-dev 1.74 if that is installed.
+  libboost1.81-dev libboost-system1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libssl-dev # TLS to the Kubernetes API server (Boost.Asio's OpenSSL streams)
   catch2 clang-format curl
   openssl # the e2e broker's TLS listeners: tests/e2e/kafka.sh makes their certificates
 )
