@@ -85,6 +85,9 @@ Config parse(const std::string& yaml_text, const std::string& file_name,
   if (auto f = top.optional("server")) {
     readServer(reporter, *f, config.server);
   }
+  if (auto f = top.optional("leaderElection")) {
+    readLeaderElection(reporter, *f, config.leader_election);
+  }
   if (auto f = top.required("mappings", "add a list of at least one mapping")) {
     readMappings(reporter, *f, validate_setting, config.mappings);
   }

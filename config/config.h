@@ -182,9 +182,23 @@ struct ServerConfig {
   std::string listen = kDefaultListen; // host:port
 };
 
+// Two or more replicas of one config: only the holder of a coordination.k8s.io/v1 Lease runs
+// pollers (app/leadership.h). Timings as client-go's leader election names them.
+struct LeaderElectionConfig {
+  enum class Mode { kAuto, kOn, kOff };
+  Mode enabled = Mode::kAuto; // kAuto: on when kesm runs in a Kubernetes pod
+  std::string lease_name = "kesm";
+  std::string ns;               // empty: the pod's namespace
+  Millis lease_duration{15000}; // whole seconds: a Lease holds leaseDurationSeconds
+  Millis renew_deadline{10000}; // the leader stops its pollers when not renewed by then
+  Millis retry_period{2000};    // between two tries to acquire or renew
+  Location at;                  // where the section was written; empty when absent
+};
+
 struct Config {
   std::string file; // the file name the config was read from, for later diagnostics
   ServerConfig server;
+  LeaderElectionConfig leader_election;
   std::vector<Mapping> mappings; // at least one
 };
 

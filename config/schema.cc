@@ -17,7 +17,10 @@ std::string lower(std::string_view s) {
 
 } // namespace
 
-const Section kTopSection{"at the top level", {"server", "mappings"}};
+const Section kTopSection{"at the top level", {"server", "leaderElection", "mappings"}};
+const Section kLeaderElectionSection{
+    "under leaderElection",
+    {"enabled", "leaseName", "namespace", "leaseDuration", "renewDeadline", "retryPeriod"}};
 const Section kServerSection{"under server", {"listen"}};
 const Section kMappingSection{
     "in a mapping (an entry of the mappings list)",
@@ -51,9 +54,10 @@ namespace {
 
 const std::vector<const Section*>& allSections() {
   static const std::vector<const Section*> sections{
-      &kTopSection,      &kServerSection,  &kMappingSection, &kSourceSection,
-      &kSecuritySection, &kSaslSection,    &kTlsSection,     &kFunctionSection,
-      &kBatchingSection, &kScalingSection, &kRetrySection,   &kOnFailureSection};
+      &kTopSection,      &kServerSection,   &kLeaderElectionSection, &kMappingSection,
+      &kSourceSection,   &kSecuritySection, &kSaslSection,           &kTlsSection,
+      &kFunctionSection, &kBatchingSection, &kScalingSection,        &kRetrySection,
+      &kOnFailureSection};
   return sections;
 }
 

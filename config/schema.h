@@ -21,6 +21,7 @@ struct Section {
 
 extern const Section kTopSection;
 extern const Section kServerSection;
+extern const Section kLeaderElectionSection;
 extern const Section kMappingSection;
 extern const Section kSourceSection;
 extern const Section kSecuritySection;
@@ -66,6 +67,12 @@ inline constexpr DurationRange kScaleDownStabilizationRange{Millis{0}, Millis{60
 inline constexpr DurationRange kBackoffRange{Millis{1}, Millis{15 * 60 * 1000}, "1ms", "15m"};
 inline constexpr DurationRange kRecordAgeRange{Millis{60 * 1000}, Millis{7 * 24 * 3600 * 1000LL},
                                                "60s", "168h (7 days), or -1 for unbounded"};
+
+inline constexpr DurationRange kLeaseDurationRange{Millis{2000}, Millis{10 * 60 * 1000}, "2s",
+                                                   "10m"};
+inline constexpr DurationRange kRenewDeadlineRange{Millis{1000}, Millis{10 * 60 * 1000}, "1s",
+                                                   "10m"};
+inline constexpr DurationRange kRetryPeriodRange{Millis{100}, Millis{60 * 1000}, "100ms", "60s"};
 
 inline constexpr int kMaxBatchSize = 10000;
 inline constexpr int kMaxMinimumPollers = 200;

@@ -14,6 +14,8 @@
 namespace kesm::config::detail {
 
 void readServer(Reporter& reporter, const Field& field, ServerConfig& server);
+// leader_section.cc
+void readLeaderElection(Reporter& reporter, const Field& field, LeaderElectionConfig& out);
 void readMappings(Reporter& reporter, const Field& field, const SettingValidator& validate_setting,
                   std::vector<Mapping>& mappings);
 

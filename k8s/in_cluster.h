@@ -15,7 +15,7 @@ namespace kesm::k8s {
 inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 struct InCluster {
-  std::string host;       // as KUBERNETES_SERVICE_HOST says: a name, an IPv4 or an IPv6 address
+  std::string host; // as KUBERNETES_SERVICE_HOST says: a name, an IPv4 or an IPv6 address
   std::uint16_t port = 443;
   std::string token_file; // re-read when it changes: the kubelet rotates it
   std::string ca_file;    // verifies the API server's certificate

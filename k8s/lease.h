@@ -15,20 +15,20 @@ namespace kesm::k8s {
 struct InCluster;
 
 struct LeaseRecord {
-  std::string holder;                 // spec.holderIdentity; empty: nobody holds it
-  int lease_duration_seconds = 0;     // spec.leaseDurationSeconds
-  std::string acquire_time;           // spec.acquireTime, RFC 3339 with microseconds
-  std::string renew_time;             // spec.renewTime, idem
-  int lease_transitions = 0;          // spec.leaseTransitions
-  std::string resource_version;       // metadata.resourceVersion; set by get/create/update
+  std::string holder;             // spec.holderIdentity; empty: nobody holds it
+  int lease_duration_seconds = 0; // spec.leaseDurationSeconds
+  std::string acquire_time;       // spec.acquireTime, RFC 3339 with microseconds
+  std::string renew_time;         // spec.renewTime, idem
+  int lease_transitions = 0;      // spec.leaseTransitions
+  std::string resource_version;   // metadata.resourceVersion; set by get/create/update
 };
 
 enum class LeaseOutcome {
   kOk,
-  kNotFound,     // 404 on get
-  kConflict,     // 409: created or changed by someone else since we read it
-  kForbidden,    // 401 or 403: the token may not do this (RBAC, expired token)
-  kUnavailable,  // no answer in time, connection refused, TLS failure, 5xx, 429, bad body
+  kNotFound,    // 404 on get
+  kConflict,    // 409: created or changed by someone else since we read it
+  kForbidden,   // 401 or 403: the token may not do this (RBAC, expired token)
+  kUnavailable, // no answer in time, connection refused, TLS failure, 5xx, 429, bad body
 };
 
 struct LeaseResult {

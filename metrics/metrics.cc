@@ -146,7 +146,21 @@ struct Registry::Families {
         scaling_decisions(prometheus::BuildCounter()
                               .Name("kesm_scaling_decisions_total")
                               .Help("Controller evaluations by direction and reason")
-                              .Register(r)) {}
+                              .Register(r)),
+        leader(prometheus::BuildGauge()
+                   .Name("kesm_leader")
+                   .Help("1 while this replica holds the leader election Lease and runs "
+                         "pollers, 0 while it stands by")
+                   .Register(r)),
+        leader_transitions(prometheus::BuildCounter()
+                               .Name("kesm_leader_transitions_total")
+                               .Help("Times this replica became leader")
+                               .Register(r)),
+        lease_errors(prometheus::BuildCounter()
+                         .Name("kesm_leader_lease_errors_total")
+                         .Help("Lease reads and writes that failed (API server unreachable, "
+                               "refused or conflicting)")
+                         .Register(r)) {}
 
   prometheus::Family<prometheus::Counter>& events_polled;
   prometheus::Family<prometheus::Counter>& events_invoked;
@@ -178,6 +192,9 @@ struct Registry::Families {
   prometheus::Family<prometheus::Histogram>& lag_probe_duration;
   prometheus::Family<prometheus::Counter>& lag_probe_failures;
   prometheus::Family<prometheus::Counter>& scaling_decisions;
+  prometheus::Family<prometheus::Gauge>& leader;
+  prometheus::Family<prometheus::Counter>& leader_transitions;
+  prometheus::Family<prometheus::Counter>& lease_errors;
 };
 
 namespace {
@@ -218,6 +235,12 @@ prometheus::Gauge& Registry::partitionStalled(const std::string& mapping, const 
                                               std::int32_t partition) {
   return families_->partition_stalled.Add(
       {{"mapping", mapping}, {"topic", topic}, {"partition", std::to_string(partition)}});
+}
+
+LeaderMetrics Registry::leaderMetrics(const std::string& lease) {
+  return LeaderMetrics{families_->leader.Add({{"lease", lease}}),
+                       families_->leader_transitions.Add({{"lease", lease}}),
+                       families_->lease_errors.Add({{"lease", lease}})};
 }
 
 prometheus::Gauge& Registry::offsetLag(const std::string& mapping, const std::string& topic,

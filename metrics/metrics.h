@@ -74,6 +74,13 @@ private:
   std::string mapping_;
 };
 
+// Leader election (app/leadership.h): children of the one Lease this process takes part in.
+struct LeaderMetrics {
+  prometheus::Gauge& leader; // 1 leader, 0 standby
+  prometheus::Counter& transitions;
+  prometheus::Counter& lease_errors;
+};
+
 class Registry {
 public:
   Registry();
@@ -93,6 +100,8 @@ public:
   // Seconds the partition has been lagging without commit progress (0 when not lagging).
   prometheus::Gauge& partitionStalled(const std::string& mapping, const std::string& topic,
                                       std::int32_t partition);
+  // lease: "namespace/name".
+  LeaderMetrics leaderMetrics(const std::string& lease);
 
 private:
   std::shared_ptr<prometheus::Registry> registry_;
