@@ -256,7 +256,7 @@ const std::vector<BadConfig>& badConfigs() {
        .yaml = valid("logging: debug\n"),
        .command = kValidate,
        .stderr_text = "$FILE:10:1: logging: unknown key; the keys allowed at the top level are "
-                      "server, mappings\n"},
+                      "server, leaderElection, mappings\n"},
       {.name = "an unknown key in source",
        .yaml = "mappings:\n"
                "  - name: orders\n"

@@ -349,7 +349,7 @@ TEST_CASE("config: ConfigError::what lists every diagnostic, one per line", "[un
     CHECK(std::string(e.what()) ==
           "kesm.yaml:1:11: mappings: must list at least one mapping, got an empty list\n"
           "kesm.yaml:2:1: extra: unknown key; the keys allowed at the top level are server, "
-          "mappings");
+          "leaderElection, mappings");
   }
 }
 

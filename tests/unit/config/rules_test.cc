@@ -208,7 +208,8 @@ TEST_CASE("rules: keys", "[unit]") {
        .key = "logging",
        .line = 8,
        .column = 1,
-       .message = "unknown key; the keys allowed at the top level are server, mappings"},
+       .message = "unknown key; the keys allowed at the top level are server, leaderElection, "
+                  "mappings"},
       {.rule = "an unknown key in server",
        .yaml = "server:\n  port: 9464\n" + withMapping(""),
        .key = "server.port",
