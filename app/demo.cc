@@ -104,7 +104,7 @@ int runDemo(const std::map<std::string, std::string>& options, const sigset_t& s
 
   RuntimeOptions runtime_options;
   runtime_options.live_line = true;
-  Runtime runtime(config, runtime_options);
+  Runtime runtime(config, std::move(runtime_options));
   runtime.start();
 
   // Let the first pollers join before the burst, so the live line shows the reaction.

@@ -2,6 +2,7 @@
 
 #include "app/capacity.h"
 #include "app/demo.h"
+#include "app/leadership.h"
 #include "app/preflight.h"
 #include "app/runtime.h"
 #include "common/log.h"
@@ -232,7 +233,11 @@ int cmdRun(const Args& args, const sigset_t& signals) {
             config.mappings.size() - options.disabled_at_start.size(), " of ",
             config.mappings.size(), " mapping(s)");
   options.live_line = hasFlag(args, "live");
-  kesm::app::Runtime runtime(std::move(config), options);
+  options.lease_store = kesm::app::leaseStoreFor(config);
+  if (options.lease_store) {
+    options.identity = kesm::app::electionIdentity();
+  }
+  kesm::app::Runtime runtime(std::move(config), std::move(options));
   runtime.start();
   int sig = waitForSignal(signals);
   kesm::log(kesm::LogLevel::kInfo, "kesm", "signal ", sig,

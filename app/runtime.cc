@@ -1,5 +1,6 @@
 #include "app/runtime.h"
 
+#include "app/leadership.h"
 #include "app/status.h"
 #include "common/log.h"
 #include "common/resources.h"
@@ -34,12 +35,16 @@ void checkLibrdkafkaSettings(const config::Config& config) {
 
 namespace {
 
-// One mapping's parts: its metrics, the notes its pollers leave for /status, and its
-// controller, which owns the pool (pollers as threads of this process) and the Kafka lag probe.
-// Destroyed in reverse: the controller stops its pollers before the probe they count into goes.
+// One mapping's parts: its metrics, the notes its pollers leave for /status, and, while this
+// replica runs pollers, its controller, which owns the pool (pollers as threads of this
+// process) and the Kafka lag probe. Leader election starts and ends a controller per term;
+// the metrics and notes outlive them.
 struct MappingRuntime {
   MappingRuntime(const config::Mapping& mapping, metrics::Registry& registry, const Clock& clock)
-      : probe(registry, mapping.name) {
+      : mapping(mapping), registry(registry), clock(clock), probe(registry, mapping.name) {}
+
+  // A new controller, not started: every part of a term is new but the metrics.
+  std::shared_ptr<scaler::Controller> makeController() {
     auto invocations = std::make_shared<scaler::InvocationTally>();
     auto partitions_at_start = std::make_shared<PartitionsAtStart>();
     poller::PollerContext base;
@@ -72,7 +77,16 @@ struct MappingRuntime {
     parts.clock = &clock;
     parts.registry = &registry;
     parts.probe = &probe;
-    controller = std::make_unique<scaler::Controller>(mapping, std::move(parts));
+    return std::make_shared<scaler::Controller>(mapping, std::move(parts));
+  }
+
+  std::shared_ptr<scaler::Controller> current() const {
+    std::lock_guard lock(mutex);
+    return controller;
+  }
+  void setCurrent(std::shared_ptr<scaler::Controller> c) {
+    std::lock_guard lock(mutex);
+    controller = std::move(c);
   }
 
   EventCounts events() const {
@@ -81,80 +95,146 @@ struct MappingRuntime {
   }
 
   MappingSnapshot snapshot() const {
-    const auto c = controller->snapshot();
     const auto e = events();
     MappingSnapshot s;
-    s.name = controller->mapping().name;
-    s.desired = c.desired;
-    s.active = c.pool.active;
-    s.running = c.pool.running;
-    s.stopping = c.pool.stopping;
-    s.lag = c.lag;
-    s.lag_stale = c.lag_stale;
-    s.disabled = c.disabled;
-    s.disabled_reason = c.disabled_reason;
+    s.name = mapping.name;
     s.polled = e.polled;
     s.invoked = e.invoked;
     s.failed = e.failed;
     s.committed = e.committed;
+    const auto c = current();
+    if (!c) {
+      s.standby = true;
+      return s;
+    }
+    const auto cs = c->snapshot();
+    s.desired = cs.desired;
+    s.active = cs.pool.active;
+    s.running = cs.pool.running;
+    s.stopping = cs.pool.stopping;
+    s.lag = cs.lag;
+    s.lag_stale = cs.lag_stale;
+    s.disabled = cs.disabled;
+    s.disabled_reason = cs.disabled_reason;
     return s;
   }
 
-  std::string statusJson() const {
-    return mappingStatusJson(controller->mapping(), controller->snapshot(), notes->snapshot(),
-                             events(), std::chrono::steady_clock::now(),
-                             std::chrono::system_clock::now());
+  std::string statusJson(const std::string& standby_reason) const {
+    const auto c = current();
+    if (!c) {
+      return standbyStatusJson(mapping, standby_reason, events());
+    }
+    return mappingStatusJson(mapping, c->snapshot(), notes->snapshot(), events(),
+                             std::chrono::steady_clock::now(), std::chrono::system_clock::now());
   }
 
+  const config::Mapping& mapping;
+  metrics::Registry& registry;
+  const Clock& clock;
   metrics::MappingProbe probe;
   std::shared_ptr<poller::PartitionNotes> notes = std::make_shared<poller::PartitionNotes>();
-  std::unique_ptr<scaler::Controller> controller;
+  mutable std::mutex mutex;
+  std::shared_ptr<scaler::Controller> controller; // null while standing by
 };
 
 } // namespace
 
 struct Runtime::Impl {
-  Impl(config::Config c, RuntimeOptions o) : config(std::move(c)), options(o) {}
+  Impl(config::Config c, RuntimeOptions o) : config(std::move(c)), options(std::move(o)) {}
 
-  void liveLoop() {
-    auto started = std::chrono::steady_clock::now();
-    std::vector<double> last_committed(mappings.size(), 0.0);
-    auto last = started;
-    std::unique_lock lock(live_mutex);
-    while (!live_stop) {
-      live_cv.wait_for(lock, milliseconds(1000), [this] { return live_stop; });
-      if (live_stop) {
-        break;
+  void liveLoop();
+
+  // Starts every mapping's controller. `at_startup`: a failure ends kesm (as without leader
+  // election); later, for a new term, the mapping is disabled with the reason instead.
+  void startControllers(bool at_startup) {
+    for (auto& m : mappings) {
+      auto c = m->makeController();
+      auto reason = options.disabled_at_start.find(m->mapping.name);
+      if (reason != options.disabled_at_start.end()) {
+        c->disable(reason->second);
       }
-      auto now = std::chrono::steady_clock::now();
-      double secs = std::chrono::duration<double>(now - last).count();
-      double elapsed = std::chrono::duration<double>(now - started).count();
-      last = now;
-      for (size_t i = 0; i < mappings.size(); ++i) {
-        auto s = mappings[i]->snapshot();
-        double rate = secs > 0 ? (s.committed - last_committed[i]) / secs : 0;
-        last_committed[i] = s.committed;
-        std::string extra;
-        if (s.active > s.running) {
-          extra += ", " + std::to_string(s.active - s.running) + " starting";
+      try {
+        c->start();
+      } catch (const std::exception& e) {
+        if (at_startup) {
+          throw;
         }
-        if (s.stopping > 0) {
-          extra += ", " + std::to_string(s.stopping) + " retiring";
-        }
-        if (s.disabled) {
-          std::printf("[%6.1fs] %s: DISABLED: %s\n", elapsed, s.name.c_str(),
-                      s.disabled_reason.c_str());
-          continue;
-        }
-        std::printf("[%6.1fs] %s: lag %s%lld (max %lld) | pollers desired %d, running %d%s"
-                    " | %.0f events/s | committed %.0f, failed records %.0f\n",
-                    elapsed, s.name.c_str(), s.lag_stale ? "STALE " : "",
-                    s.lag ? static_cast<long long>(s.lag->total) : 0LL,
-                    s.lag ? static_cast<long long>(s.lag->max) : 0LL, s.desired, s.running,
-                    extra.c_str(), rate, s.committed, s.failed);
+        log(LogLevel::kError, "kesm", m->mapping.name, ": cannot start: ", e.what());
+        c->disable(std::string("cannot start: ") + e.what());
       }
-      std::fflush(stdout);
+      m->setCurrent(std::move(c));
     }
+  }
+
+  // Stops every mapping's controller, in parallel (each has its own grace period).
+  bool stopControllers(std::optional<milliseconds> grace) {
+    std::vector<std::thread> stoppers;
+    std::atomic<bool> all_ok{true};
+    for (auto& m : mappings) {
+      auto c = m->current();
+      if (!c) {
+        continue;
+      }
+      auto stop = [m = m.get(), c, grace, &all_ok] {
+        if (!c->stop(grace)) {
+          all_ok = false;
+        }
+        m->setCurrent(nullptr);
+      };
+      try {
+        stoppers.emplace_back(stop);
+      } catch (const std::system_error&) {
+        stop(); // no thread left: one after the other, each still bounded
+      }
+    }
+    for (auto& t : stoppers) {
+      t.join();
+    }
+    return all_ok;
+  }
+
+  // Leader election: follows the Lease, starting the controllers when a term begins and
+  // stopping them when it ends (the renew deadline passed, or another replica holds it).
+  void termLoop() {
+    std::unique_lock lock(term_mutex);
+    while (!term_stop) {
+      const auto now = clock.now();
+      const bool lead = leadership->leading(now);
+      if (lead != leading) {
+        lock.unlock();
+        if (lead) {
+          log(LogLevel::kInfo, "kesm", "leading: starting the pollers");
+          startControllers(false);
+        } else {
+          log(LogLevel::kWarn, "kesm", "no longer leading: stopping the pollers within ",
+              leadership->stopBudget().count(), " ms");
+          stopControllers(leadership->stopBudget());
+        }
+        lock.lock();
+        leading = lead;
+        continue;
+      }
+      // Wake at the end of the term, or when the election reports a step.
+      auto until = now + milliseconds(1000);
+      if (auto s = leadership->status(); lead && s.valid_until && *s.valid_until < until) {
+        until = *s.valid_until;
+      }
+      term_cv.wait_until(lock, until, [this] { return term_stop || term_changed; });
+      term_changed = false;
+    }
+  }
+
+  std::string standbyReason() const {
+    if (!leadership) {
+      return "";
+    }
+    auto s = leadership->status();
+    std::string reason = "standing by: the Lease " + s.lease;
+    reason += s.holder.empty() ? std::string(" is free") : " is held by " + s.holder;
+    if (!s.last_error.empty()) {
+      reason += "; last Lease error: " + s.last_error;
+    }
+    return reason;
   }
 
   config::Config config;
@@ -164,6 +244,14 @@ struct Runtime::Impl {
   SteadyClock clock; // outlives the controllers
   std::vector<std::unique_ptr<MappingRuntime>> mappings;
 
+  std::unique_ptr<Leadership> leadership; // null: leader election off
+  std::mutex term_mutex;
+  std::condition_variable term_cv;
+  bool term_stop = false;
+  bool term_changed = false;
+  bool leading = false; // term thread only
+  std::thread term_thread;
+
   std::mutex live_mutex;
   std::condition_variable live_cv;
   bool live_stop = false;
@@ -171,8 +259,53 @@ struct Runtime::Impl {
   bool stopped = false;
 };
 
+void Runtime::Impl::liveLoop() {
+  auto started = std::chrono::steady_clock::now();
+  std::vector<double> last_committed(mappings.size(), 0.0);
+  auto last = started;
+  std::unique_lock lock(live_mutex);
+  while (!live_stop) {
+    live_cv.wait_for(lock, milliseconds(1000), [this] { return live_stop; });
+    if (live_stop) {
+      break;
+    }
+    auto now = std::chrono::steady_clock::now();
+    double secs = std::chrono::duration<double>(now - last).count();
+    double elapsed = std::chrono::duration<double>(now - started).count();
+    last = now;
+    for (size_t i = 0; i < mappings.size(); ++i) {
+      auto s = mappings[i]->snapshot();
+      double rate = secs > 0 ? (s.committed - last_committed[i]) / secs : 0;
+      last_committed[i] = s.committed;
+      std::string extra;
+      if (s.active > s.running) {
+        extra += ", " + std::to_string(s.active - s.running) + " starting";
+      }
+      if (s.stopping > 0) {
+        extra += ", " + std::to_string(s.stopping) + " retiring";
+      }
+      if (s.standby) {
+        std::printf("[%6.1fs] %s: %s\n", elapsed, s.name.c_str(), standbyReason().c_str());
+        continue;
+      }
+      if (s.disabled) {
+        std::printf("[%6.1fs] %s: DISABLED: %s\n", elapsed, s.name.c_str(),
+                    s.disabled_reason.c_str());
+        continue;
+      }
+      std::printf("[%6.1fs] %s: lag %s%lld (max %lld) | pollers desired %d, running %d%s"
+                  " | %.0f events/s | committed %.0f, failed records %.0f\n",
+                  elapsed, s.name.c_str(), s.lag_stale ? "STALE " : "",
+                  s.lag ? static_cast<long long>(s.lag->total) : 0LL,
+                  s.lag ? static_cast<long long>(s.lag->max) : 0LL, s.desired, s.running,
+                  extra.c_str(), rate, s.committed, s.failed);
+    }
+    std::fflush(stdout);
+  }
+}
+
 Runtime::Runtime(config::Config config, RuntimeOptions options)
-    : impl_(std::make_unique<Impl>(std::move(config), options)) {}
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(options))) {}
 
 Runtime::~Runtime() { stop(); }
 
@@ -181,10 +314,17 @@ void Runtime::start() {
   for (const auto& mapping : impl_->config.mappings) {
     impl_->mappings.push_back(
         std::make_unique<MappingRuntime>(mapping, impl_->registry, impl_->clock));
-    auto reason = impl_->options.disabled_at_start.find(mapping.name);
-    if (reason != impl_->options.disabled_at_start.end()) {
-      impl_->mappings.back()->controller->disable(reason->second);
-    }
+  }
+  if (impl_->options.lease_store) {
+    impl_->leadership = std::make_unique<Leadership>(
+        std::move(impl_->options.lease_store), impl_->options.identity,
+        impl_->config.leader_election, impl_->clock, impl_->registry, [this] {
+          {
+            std::lock_guard lock(impl_->term_mutex);
+            impl_->term_changed = true;
+          }
+          impl_->term_cv.notify_all();
+        });
   }
   metrics::EndpointHooks hooks;
   hooks.ready = [this] { return ready(); };
@@ -195,8 +335,11 @@ void Runtime::start() {
       std::make_unique<metrics::MetricsServer>(impl_->config.server.listen, impl_->registry, hooks);
   log(LogLevel::kInfo, "kesm", "serving /metrics /healthz /readyz /status on port ",
       impl_->server->port());
-  for (auto& c : impl_->mappings) {
-    c->controller->start();
+  if (impl_->leadership) {
+    impl_->term_thread = startThread("the leader term", [this] { impl_->termLoop(); });
+    impl_->leadership->start();
+  } else {
+    impl_->startControllers(true);
   }
   if (impl_->options.live_line) {
     impl_->live_thread = startThread("the --live line", [this] { impl_->liveLoop(); });
@@ -216,27 +359,23 @@ bool Runtime::stop() {
   if (impl_->live_thread.joinable()) {
     impl_->live_thread.join();
   }
-  // Mappings stop in parallel: each has its own grace period.
-  std::vector<std::thread> stoppers;
-  std::atomic<bool> all_ok{true};
-  for (auto& c : impl_->mappings) {
-    auto stop = [&c, &all_ok] {
-      if (!c->controller->stop()) {
-        all_ok = false;
-      }
-    };
-    try {
-      stoppers.emplace_back(stop);
-    } catch (const std::system_error&) {
-      stop(); // no thread left: one after the other, each still bounded
-    }
+  // No new term from here; the election goes on renewing while the pollers finish, so no
+  // standby starts before they are gone; then the Lease is given up for a quick takeover.
+  {
+    std::lock_guard lock(impl_->term_mutex);
+    impl_->term_stop = true;
   }
-  for (auto& t : stoppers) {
-    t.join();
+  impl_->term_cv.notify_all();
+  if (impl_->term_thread.joinable()) {
+    impl_->term_thread.join();
+  }
+  bool ok = impl_->stopControllers(std::nullopt);
+  if (impl_->leadership) {
+    impl_->leadership->stopAndRelease();
   }
   impl_->server.reset();
   impl_->mappings.clear();
-  return all_ok;
+  return ok;
 }
 
 std::vector<MappingSnapshot> Runtime::snapshot() {
@@ -250,12 +389,20 @@ std::vector<MappingSnapshot> Runtime::snapshot() {
 std::uint16_t Runtime::metricsPort() const { return impl_->server ? impl_->server->port() : 0; }
 
 std::string Runtime::statusJson() {
-  std::string out = "{\"mappings\":[";
+  std::string out = "{";
+  if (impl_->leadership) {
+    out += "\"leaderElection\":";
+    const auto now = impl_->clock.now();
+    out += leaderStatusJson(impl_->leadership->status(), impl_->leadership->leading(now), now);
+    out += ',';
+  }
+  out += "\"mappings\":[";
+  const std::string standby = impl_->standbyReason();
   for (size_t i = 0; i < impl_->mappings.size(); ++i) {
     if (i > 0) {
       out += ','; // not `(i ? "," : "") + …`: GCC 12 at -O3 reports a false -Wrestrict on it
     }
-    out += impl_->mappings[i]->statusJson();
+    out += impl_->mappings[i]->statusJson(standby);
   }
   return out + "]}";
 }
@@ -264,8 +411,13 @@ bool Runtime::ready() {
   if (impl_->mappings.empty()) {
     return false;
   }
-  for (auto& c : impl_->mappings) {
-    if (!c->controller->ready()) {
+  // A standby is ready: it serves what it should, and takes over when the Lease is free.
+  for (auto& m : impl_->mappings) {
+    auto c = m->current();
+    if (c && !c->ready()) {
+      return false;
+    }
+    if (!c && !impl_->leadership) {
       return false;
     }
   }

@@ -4,6 +4,7 @@
 // a lag probe and the controller loop that sets the poller count.
 
 #include "config/config.h"
+#include "k8s/lease.h"
 #include "scaler/lag_source.h"
 
 #include <chrono>
@@ -20,6 +21,10 @@ struct RuntimeOptions {
   bool live_line = false; // print one status line per second on stdout
   // Mappings that start Disabled (by name), with the reason, e.g. a failed preflight.
   std::map<std::string, std::string> disabled_at_start;
+  // Leader election (app/leadership.h): the Lease this replica competes for and its name in
+  // it; null: off, the pollers start at once.
+  std::unique_ptr<k8s::LeaseStore> lease_store;
+  std::string identity;
 };
 
 struct MappingSnapshot {
@@ -32,6 +37,7 @@ struct MappingSnapshot {
   bool lag_stale = true;                // the last probe failed or none succeeded yet
   bool disabled = false;
   std::string disabled_reason;
+  bool standby = false; // leader election: another replica runs the pollers
   double polled = 0, invoked = 0, failed = 0, committed = 0;
 };
 

@@ -7,6 +7,19 @@
 
 namespace kesm::app {
 
+namespace {
+
+std::string eventsJson(const EventCounts& events) {
+  std::ostringstream out;
+  out << "{\"polled\":" << static_cast<long long>(events.polled)
+      << ",\"invoked\":" << static_cast<long long>(events.invoked)
+      << ",\"failedInvoke\":" << static_cast<long long>(events.failed)
+      << ",\"committed\":" << static_cast<long long>(events.committed) << "}";
+  return out.str();
+}
+
+} // namespace
+
 std::string mappingStatusJson(const config::Mapping& mapping, const scaler::ControllerSnapshot& s,
                               const std::map<TopicPartition, std::string>& notes,
                               const EventCounts& events, Clock::time_point steady_now,
@@ -65,10 +78,44 @@ std::string mappingStatusJson(const config::Mapping& mapping, const scaler::Cont
     }
     out << "]";
   }
-  out << "},\"events\":{\"polled\":" << static_cast<long long>(events.polled)
-      << ",\"invoked\":" << static_cast<long long>(events.invoked)
-      << ",\"failedInvoke\":" << static_cast<long long>(events.failed)
-      << ",\"committed\":" << static_cast<long long>(events.committed) << "}}";
+  out << "},\"events\":" << eventsJson(events) << "}";
+  return out.str();
+}
+
+std::string standbyStatusJson(const config::Mapping& mapping, const std::string& reason,
+                              const EventCounts& events) {
+  using json::quote;
+  std::string out = "{\"name\":";
+  out += quote(mapping.name);
+  out += ",\"state\":\"Standby\",\"stateReason\":";
+  out += quote(reason);
+  out += ",\"consumerGroupId\":";
+  out += quote(mapping.source.consumer_group_id);
+  out += ",\"pollers\":{\"desired\":0,\"active\":0,\"running\":0,\"stopping\":0,\"minimum\":";
+  out += std::to_string(mapping.scaling.minimum_pollers);
+  out += ",\"maximum\":";
+  out += std::to_string(mapping.scaling.maximum_pollers);
+  out += ",\"workers\":[]},\"events\":";
+  out += eventsJson(events);
+  return out + "}";
+}
+
+std::string leaderStatusJson(const k8s::ElectionStatus& s, bool leading,
+                             Clock::time_point steady_now) {
+  using json::quote;
+  std::ostringstream out;
+  out << "{\"role\":\"" << (leading ? "leader" : "standby")
+      << "\",\"identity\":" << quote(s.identity) << ",\"lease\":" << quote(s.lease)
+      << ",\"holder\":" << quote(s.holder) << ",\"termSecondsLeft\":";
+  if (leading && s.valid_until) {
+    out << std::chrono::duration_cast<std::chrono::milliseconds>(*s.valid_until - steady_now)
+                   .count() /
+               1000.0;
+  } else {
+    out << "null";
+  }
+  out << ",\"transitions\":" << s.transitions << ",\"leaseErrors\":" << s.lease_errors
+      << ",\"lastError\":" << quote(s.last_error) << "}";
   return out.str();
 }
 

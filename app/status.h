@@ -5,6 +5,7 @@
 
 #include "common/types.h"
 #include "config/config.h"
+#include "k8s/leader_elector.h"
 #include "scaler/controller.h"
 
 #include <chrono>
@@ -25,5 +26,13 @@ std::string mappingStatusJson(const config::Mapping& mapping,
                               const std::map<TopicPartition, std::string>& notes,
                               const EventCounts& events, Clock::time_point steady_now,
                               std::chrono::system_clock::time_point wall_now);
+
+// A mapping of a replica that stands by (leader election): no pollers, `reason` says who leads.
+std::string standbyStatusJson(const config::Mapping& mapping, const std::string& reason,
+                              const EventCounts& events);
+
+// /status "leaderElection": this replica's role and what it last read of the Lease.
+std::string leaderStatusJson(const k8s::ElectionStatus& status, bool leading,
+                             Clock::time_point steady_now);
 
 } // namespace kesm::app

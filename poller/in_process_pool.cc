@@ -112,15 +112,19 @@ scaler::PoolStatus InProcessWorkerPool::status() {
   return s;
 }
 
-bool InProcessWorkerPool::shutdown(std::chrono::milliseconds timeout) {
+bool InProcessWorkerPool::shutdown(std::chrono::milliseconds timeout,
+                                   std::optional<std::chrono::milliseconds> grace) {
   std::vector<std::unique_ptr<Poller>> all;
   {
     std::lock_guard lock(mutex_);
     for (auto& p : active_) {
-      p->requestStop();
+      p->requestStop(grace);
       all.push_back(std::move(p));
     }
     for (auto& p : retiring_) {
+      if (grace) {
+        p->requestStop(grace); // already retiring: only shortens its grace
+      }
       all.push_back(std::move(p));
     }
     active_.clear();

@@ -23,7 +23,9 @@ public:
 
   scaler::ScaleResult scaleTo(int desired) override;
   scaler::PoolStatus status() override;
-  bool shutdown(std::chrono::milliseconds timeout) override;
+  using scaler::WorkerPool::shutdown;
+  bool shutdown(std::chrono::milliseconds timeout,
+                std::optional<std::chrono::milliseconds> grace) override;
 
 private:
   void reapLocked();

@@ -369,7 +369,14 @@ void Poller::Impl::shutdown() {
       return fatal_ ? f.running : (f.running || !f.held); // a held batch cannot finish
     });
   };
-  while (unfinished() && clock_.now() < grace_deadline_) {
+  auto capped = [this] {
+    const auto cap = grace_cap_until_.load();
+    if (cap != kNoGraceCap) {
+      grace_deadline_ = std::min(grace_deadline_, time_point(time_point::duration(cap)));
+    }
+    return grace_deadline_;
+  };
+  while (unfinished() && clock_.now() < capped()) {
     wake_fd_.wait(milliseconds(20));
     serveConsumerQueue();
     serveCommitQueue(milliseconds(0));
@@ -456,9 +463,16 @@ void Poller::start() {
                   [this] { impl_->run(); });
 }
 
-void Poller::requestStop() {
+void Poller::requestStop(std::optional<milliseconds> grace) {
   if (!impl_) {
     return;
+  }
+  if (grace) {
+    const auto until = (impl_->clock_.now() + *grace).time_since_epoch().count();
+    auto cap = impl_->grace_cap_until_.load();
+    while ((cap == Impl::kNoGraceCap || until < cap) &&
+           !impl_->grace_cap_until_.compare_exchange_weak(cap, until)) {
+    }
   }
   impl_->stop_requested_ = true;
   impl_->wake();

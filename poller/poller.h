@@ -88,8 +88,9 @@ public:
 
   void start();
   // Retire: stop fetching, finish (or, past the grace period, abandon without committing)
-  // the batch in flight, commit, and leave the group. Does not block.
-  void requestStop();
+  // the batch in flight, commit, and leave the group. Does not block. `grace` shortens the
+  // mapping's grace period for this stop (also when the retire has begun already).
+  void requestStop(std::optional<std::chrono::milliseconds> grace = std::nullopt);
   // Waits until the thread has finished, up to the deadline. True when stopped.
   bool waitStopped(std::chrono::milliseconds timeout);
 

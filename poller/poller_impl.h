@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
+#include <limits>
 #include <list>
 #include <optional>
 #include <set>
@@ -127,6 +128,10 @@ struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   time_point grace_deadline_{};
 
   std::atomic<bool> stop_requested_{false};
+  // The earliest end of a grace that requestStop shortened (the clock's ticks since its
+  // epoch); read while stopping, so a shorter one that comes later still applies.
+  static constexpr time_point::rep kNoGraceCap = std::numeric_limits<time_point::rep>::max();
+  std::atomic<time_point::rep> grace_cap_until_{kNoGraceCap};
   std::mutex stopped_mutex_;
   std::condition_variable stopped_cv_;
   bool stopped_ = false;

@@ -78,7 +78,7 @@ void Controller::start(Runner runner) {
   }
 }
 
-bool Controller::stop() {
+bool Controller::stop(std::optional<milliseconds> grace) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) {
@@ -90,7 +90,9 @@ bool Controller::stop() {
   if (thread_.joinable()) {
     thread_.join();
   }
-  bool ok = pool_->shutdown(mapping_.scaling.grace_period + milliseconds(10000));
+  const auto period =
+      grace ? std::min(*grace, mapping_.scaling.grace_period) : mapping_.scaling.grace_period;
+  bool ok = pool_->shutdown(period + milliseconds(10000), grace);
   probe_.pollers_starting.Set(0);
   probe_.pollers_running.Set(0);
   probe_.pollers_stopping.Set(0);

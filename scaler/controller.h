@@ -74,8 +74,9 @@ public:
   // One evaluation: probe, publish, decide, scale (or, once disabled, retire every worker).
   void evaluate();
   // Stops the runner promptly, then shuts the pool down within the grace period plus 10 s.
-  // True when every worker stopped in time.
-  bool stop();
+  // True when every worker stopped in time. `grace` shortens the workers' grace period (a
+  // leader whose term ended: app/leadership.h).
+  bool stop(std::optional<std::chrono::milliseconds> grace = std::nullopt);
 
   // Moves the mapping to Disabled: its workers retire (a poller that met the fatal error
   // commits nothing of its failing batch) and none is spawned until a restart. Does not

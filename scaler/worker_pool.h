@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,8 +58,12 @@ public:
   virtual ScaleResult scaleTo(int desired) = 0;
   virtual PoolStatus status() = 0;
   // Stopping the process: retires every worker and waits for them, up to `timeout`. True
-  // when all stopped in time. Called once, last.
-  virtual bool shutdown(std::chrono::milliseconds timeout) = 0;
+  // when all stopped in time. Called once, last. `grace`, when given and shorter than the
+  // mapping's grace period, is the time workers get to finish their batches instead (a
+  // leader whose Lease ran out must be gone before a standby starts).
+  bool shutdown(std::chrono::milliseconds timeout) { return shutdown(timeout, std::nullopt); }
+  virtual bool shutdown(std::chrono::milliseconds timeout,
+                        std::optional<std::chrono::milliseconds> grace) = 0;
 };
 
 } // namespace kesm::scaler

@@ -54,8 +54,11 @@ public:
     return s;
   }
 
-  bool shutdown(std::chrono::milliseconds timeout) override {
+  using scaler::WorkerPool::shutdown;
+  bool shutdown(std::chrono::milliseconds timeout,
+                std::optional<std::chrono::milliseconds> grace) override {
     shutdowns.push_back(timeout);
+    graces.push_back(grace);
     active_ = 0;
     return true;
   }
@@ -66,6 +69,7 @@ public:
   std::string spawn_error = "cannot start poller: Resource temporarily unavailable";
   std::vector<int> asked;                           // every scaleTo(), in order
   std::vector<std::chrono::milliseconds> shutdowns; // every shutdown(), with its timeout
+  std::vector<std::optional<std::chrono::milliseconds>> graces; // and its grace
 
 private:
   int active_ = 0;

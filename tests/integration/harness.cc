@@ -139,7 +139,8 @@ std::map<std::int32_t, std::int64_t> committedOffsets(const config::Mapping& map
   return out;
 }
 
-KesmProcess::KesmProcess(const std::vector<std::string>& args, const std::string& log_file) {
+KesmProcess::KesmProcess(const std::vector<std::string>& args, const std::string& log_file,
+                         const std::vector<std::string>& env) {
   std::vector<char*> argv;
   std::string binary = KESM_BINARY;
   argv.push_back(binary.data());
@@ -160,7 +161,22 @@ KesmProcess::KesmProcess(const std::vector<std::string>& args, const std::string
   sigemptyset(&empty);
   posix_spawnattr_setsigmask(&attr, &empty);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  int rc = posix_spawn(&pid_, binary.c_str(), &actions, &attr, argv.data(), environ);
+  std::vector<std::string> env_copy = env;
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const bool overridden = std::any_of(env.begin(), env.end(), [&](const std::string& x) {
+      return x.substr(0, x.find('=') + 1) == entry.substr(0, entry.find('=') + 1);
+    });
+    if (!overridden) {
+      envp.push_back(*e);
+    }
+  }
+  for (auto& e : env_copy) {
+    envp.push_back(e.data());
+  }
+  envp.push_back(nullptr);
+  int rc = posix_spawn(&pid_, binary.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {

@@ -68,7 +68,9 @@ std::map<std::int32_t, std::int64_t> committedOffsets(const config::Mapping& map
 // A kesm child process (the real binary), stopped with SIGKILL if still running at the end.
 class KesmProcess {
 public:
-  KesmProcess(const std::vector<std::string>& args, const std::string& log_file);
+  // `env`: NAME=VALUE entries set in the child on top of this process's environment.
+  KesmProcess(const std::vector<std::string>& args, const std::string& log_file,
+              const std::vector<std::string>& env = {});
   ~KesmProcess();
   void signal(int sig);
   // Waits for exit up to the timeout; returns the exit status (or -1 on timeout).
