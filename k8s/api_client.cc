@@ -128,14 +128,13 @@ net::HttpResult ApiClient::request(const std::string& method, const std::string&
       result = send(token_.current(Clock::now()));
     }
   }
-  if (!token_.error().empty() && result.transportOk() && result.response.status == 401) {
-    result.response.body += " (token file: " + token_.error() + ")";
-  }
   return result;
 }
 
 std::uint64_t ApiClient::connectionsOpened() const { return http_->connectionsOpened(); }
 
 std::string ApiClient::describe() const { return origin_; }
+
+std::string ApiClient::tokenError() const { return token_.error(); }
 
 } // namespace kesm::k8s

@@ -77,6 +77,9 @@ public:
 
   std::uint64_t connectionsOpened() const;
   std::string describe() const; // "https://host:port" for logs
+  // Why the token file could not be read last time (the last good token is still sent);
+  // empty when it was read.
+  std::string tokenError() const;
 
 private:
   ApiClientOptions options_;

@@ -46,6 +46,9 @@ private:
     result.outcome = outcomeForStatus(http.response.status);
     if (result.outcome != LeaseOutcome::kOk) {
       result.message = what + ": " + describeFailure(http.response.status, http.response.body);
+      if (result.outcome == LeaseOutcome::kForbidden && !client_.tokenError().empty()) {
+        result.message += " (token file: " + client_.tokenError() + ")";
+      }
       return result;
     }
     std::string error;
