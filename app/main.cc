@@ -6,6 +6,7 @@
 #include "app/preflight.h"
 #include "app/runtime.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
 #include "samplefn/sample_function.h"
@@ -25,7 +26,7 @@
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
+using kesm::kVersion;
 
 constexpr const char* kUsage = R"(kesm — a Kafka event source mapping for any HTTP function
 

@@ -129,6 +129,7 @@ public:
       return result;
     case net::HttpErrorKind::kConnect:
     case net::HttpErrorKind::kIo:
+    case net::HttpErrorKind::kTls:
       result.outcome = InvokeOutcome::kConnectionError;
       result.detail = http.error_message;
       return result;

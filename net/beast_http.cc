@@ -1,18 +1,26 @@
-// The HTTP client and the helpers of net/http.h; the server is in http_server.cc. Beast errors
-// are translated into HttpErrorKind at this boundary.
+// The HTTP(S) client and the helpers of net/http.h; the server is in http_server.cc. Beast,
+// Asio and OpenSSL errors are translated into HttpErrorKind at this boundary.
 
 #include "net/http.h"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <cctype>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <optional>
 #include <stdexcept>
 #include <strings.h>
@@ -22,6 +30,7 @@ namespace kesm::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
@@ -51,7 +60,55 @@ bool hasHeader(const Headers& headers, const std::string& name) {
 bool isConnectionGone(const error_code& ec) {
   return ec == asio::error::eof || ec == http::error::end_of_stream ||
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-         ec == asio::error::connection_aborted || ec == asio::error::not_connected;
+         ec == asio::error::connection_aborted || ec == asio::error::not_connected ||
+         ec == ssl::error::stream_truncated; // TCP closed under TLS without close_notify
+}
+
+bool isTlsError(const error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() ||
+         ec.category() == ssl::error::get_stream_category();
+}
+
+bool isIpAddress(const std::string& host) {
+  error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// The client side of TLS: verify the server against ca_file (or the system store), TLS 1.2
+// at least, and a client certificate when mutual TLS is asked for.
+std::unique_ptr<ssl::context> makeTlsContext(const TlsOptions& options) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  ::SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  error_code ec;
+  if (options.ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+    if (ec) {
+      throw std::runtime_error("TLS: cannot load the system's CA store: " + ec.message());
+    }
+  } else {
+    ctx->load_verify_file(options.ca_file, ec);
+    if (ec) {
+      throw std::runtime_error("TLS: cannot load CA file " + options.ca_file + ": " + ec.message());
+    }
+  }
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    throw std::runtime_error("TLS: a client certificate needs both cert_file and key_file");
+  }
+  if (!options.cert_file.empty()) {
+    ctx->use_certificate_chain_file(options.cert_file, ec);
+    if (ec) {
+      throw std::runtime_error("TLS: cannot load client certificate " + options.cert_file + ": " +
+                               ec.message());
+    }
+    ctx->use_private_key_file(options.key_file, ssl::context::pem, ec);
+    if (ec) {
+      throw std::runtime_error("TLS: cannot load client key " + options.key_file + ": " +
+                               ec.message());
+    }
+  }
+  ctx->set_verify_mode(ssl::verify_peer);
+  return ctx;
 }
 
 template <class Fields> void copyHeaders(const Fields& fields, Headers& out) {
@@ -140,14 +197,24 @@ Url parseHttpUrl(const std::string& url) {
 
 // ---------------------------------------------------------------------------------------
 // HttpClient: asynchronous operations on a private io_context, run to completion inside
-// each call, so that one deadline (tcp_stream::expires_at) covers the whole exchange.
+// each call, so that one deadline (tcp_stream::expires_at) covers the whole exchange; the TLS
+// stream does its I/O through the same tcp_stream, so the deadline covers the handshake too.
 
 struct HttpClient::Impl {
-  explicit Impl(Url u) : url(std::move(u)), host_header(hostHeader(url)) {}
+  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+  Impl(Url u, TlsOptions options)
+      : url(std::move(u)), tls_options(std::move(options)), host_header(hostHeader(url)),
+        verify_name(tls_options.server_name.empty() ? url.host : tls_options.server_name) {
+    if (url.scheme == Scheme::kHttps) {
+      tls_context = makeTlsContext(tls_options);
+    }
+  }
 
   static std::string hostHeader(const Url& url) {
     std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
-    return url.port == 80 ? host : host + ":" + std::to_string(url.port);
+    const std::uint16_t default_port = url.scheme == Scheme::kHttps ? 443 : 80;
+    return url.port == default_port ? host : host + ":" + std::to_string(url.port);
   }
 
   using Clock = std::chrono::steady_clock;
@@ -158,10 +225,24 @@ struct HttpClient::Impl {
     ioc.run();
   }
 
+  beast::tcp_stream& tcpLayer() { return tls ? beast::get_lowest_layer(*tls) : plain; }
+
+  // Calls f with the stream requests go through: the TLS stream or the plain one.
+  template <class F> void withStream(F&& f) {
+    if (tls) {
+      f(*tls);
+    } else {
+      f(plain);
+    }
+  }
+
   void close() {
+    // No TLS close_notify: it costs a round trip and the server copes with a closed socket.
     error_code ignored;
+    beast::tcp_stream& stream = tcpLayer();
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream.close();
+    tls.reset();
     connected = false;
     buffer.clear();
   }
@@ -172,6 +253,31 @@ struct HttpClient::Impl {
     result.error = kind;
     result.error_message = std::move(message);
     return result;
+  }
+
+  // A fresh TLS stream for each connection (an SSL object is not reusable), set to verify
+  // the chain and then the host name, remembering why verification failed.
+  void newTlsStream() {
+    tls = std::make_unique<TlsStream>(ioc, *tls_context);
+    verify_error.clear();
+    if (!isIpAddress(verify_name)) {
+      // SNI carries names only (RFC 6066); a server picks its certificate by it.
+      ::SSL_set_tlsext_host_name(tls->native_handle(), verify_name.c_str());
+    }
+    tls->set_verify_mode(ssl::verify_peer);
+    tls->set_verify_callback([this, check_host = ssl::host_name_verification(verify_name)](
+                                 bool preverified, ssl::verify_context& ctx) mutable {
+      if (!preverified) {
+        const int err = ::X509_STORE_CTX_get_error(ctx.native_handle());
+        verify_error = ::X509_verify_cert_error_string(err);
+        return false;
+      }
+      if (!check_host(preverified, ctx)) {
+        verify_error = "hostname mismatch: the certificate is not valid for " + verify_name;
+        return false;
+      }
+      return true;
+    });
   }
 
   std::optional<HttpResult> connect(Clock::time_point deadline) {
@@ -202,6 +308,10 @@ struct HttpClient::Impl {
     if (ec) {
       return fail(HttpErrorKind::kConnect, "resolving " + url.host + ": " + ec.message());
     }
+    if (tls_context) {
+      newTlsStream();
+    }
+    beast::tcp_stream& stream = tcpLayer();
     stream.expires_at(deadline);
     stream.async_connect(endpoints, [&](const error_code& e, const tcp::endpoint&) { ec = e; });
     runToCompletion();
@@ -211,10 +321,35 @@ struct HttpClient::Impl {
     if (ec) {
       return fail(HttpErrorKind::kConnect, "connecting to " + host_header + ": " + ec.message());
     }
+    ++connections_opened;
     error_code ignored;
     stream.socket().set_option(tcp::no_delay(true), ignored);
+    if (tls) {
+      stream.expires_at(deadline);
+      tls->async_handshake(ssl::stream_base::client, [&](const error_code& e) { ec = e; });
+      runToCompletion();
+      if (ec == beast::error::timeout) {
+        return fail(HttpErrorKind::kTimeout, "timed out in the TLS handshake with " + host_header);
+      }
+      if (ec) {
+        // Any handshake failure is TLS's: a peer that closes here refused our TLS.
+        std::string why =
+            verify_error.empty() ? ec.message() : "certificate verify failed: " + verify_error;
+        return fail(HttpErrorKind::kTls, "TLS handshake with " + host_header + ": " + why);
+      }
+    }
     connected = true;
     return std::nullopt;
+  }
+
+  // The error of a write or read: TLS alerts (a client certificate refused after a TLS 1.3
+  // handshake arrives here) are kTls, the rest kIo.
+  HttpResult failIo(const error_code& ec, const std::string& doing) {
+    if (isTlsError(ec) && ec != ssl::error::stream_truncated) {
+      return fail(HttpErrorKind::kTls,
+                  "TLS error " + doing + " " + host_header + ": " + ec.message());
+    }
+    return fail(HttpErrorKind::kIo, doing + " " + host_header + ": " + ec.message());
   }
 
   HttpResult exchange(const std::string& method, const std::string& target, const std::string& body,
@@ -252,8 +387,10 @@ struct HttpClient::Impl {
         }
       }
       error_code ec;
-      stream.expires_at(deadline);
-      http::async_write(stream, req, [&](const error_code& e, std::size_t) { ec = e; });
+      tcpLayer().expires_at(deadline);
+      withStream([&](auto& stream) {
+        http::async_write(stream, req, [&](const error_code& e, std::size_t) { ec = e; });
+      });
       runToCompletion();
       if (ec == beast::error::timeout) {
         return fail(HttpErrorKind::kTimeout, "timed out sending the request to " + host_header);
@@ -263,13 +400,15 @@ struct HttpClient::Impl {
           close();
           continue;
         }
-        return fail(HttpErrorKind::kIo, "sending to " + host_header + ": " + ec.message());
+        return failIo(ec, "sending to");
       }
 
       http::response_parser<http::string_body> parser;
       parser.body_limit(kMaxBodyBytes);
-      stream.expires_at(deadline);
-      http::async_read(stream, buffer, parser, [&](const error_code& e, std::size_t) { ec = e; });
+      tcpLayer().expires_at(deadline);
+      withStream([&](auto& stream) {
+        http::async_read(stream, buffer, parser, [&](const error_code& e, std::size_t) { ec = e; });
+      });
       runToCompletion();
       if (ec == beast::error::timeout) {
         return fail(HttpErrorKind::kTimeout,
@@ -280,9 +419,9 @@ struct HttpClient::Impl {
           close();
           continue;
         }
-        return fail(HttpErrorKind::kIo, "reading from " + host_header + ": " + ec.message());
+        return failIo(ec, "reading from");
       }
-      stream.expires_never();
+      tcpLayer().expires_never();
 
       HttpResult result;
       auto& res = parser.get();
@@ -297,14 +436,21 @@ struct HttpClient::Impl {
   }
 
   Url url;
+  TlsOptions tls_options;
   std::string host_header;
+  std::string verify_name; // the name (or IP) the server's certificate must carry
   asio::io_context ioc{1};
-  beast::tcp_stream stream{ioc};
+  std::unique_ptr<ssl::context> tls_context; // set for https
+  beast::tcp_stream plain{ioc};              // http
+  std::unique_ptr<TlsStream> tls;            // https: one per connection
+  std::string verify_error;                  // why the last handshake's verification failed
   beast::flat_buffer buffer;
   bool connected = false;
+  std::uint64_t connections_opened = 0;
 };
 
-HttpClient::HttpClient(Url url) : impl_(std::make_unique<Impl>(std::move(url))) {}
+HttpClient::HttpClient(Url url, TlsOptions tls)
+    : impl_(std::make_unique<Impl>(std::move(url), std::move(tls))) {}
 
 HttpClient::~HttpClient() {
   if (impl_ && impl_->connected) {
@@ -327,5 +473,7 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
     return impl_->fail(HttpErrorKind::kIo, std::string("request failed: ") + e.what());
   }
 }
+
+std::uint64_t HttpClient::connectionsOpened() const { return impl_->connections_opened; }
 
 } // namespace kesm::net

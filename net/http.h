@@ -1,8 +1,9 @@
 #pragma once
 
-// Plain HTTP/1.1 over TCP, built on Boost.Beast in two translation units (beast_http.cc: the
-// client, http_server.cc: the server) so that the Beast-heavy compile happens in few places.
-// No Beast type leaks from this header.
+// HTTP/1.1 over TCP, and over TLS for the client, built on Boost.Beast in two translation
+// units (beast_http.cc: the client, http_server.cc: the server) so that the Beast-heavy
+// compile happens in few places; url.cc parses URLs with Boost.URL. No Beast, Asio or OpenSSL
+// type leaks from this header.
 
 #include <chrono>
 #include <cstddef>
@@ -33,7 +34,13 @@ struct HttpResponse {
   std::string header(const std::string& name) const;
 };
 
-enum class HttpErrorKind { kNone, kConnect, kTimeout, kIo };
+enum class HttpErrorKind {
+  kNone,
+  kConnect, // name resolution or TCP connect failed
+  kTimeout, // the exchange did not finish within its timeout
+  kIo,      // the connection broke while writing or reading, or the answer was not HTTP
+  kTls,     // the TLS handshake or a TLS record failed: certificate, host name, protocol
+};
 
 struct HttpResult {
   HttpErrorKind error = HttpErrorKind::kNone;
@@ -42,29 +49,53 @@ struct HttpResult {
   bool transportOk() const { return error == HttpErrorKind::kNone; }
 };
 
+enum class Scheme { kHttp, kHttps };
+
 struct Url {
-  std::string host;
+  std::string host; // a name, or an IP address (IPv6 without brackets)
   std::uint16_t port = 80;
   std::string target = "/";
+  Scheme scheme = Scheme::kHttp;
 };
-// Parses "http://host[:port][/path]". Throws std::invalid_argument on anything else.
+// Parses "http://host[:port][/path]". Throws std::invalid_argument on anything else, https
+// included (the function invoker does not speak TLS yet).
 Url parseHttpUrl(const std::string& url);
+// Parses "http://" and "https://" URLs (Boost.URL): host name, IPv4 or bracketed IPv6
+// literal, optional port (default 80 / 443), path and query. No user info, no fragment.
+// Throws std::invalid_argument naming what is wrong.
+Url parseUrl(const std::string& url);
 
-// A keep-alive HTTP/1.1 client for one origin. Owned and used by one thread at a time.
-// Reconnects transparently when the server closed an idle connection.
+// How an https client trusts its server and proves itself. Files are PEM, read when the
+// client is constructed.
+struct TlsOptions {
+  std::string ca_file{};   // CAs that may sign the server's certificate; empty: the system store
+  std::string cert_file{}; // client certificate (chain) for mutual TLS; empty: none
+  std::string key_file{};  // its private key; required with cert_file
+  // The name the server's certificate must carry, and the SNI sent; empty: the URL's host.
+  // An IP address is matched against the certificate's IP SANs and never sent as SNI.
+  std::string server_name{};
+};
+
+// A keep-alive HTTP/1.1 client for one origin, plain or TLS (url.scheme). Owned and used by
+// one thread at a time. Reconnects transparently when the server closed an idle connection.
+// TLS always verifies the server's certificate chain and host name (TLS 1.2 at least).
 class HttpClient {
 public:
-  explicit HttpClient(Url url);
+  // Throws std::runtime_error when a TLS file cannot be loaded (a startup error).
+  explicit HttpClient(Url url, TlsOptions tls = {});
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // POSTs body to the URL's target. The whole exchange (connect, write, read) must
-  // finish within timeout, else the result is kTimeout and the connection is dropped.
+  // POSTs body to the URL's target. The whole exchange (connect, TLS handshake, write, read)
+  // must finish within timeout, else the result is kTimeout and the connection is dropped.
   HttpResult post(const std::string& body, const Headers& headers,
                   std::chrono::milliseconds timeout);
   HttpResult request(const std::string& method, const std::string& target, const std::string& body,
                      const Headers& headers, std::chrono::milliseconds timeout);
+  // Connections (TCP, and TLS sessions with them) opened since construction: keep-alive
+  // reuse shows as a count that does not grow with the requests.
+  std::uint64_t connectionsOpened() const;
 
 private:
   struct Impl;

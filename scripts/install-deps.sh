@@ -12,7 +12,7 @@ PACKAGES=(
   libboost1.81-dev libboost-system1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev # TLS to the Kubernetes API server (Boost.Asio's OpenSSL streams)
   catch2 clang-format curl
-  openssl # the e2e broker's TLS listeners: tests/e2e/kafka.sh makes their certificates
+  openssl # certificates for the e2e broker (tests/e2e/kafka.sh) and the TLS client tests; their s_server peer
 )
 
 case "${1:-}" in
