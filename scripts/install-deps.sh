@@ -13,6 +13,11 @@ PACKAGES=(
   libssl-dev # TLS to the Kubernetes API server (Boost.Asio's OpenSSL streams)
   catch2 clang-format curl
   openssl # the e2e broker's TLS listeners: tests/e2e/kafka.sh makes their certificates
+  # The container image tests (tests/image/image.sh): podman builds and runs deploy/Dockerfile
+  # as root with the kernel's overlayfs (no uidmap or fuse-overlayfs needed), with runc (crun
+  # fails on these hybrid cgroups); debootstrap makes the base image; skopeo and jq read the
+  # saved image's config.
+  podman runc debootstrap skopeo jq
 )
 
 case "${1:-}" in
