@@ -212,8 +212,13 @@ cmd_build() {
   t0=$(date +%s.%N)
   local start=$SECONDS
   # Each step's line gets the seconds since the start, to see where the time goes.
+  # The --label twins of the build args: buildah 1.28 reuses a cached LABEL step whose ${ARG}
+  # value changed (seen: a new commit with an identical binary kept the old revision label);
+  # Docker's BuildKit does not, so the Dockerfile keeps its LABELs from ARGs.
   podman_ build --pull=never --network host "${ULIMITS[@]}" \
     --build-arg "VERSION=$(version_of_source)" --build-arg "REVISION=$revision" \
+    --label "org.opencontainers.image.version=$(version_of_source)" \
+    --label "org.opencontainers.image.revision=$revision" \
     --layers -f "$DOCKERFILE" -t "$IMAGE" "$ROOT" 2>&1 |
     while IFS= read -r line; do
       case $line in
