@@ -38,9 +38,10 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   PACKAGES+=(openjdk-17-jre-headless maven)
 fi
 
-# The Lambda runtimes of the e2e suite (tests/e2e/lambda/runtimes.sh) make a Python venv;
-# Debian ships venv's ensurepip only in python3-venv. (Their Go >= 1.26.6 is not in Debian
-# 12: without go those tests show as skipped.)
+# The Lambda runtimes of the e2e suite (tests/e2e/lambda/runtimes.sh) and hadolint
+# (tests/image/image.sh) make a Python venv; Debian ships venv's ensurepip only in
+# python3-venv. (The runtimes' Go >= 1.26.6 is not in Debian 12: without go those tests show
+# as skipped.)
 if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
   PACKAGES+=(python3 python3-venv)
 fi
