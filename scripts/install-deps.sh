@@ -13,6 +13,11 @@ PACKAGES=(
   libssl-dev # TLS to the Kubernetes API server (Boost.Asio's OpenSSL streams)
   catch2 clang-format curl
   openssl # certificates for the e2e broker (tests/e2e/kafka.sh) and the TLS client tests; their s_server peer
+  # The container image tests (tests/image/image.sh): podman builds and runs deploy/Dockerfile
+  # as root with the kernel's overlayfs (no uidmap or fuse-overlayfs needed), with runc (crun
+  # fails on these hybrid cgroups); debootstrap makes the base image; skopeo and jq read the
+  # saved image's config.
+  podman runc debootstrap skopeo jq
 )
 
 case "${1:-}" in
@@ -33,9 +38,10 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   PACKAGES+=(openjdk-17-jre-headless maven)
 fi
 
-# The Lambda runtimes of the e2e suite (tests/e2e/lambda/runtimes.sh) make a Python venv;
-# Debian ships venv's ensurepip only in python3-venv. (Their Go >= 1.26.6 is not in Debian
-# 12: without go those tests show as skipped.)
+# The Lambda runtimes of the e2e suite (tests/e2e/lambda/runtimes.sh) and hadolint
+# (tests/image/image.sh) make a Python venv; Debian ships venv's ensurepip only in
+# python3-venv. (The runtimes' Go >= 1.26.6 is not in Debian 12: without go those tests show
+# as skipped.)
 if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
   PACKAGES+=(python3 python3-venv)
 fi
