@@ -330,6 +330,20 @@ def cmd_render(env):
             check(np["spec"]["policyTypes"] == ["Ingress", "Egress"]
                   and np["spec"]["egress"][-1]["ports"][0]["port"] == 53, "egress rules + DNS")
 
+    log("ci/sasl-scram-secret-values.yaml: the Secrets are read-only files, nothing else:")
+    _, docs = env.template("shop", ns, os.path.join(CHART, "ci", "sasl-scram-secret-values.yaml"))
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    vols = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container(docs)["volumeMounts"]}
+    creds = vols.get(mounts.get("/var/run/secrets/kafka", {}).get("name"), {}).get("secret", {})
+    check(creds == {"secretName": "kafka-creds", "defaultMode": 0o440, "optional": False,
+                    "items": [{"key": "password", "path": "password"}]}
+          and mounts["/var/run/secrets/kafka"]["readOnly"] is True,
+          f"Secret kafka-creds: key password, mode 0440, read-only at /var/run/secrets/kafka: {creds}")
+    ca = vols.get(mounts.get("/var/run/secrets/kafka-ca", {}).get("name"), {}).get("secret", {})
+    check(ca.get("secretName") == "kafka-ca" and "items" not in ca, "Secret kafka-ca: every key")
+    check(not by_kind(docs, "Secret"), "the chart creates no Secret")
+
     log("values the chart refuses (helm template fails, saying why):")
     refused = [
         ("a misspelt top-level value (replicaCont)", ["--set", "replicaCont=2"], "replicaCont"),
