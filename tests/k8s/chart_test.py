@@ -317,6 +317,10 @@ def cmd_render(env):
         if "port" in expect:
             check(container(docs)["ports"][0]["containerPort"] == expect["port"],
                   f"container port from server.listen: {expect['port']}")
+        if f.startswith("two-mappings"):
+            check(all(d["metadata"]["labels"].get("cost-center") == "shop-42" for d in docs)
+                  and one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]["cost-center"] == "shop-42",
+                  "commonLabels on every object and the pods")
         if "lease" in expect:
             check(one(docs, "Role")["rules"][1]["resourceNames"] == [expect["lease"]],
                   f"Role names the config's lease {expect['lease']}")
