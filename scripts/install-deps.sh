@@ -46,6 +46,11 @@ if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/nul
   PACKAGES+=(python3 python3-venv)
 fi
 
+# The Helm chart's tests (tests/k8s/chart_test.py) read the rendered manifests with PyYAML.
+if ! command -v python3 >/dev/null || ! python3 -c 'import yaml' 2>/dev/null; then
+  PACKAGES+=(python3 python3-yaml)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
