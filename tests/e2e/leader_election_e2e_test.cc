@@ -230,12 +230,14 @@ TEST_CASE("Two replicas, one Lease: one leads, never more pollers than partition
   createTopic(bootstrap, topic, kPartitions);
   Deliveries deliveries;
   samplefn::SampleFunctionOptions fn;
-  fn.latency = 20ms;
+  // 100 ms per batch of 20, one batch per poller: the burst needs more than one poller.
+  fn.latency = 100ms;
   fn.on_batch = [&](const std::vector<samplefn::ReceivedRecord>& batch) { deliveries.add(batch); };
   samplefn::SampleFunction function(fn);
   auto mapping = e2eMapping(topic, bootstrap, topic, function.url(), 1, 8);
   mapping.librdkafka.erase("debug");
   mapping.batching.set("batchSize", 20);
+  mapping.scaling.set("maxConcurrentBatches", 1);
   const auto pod = makePodIdentity(api, "kesm");
 
   Replica a = startReplica(api, pod, "kesm-a", mapping);
@@ -267,8 +269,7 @@ TEST_CASE("Two replicas, one Lease: one leads, never more pollers than partition
 
   // kill -9 of the leader in the middle of a second burst: the Lease is not released, the
   // standby waits out the lease duration seen on its own clock, then takes over.
-  constexpr int kSecond = 3000;
-  fn.latency = 50ms;
+  constexpr int kSecond = 1500;
   produceNumbered(bootstrap, topic, kPartitions, kSecond);
   REQUIRE(
       waitUntil(60s, [&] { return deliveries.distinct() > std::size_t{kPartitions} * kFirst; }));
