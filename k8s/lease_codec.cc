@@ -148,10 +148,12 @@ std::string describeFailure(int status, std::string_view body) {
     const json::value* reason = obj.if_contains("reason");
     const json::value* message = obj.if_contains("message");
     if (reason != nullptr && reason->is_string() && !reason->get_string().empty()) {
-      out += " " + std::string(reason->get_string());
+      out.push_back(' '); // appended piecewise: GCC 12 -O3 false -Wrestrict on `" " + s`
+      out += std::string_view(reason->get_string());
     }
     if (message != nullptr && message->is_string()) {
-      out += ": " + std::string(message->get_string());
+      out += ": ";
+      out += std::string_view(message->get_string());
     }
     return out;
   }
@@ -161,7 +163,11 @@ std::string describeFailure(int status, std::string_view body) {
       c = ' ';
     }
   }
-  return excerpt.empty() ? out : out + ": " + excerpt;
+  if (!excerpt.empty()) {
+    out += ": ";
+    out += excerpt;
+  }
+  return out;
 }
 
 LeaseOutcome outcomeForStatus(int status) {

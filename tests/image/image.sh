@@ -41,9 +41,9 @@ mkdir -p "$CACHE"
 # The real path: podman's database records it and refuses another spelling of the same place
 # (<repo>/.cache may be a symlink shared by worktrees).
 CACHE=$(cd "$CACHE" && pwd -P)
-# CONFIG: the config validated in the image. To become the Helm chart's default config
-# (deploy/helm/kesm/values.yaml) once the chart exists.
-CONFIG=${KESM_IMAGE_CONFIG:-$ROOT/examples/demo.yaml}
+# CONFIG: the config validated in the image: a kesm config, or a Helm values file whose
+# `config` is one (the default: the chart's default config, as the chart ships it).
+CONFIG=${KESM_IMAGE_CONFIG:-$ROOT/deploy/helm/kesm/values.yaml}
 DOCKERFILE=$ROOT/deploy/Dockerfile
 IMAGE=localhost/kesm:test
 BASE_IMAGE=docker.io/library/debian:bookworm-slim
@@ -247,13 +247,19 @@ run_image() {
 cmd_run() {
   podman_ image exists "$IMAGE" || die "no image $IMAGE: run image.sh build first"
   [ -r "$CONFIG" ] || die "no config $CONFIG"
-  local out want
+  local out want config=$CONFIG
+  if [ "$(basename "$CONFIG")" = values.yaml ]; then
+    config=$CACHE/values-config.yaml
+    python3 -c 'import sys, yaml; yaml.safe_dump(yaml.safe_load(open(sys.argv[1]))["config"], open(sys.argv[2], "w"))' \
+      "$CONFIG" "$config" || die "no config in $CONFIG"
+    chmod 644 "$config"
+  fi
   want="kesm $(version_of_source)"
   out=$(run_image "$IMAGE" version) || die "kesm version in the image"
   [ "$out" = "$want" ] || die "kesm version in the image printed '$out', expected '$want'"
   log "kesm version: $out"
 
-  out=$(run_image -v "$CONFIG:/etc/kesm/kesm.yaml:ro" "$IMAGE" \
+  out=$(run_image -v "$config:/etc/kesm/kesm.yaml:ro" "$IMAGE" \
     validate --config /etc/kesm/kesm.yaml) || die "kesm validate $CONFIG in the image"
   case "$out" in
   "/etc/kesm/kesm.yaml: valid,"*) ;;
