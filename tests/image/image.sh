@@ -203,7 +203,10 @@ cmd_lint() {
 }
 
 version_of_source() {
-  sed -n 's/^constexpr const char\* kVersion = "\(.*\)";/\1/p' "$ROOT/app/main.cc"
+  local v
+  v=$(sed -n 's/.*constexpr const char\* kVersion = "\(.*\)";/\1/p' "$ROOT/common/version.h")
+  [ -n "$v" ] || die "no kVersion in common/version.h"
+  echo "$v"
 }
 
 cmd_build() {
