@@ -23,11 +23,12 @@ std::string electionIdentity() {
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
-std::unique_ptr<k8s::LeaseStore> leaseStoreFor(const config::Config& config) {
+std::unique_ptr<k8s::LeaseStore> leaseStoreFor(const config::Config& config,
+                                               std::string& off_reason) {
   const auto& le = config.leader_election;
   using Mode = config::LeaderElectionConfig::Mode;
   if (le.enabled == Mode::kOff) {
-    log(LogLevel::kInfo, "leader", "leader election off (leaderElection.enabled: false)");
+    off_reason = "leaderElection.enabled: false";
     return nullptr;
   }
   std::string why;
@@ -42,9 +43,11 @@ std::unique_ptr<k8s::LeaseStore> leaseStoreFor(const config::Config& config) {
       const auto& at = le.at;
       throw config::ConfigError(
           {config::Diagnostic{config.file, at.line, at.column, "leaderElection.enabled",
-                              "is true, but kesm does not run in a Kubernetes pod: " + why}});
+                              "is true, but kesm does not run in a Kubernetes pod (" + why +
+                                  "); set it to auto to run without leader election outside "
+                                  "Kubernetes"}});
     }
-    log(LogLevel::kInfo, "leader", "leader election off: not in a Kubernetes pod (", why, ")");
+    off_reason = "not in a Kubernetes pod: " + why;
     return nullptr;
   }
   const std::string ns = le.ns.empty() ? cluster->ns : le.ns;

@@ -21,9 +21,11 @@
 namespace kesm::app {
 
 // The Lease this replica competes for, or null when leader election is off: `enabled: false`,
-// or `auto` outside a Kubernetes pod (logged, with why). `enabled: true` outside a pod throws
+// or `auto` outside a Kubernetes pod. `enabled: true` outside a pod throws
 // a ConfigError pointing at the leaderElection section.
-std::unique_ptr<k8s::LeaseStore> leaseStoreFor(const config::Config& config);
+// `off_reason` says why it is off (for the log, once kesm starts).
+std::unique_ptr<k8s::LeaseStore> leaseStoreFor(const config::Config& config,
+                                               std::string& off_reason);
 
 // This replica's name in the Lease: POD_NAME (the downward API) or, outside a pod,
 // hostname-pid.

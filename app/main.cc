@@ -211,6 +211,12 @@ int cmdRun(const Args& args, const sigset_t& signals) {
   // is a config error (exit 2); otherwise the failing mappings start Disabled and the others
   // run.
   kesm::app::RuntimeOptions options;
+  // Before the preflight: a config that cannot run here fails without touching Kafka.
+  std::string election_off;
+  options.lease_store = kesm::app::leaseStoreFor(config, election_off);
+  if (options.lease_store) {
+    options.identity = kesm::app::electionIdentity();
+  }
   auto problems = kesm::app::preflightEach(config, timeout);
   std::vector<kesm::config::Diagnostic> all;
   for (std::size_t i = 0; i < problems.size(); ++i) {
@@ -234,10 +240,10 @@ int cmdRun(const Args& args, const sigset_t& signals) {
             config.mappings.size() - options.disabled_at_start.size(), " of ",
             config.mappings.size(), " mapping(s)");
   options.live_line = hasFlag(args, "live");
-  options.lease_store = kesm::app::leaseStoreFor(config);
-  if (options.lease_store) {
-    options.identity = kesm::app::electionIdentity();
+  if (!options.lease_store) {
+    kesm::log(kesm::LogLevel::kInfo, "leader", "leader election off (", election_off, ")");
   }
+
   kesm::app::Runtime runtime(std::move(config), std::move(options));
   runtime.start();
   int sig = waitForSignal(signals);

@@ -148,19 +148,23 @@ struct Runtime::Impl {
   // election); later, for a new term, the mapping is disabled with the reason instead.
   void startControllers(bool at_startup) {
     for (auto& m : mappings) {
-      auto c = m->makeController();
-      auto reason = options.disabled_at_start.find(m->mapping.name);
-      if (reason != options.disabled_at_start.end()) {
-        c->disable(reason->second);
-      }
+      std::shared_ptr<scaler::Controller> c;
       try {
+        c = m->makeController();
+        auto reason = options.disabled_at_start.find(m->mapping.name);
+        if (reason != options.disabled_at_start.end()) {
+          c->disable(reason->second);
+        }
         c->start();
       } catch (const std::exception& e) {
         if (at_startup) {
           throw;
         }
+        // A later term must not end the process: the mapping is disabled for this term.
         log(LogLevel::kError, "kesm", m->mapping.name, ": cannot start: ", e.what());
-        c->disable(std::string("cannot start: ") + e.what());
+        if (c) {
+          c->disable(std::string("cannot start: ") + e.what());
+        }
       }
       m->setCurrent(std::move(c));
     }

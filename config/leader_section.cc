@@ -43,6 +43,7 @@ void readLeaderElection(Reporter& reporter, const Field& field, LeaderElectionCo
   }
   SectionReader section(reporter, field.value, field.path, field.value_pos, kLeaderElectionSection);
   if (const Field* f = section.optional("enabled")) {
+    out.at = locationOf(*f);
     auto value = readScalar(reporter, *f, "auto, true or false");
     if (value && *value == "auto") {
       out.enabled = LeaderElectionConfig::Mode::kAuto;

@@ -526,6 +526,12 @@ const std::vector<BadConfig>& badConfigs() {
        .command = kRun + " --preflight-timeout 1s",
        .stderr_text = "$FILE:6:25: mappings[0].source.bootstrapServers: no broker answered at "
                       "$CLOSED within 1s: Connect to ipv4#$CLOSED failed: Connection refused\n"},
+      {.name = "run: leader election forced on outside a Kubernetes pod",
+       .yaml = valid("") + "leaderElection:\n  enabled: true\n",
+       .command = kRun,
+       .stderr_text = "$FILE:11:12: leaderElection.enabled: is true, but kesm does not run in a "
+                      "Kubernetes pod (KUBERNETES_SERVICE_HOST is not set); set it to auto to run "
+                      "without leader election outside Kubernetes\n"},
       {.name = "run: batchSize 0",
        .yaml = valid("    batching:\n      batchSize: 0\n"),
        .command = kRun,
