@@ -192,7 +192,7 @@ struct LeaderElectionConfig {
   Millis lease_duration{15000}; // whole seconds: a Lease holds leaseDurationSeconds
   Millis renew_deadline{10000}; // the leader stops its pollers when not renewed by then
   Millis retry_period{2000};    // between two tries to acquire or renew
-  Location at; // where `enabled` was written (else the section); empty when absent
+  Location at;                  // where `enabled` was written (else the section); empty when absent
 };
 
 struct Config {
