@@ -1,6 +1,7 @@
 #include "metrics/metrics.h"
 
 #include "invoker/invoker.h"
+#include "metrics/process.h"
 #include "net/http.h"
 
 #include <prometheus/text_serializer.h>
@@ -221,13 +222,19 @@ const prometheus::Histogram::BucketBoundaries& byteBuckets() {
 
 Registry::Registry()
     : registry_(std::make_shared<prometheus::Registry>()),
-      families_(std::make_unique<Families>(*registry_)) {}
+      families_(std::make_unique<Families>(*registry_)) {
+  registerBuildInfo(*registry_);
+}
 
 Registry::~Registry() = default;
 
 std::string Registry::serialize() const {
   std::ostringstream out;
-  prometheus::TextSerializer{}.Serialize(out, registry_->Collect());
+  auto families = registry_->Collect();
+  for (auto& f : collectProcessMetrics()) {
+    families.push_back(std::move(f));
+  }
+  prometheus::TextSerializer{}.Serialize(out, families);
   return out.str();
 }
 

@@ -74,6 +74,9 @@ private:
   std::string mapping_;
 };
 
+// kesm_build_info{version, revision, librdkafka_version} 1 (build_info.cc).
+void registerBuildInfo(prometheus::Registry& registry);
+
 // Leader election (app/leadership.h): children of the one Lease this process takes part in.
 struct LeaderMetrics {
   prometheus::Gauge& leader; // 1 leader, 0 standby
