@@ -2,6 +2,8 @@
 
 #include "k8s/in_cluster.h"
 
+#include "net/http.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -40,20 +42,12 @@ std::string readFile(const std::string& path, const std::string& what) {
 }
 
 std::uint16_t parsePort(const std::string& text) {
-  unsigned long port = 0;
-  bool ok = !text.empty() && text.size() <= 5;
-  for (char c : text) {
-    if (c < '0' || c > '9') {
-      ok = false;
-      break;
-    }
-    port = port * 10 + static_cast<unsigned long>(c - '0');
-  }
-  if (!ok || port == 0 || port > 65535) {
+  const auto port = net::parsePort(text);
+  if (!port) {
     throw std::runtime_error("in-cluster: KUBERNETES_SERVICE_PORT '" + text +
                              "' is not a port number from 1 to 65535");
   }
-  return static_cast<std::uint16_t>(port);
+  return *port;
 }
 
 } // namespace

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -64,6 +66,8 @@ Url parseHttpUrl(const std::string& url);
 // literal, optional port (default 80 / 443), path and query. No user info, no fragment.
 // Throws std::invalid_argument naming what is wrong.
 Url parseUrl(const std::string& url);
+// A TCP port written as 1 to 5 decimal digits, 1 to 65535; nullopt for anything else.
+std::optional<std::uint16_t> parsePort(std::string_view text);
 
 // How an https client trusts its server and proves itself. Files are PEM, read when the
 // client is constructed.

@@ -51,20 +51,11 @@ Url parseUrl(const std::string& text) {
     throw fail("missing host");
   }
   if (u.has_port()) {
-    const auto port_text = u.port();
-    unsigned long port = 0;
-    bool ok = !port_text.empty() && port_text.size() <= 5;
-    for (char c : port_text) {
-      if (c < '0' || c > '9') {
-        ok = false;
-        break;
-      }
-      port = port * 10 + static_cast<unsigned long>(c - '0');
-    }
-    if (!ok || port == 0 || port > 65535) {
+    const auto port = parsePort(u.port());
+    if (!port) {
       throw fail("port must be a number from 1 to 65535");
     }
-    out.port = static_cast<std::uint16_t>(port);
+    out.port = *port;
   }
   // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict on `"?" + string`.
   std::string target(u.encoded_path());
@@ -78,6 +69,23 @@ Url parseUrl(const std::string& text) {
   }
   out.target = std::move(target);
   return out;
+}
+
+std::optional<std::uint16_t> parsePort(std::string_view text) {
+  unsigned long port = 0;
+  if (text.empty() || text.size() > 5) {
+    return std::nullopt;
+  }
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    port = port * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (port == 0 || port > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(port);
 }
 
 } // namespace kesm::net
