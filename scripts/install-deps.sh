@@ -18,6 +18,9 @@ PACKAGES=(
   # fails on these hybrid cgroups); debootstrap makes the base image; skopeo and jq read the
   # saved image's config.
   podman runc debootstrap skopeo jq
+  # Observability tests (issue 16): promtool checks the rules and a live scrape, a real
+  # Prometheus server scrapes kesm in the e2e, headless Chromium loads the status page.
+  prometheus chromium
 )
 
 case "${1:-}" in
