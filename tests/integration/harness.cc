@@ -140,9 +140,13 @@ std::map<std::int32_t, std::int64_t> committedOffsets(const config::Mapping& map
 }
 
 KesmProcess::KesmProcess(const std::vector<std::string>& args, const std::string& log_file,
-                         const std::vector<std::string>& env) {
+                         const std::vector<std::string>& env)
+    : ChildProcess(KESM_BINARY, args, log_file, env) {}
+
+ChildProcess::ChildProcess(const std::string& program, const std::vector<std::string>& args,
+                           const std::string& log_file, const std::vector<std::string>& env) {
   std::vector<char*> argv;
-  std::string binary = KESM_BINARY;
+  std::string binary = program;
   argv.push_back(binary.data());
   std::vector<std::string> copy = args;
   for (auto& a : copy) {
@@ -176,7 +180,7 @@ KesmProcess::KesmProcess(const std::vector<std::string>& args, const std::string
     envp.push_back(e.data());
   }
   envp.push_back(nullptr);
-  int rc = posix_spawn(&pid_, binary.c_str(), &actions, &attr, argv.data(), envp.data());
+  int rc = posix_spawnp(&pid_, binary.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
@@ -184,20 +188,20 @@ KesmProcess::KesmProcess(const std::vector<std::string>& args, const std::string
   }
 }
 
-KesmProcess::~KesmProcess() {
+ChildProcess::~ChildProcess() {
   if (!exited_ && pid_ > 0) {
     ::kill(pid_, SIGKILL);
     waitpid(pid_, &status_, 0);
   }
 }
 
-void KesmProcess::signal(int sig) {
+void ChildProcess::signal(int sig) {
   if (!exited_) {
     ::kill(pid_, sig);
   }
 }
 
-bool KesmProcess::running() {
+bool ChildProcess::running() {
   if (exited_) {
     return false;
   }
@@ -207,7 +211,7 @@ bool KesmProcess::running() {
   return !exited_;
 }
 
-int KesmProcess::wait(std::chrono::milliseconds timeout) {
+int ChildProcess::wait(std::chrono::milliseconds timeout) {
   waitUntil(
       timeout, [this] { return !running(); }, 20ms);
   if (!exited_) {

@@ -65,13 +65,17 @@ void produceNumbered(const std::string& bootstrap, const std::string& topic, int
 // The group's committed offsets (next offset to read), read like the controller reads them.
 std::map<std::int32_t, std::int64_t> committedOffsets(const config::Mapping& mapping);
 
-// A kesm child process (the real binary), stopped with SIGKILL if still running at the end.
-class KesmProcess {
+// A child process, its stdout and stderr appended to `log_file`, stopped with SIGKILL if still
+// running at the end.
+class ChildProcess {
 public:
-  // `env`: NAME=VALUE entries set in the child on top of this process's environment.
-  KesmProcess(const std::vector<std::string>& args, const std::string& log_file,
-              const std::vector<std::string>& env = {});
-  ~KesmProcess();
+  // `program`: a path, or a name looked up on PATH. `env`: NAME=VALUE entries set in the child
+  // on top of this process's environment.
+  ChildProcess(const std::string& program, const std::vector<std::string>& args,
+               const std::string& log_file, const std::vector<std::string>& env = {});
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
   void signal(int sig);
   // Waits for exit up to the timeout; returns the exit status (or -1 on timeout).
   int wait(std::chrono::milliseconds timeout);
@@ -82,6 +86,13 @@ private:
   pid_t pid_ = -1;
   int status_ = -1;
   bool exited_ = false;
+};
+
+// The real kesm binary as a child process.
+class KesmProcess : public ChildProcess {
+public:
+  KesmProcess(const std::vector<std::string>& args, const std::string& log_file,
+              const std::vector<std::string>& env = {});
 };
 
 std::string writeTempFile(const std::string& name, const std::string& content);
