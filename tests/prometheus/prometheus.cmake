@@ -9,10 +9,15 @@ if(KESM_PROMTOOL)
   add_test(NAME "prometheus: rules check" COMMAND ${KESM_PROMTOOL} check rules ${kesm_rules})
   add_test(NAME "prometheus: rules unit tests"
     COMMAND ${KESM_PROMTOOL} test rules ${kesm_rules_test})
+  # What promtool does not check: the dashboard's recording rules, each alert's labels,
+  # annotations and runbook section in docs/operations.md, the PromQL of that page.
+  add_test(NAME "prometheus: rules lint, runbooks and the PromQL of docs/operations.md"
+    COMMAND ${KESM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/rules_lint.py ${KESM_PROMTOOL})
   # Every alert's for: and threshold changed in turn: the unit tests must catch each change.
   add_test(NAME "prometheus: rules unit tests catch a changed threshold or for of every alert"
     COMMAND ${KESM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/rules_mutants.py ${KESM_PROMTOOL})
   set_tests_properties("prometheus: rules check" "prometheus: rules unit tests"
+    "prometheus: rules lint, runbooks and the PromQL of docs/operations.md"
     "prometheus: rules unit tests catch a changed threshold or for of every alert"
     PROPERTIES TIMEOUT 300)
 else()
