@@ -4,8 +4,9 @@
   rules_mutants.py PROMTOOL
 
 For every alert of deploy/prometheus/rules.yaml it writes a copy of the rules with that alert's
-`for:` one evaluation (1m) shorter (or 1m when it is 0s), and one with its threshold moved to
-the other side of the boundary the tests probe, then runs `promtool test rules` on each copy:
+`for:` one evaluation (1m) shorter (or 1m when it is 0s), one with its threshold moved to
+the other side of the boundary the tests probe, and, for every rule that leaves out standby
+replicas (`unless on (job, instance) kesm_leader == 0`), one without that, then runs `promtool test rules` on each copy:
 each must fail. A mutant that passes means the unit tests do not pin that alert down. Exit 0
 when every mutant failed, 1 otherwise (the survivors are listed).
 """
@@ -39,6 +40,10 @@ THRESHOLDS = {
 }
 
 
+# Leaves out replicas that stand by (their gauges are frozen); removing it must be noticed.
+GUARD = " unless on (job, instance) kesm_leader == 0"
+
+
 def seconds(d):
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
     return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d)", d))
@@ -49,6 +54,10 @@ def mutants(doc):
     for gi, group in enumerate(doc["groups"]):
         for ri, rule in enumerate(group["rules"]):
             if "alert" not in rule:
+                if GUARD in rule["expr"]:
+                    m = yaml.safe_load(yaml.safe_dump(doc))
+                    m["groups"][gi]["rules"][ri]["expr"] = rule["expr"].replace(GUARD, "")
+                    yield f"{rule['record']}: without the standby guard", m
                 continue
             name = rule["alert"]
             if name not in THRESHOLDS:
@@ -58,8 +67,11 @@ def mutants(doc):
             old, new = THRESHOLDS[name]
             if old not in rule["expr"]:
                 raise SystemExit(f"{name}: {old!r} is not in its expr")
-            for what, change in [(f"for: {rule.get('for')} -> {new_for}", ("for", new_for)),
-                                 (f"{old} -> {new}", ("expr", rule["expr"].replace(old, new, 1)))]:
+            changes = [(f"for: {rule.get('for')} -> {new_for}", ("for", new_for)),
+                       (f"{old} -> {new}", ("expr", rule["expr"].replace(old, new, 1)))]
+            if GUARD in rule["expr"]:
+                changes.append(("without the standby guard", ("expr", rule["expr"].replace(GUARD, ""))))
+            for what, change in changes:
                 m = yaml.safe_load(yaml.safe_dump(doc))
                 m["groups"][gi]["rules"][ri][change[0]] = change[1]
                 yield f"{name}: {what}", m
