@@ -4,9 +4,11 @@ real Kubernetes API server (tests/k8s/apiserver.sh). One check per call, one cte
 
   chart_test.py --env ENV_FILE [--kesm BIN] CHECK
 
-  lint         helm lint --strict and helm template, default values and every ci/*.yaml
+  lint         helm lint --strict and helm template, default values and every ci/*.yaml;
+               helm package carries the files the symlinks in files/ point to
   render       what the rendered objects say (ports, probes, security, grace period, PDB,
-               RBAC, lease name...), and the values the chart must refuse (schema, guards)
+               RBAC, lease name, PrometheusRule and dashboard ConfigMap...), and the values
+               the chart must refuse (schema, guards)
   app-version  Chart.yaml appVersion is `kesm version`                         (needs --kesm)
   validate     every values file's ConfigMap kesm.yaml passes `kesm validate`, each file it
                names is under a mounted Secret; a config kesm refuses is caught (needs --kesm)
@@ -32,6 +34,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -42,6 +45,8 @@ import yaml
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHART = os.path.join(REPO, "deploy", "helm", "kesm")
 CRDS = os.path.join(REPO, "tests", "k8s", "crds")
+RULES = os.path.join(REPO, "deploy", "prometheus", "rules.yaml")
+DASHBOARD = os.path.join(REPO, "deploy", "grafana", "kesm.json")
 DRY = "?dryRun=All&fieldValidation=Strict&fieldManager=kesm-chart-test"
 
 # The REST collection of each kind the chart renders (namespaced ones).
@@ -56,6 +61,7 @@ COLLECTIONS = {
     ("networking.k8s.io/v1", "NetworkPolicy"): "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "/apis/monitoring.coreos.com/v1/namespaces/{ns}/servicemonitors",
     ("monitoring.coreos.com/v1", "PodMonitor"): "/apis/monitoring.coreos.com/v1/namespaces/{ns}/podmonitors",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "/apis/monitoring.coreos.com/v1/namespaces/{ns}/prometheusrules",
 }
 
 FAILURES = []
@@ -187,8 +193,9 @@ def one(docs, kind):
 
 
 def rendered_config(docs):
-    cm = one(docs, "ConfigMap")
-    return yaml.safe_load(cm["data"]["kesm.yaml"]) if cm else None
+    """kesm's config: the ConfigMap with kesm.yaml (the dashboard's is another ConfigMap)."""
+    cms = [d for d in by_kind(docs, "ConfigMap") if "kesm.yaml" in (d.get("data") or {})]
+    return yaml.safe_load(cms[0]["data"]["kesm.yaml"]) if len(cms) == 1 else None
 
 
 # ------------------------------------------------------------------------------------- lint
@@ -202,6 +209,18 @@ def cmd_lint(env):
         check(p.returncode == 0 and len(docs) >= 4,
               f"helm template, {label}: {len(docs)} objects "
               f"({', '.join(sorted(d['kind'] for d in docs))})")
+    # files/ holds symlinks to deploy/prometheus/rules.yaml and deploy/grafana/kesm.json:
+    # the packaged chart must carry their contents.
+    p = env.helm("package", CHART, "-d", env.tmp)
+    archive = os.path.join(env.tmp, f"kesm-{chart_meta()['version']}.tgz")
+    if check(p.returncode == 0 and os.path.exists(archive), "helm package"):
+        with tarfile.open(archive) as t, open(RULES, "rb") as r, open(DASHBOARD, "rb") as d:
+            files = {m.name: m for m in t.getmembers()}
+            same = all(n in files and files[n].isfile() and t.extractfile(files[n]).read() == want
+                       for n, want in [("kesm/files/prometheus-rules.yaml", r.read()),
+                                       ("kesm/files/grafana-dashboard.json", d.read())])
+        check(same, "the packaged chart holds deploy/prometheus/rules.yaml and "
+              "deploy/grafana/kesm.json as files (the symlinks followed)")
 
 
 # ----------------------------------------------------------------------------------- render
@@ -348,6 +367,8 @@ def cmd_render(env):
     check(ca.get("secretName") == "kafka-ca" and "items" not in ca, "Secret kafka-ca: every key")
     check(not by_kind(docs, "Secret"), "the chart creates no Secret")
 
+    render_rules_and_dashboard(env, ns)
+
     log("values the chart refuses (helm template fails, saying why):")
     refused = [
         ("a misspelt top-level value (replicaCont)", ["--set", "replicaCont=2"], "replicaCont"),
@@ -362,6 +383,14 @@ def cmd_render(env):
         ("2 replicas with leader election off", ["--set", "config.leaderElection.enabled=false"],
          "leaderElection.enabled false"),
         ("a loopback listen address", ["--set", "config.server.listen=127.0.0.1:9464"], "loopback"),
+        ("an override of an alert that does not exist (prometheusRule.alerts.KesmLagGrowin)",
+         ["--set", "prometheusRule.enabled=true", "--set", "prometheusRule.alerts.KesmLagGrowin.disabled=true"],
+         "KesmLagGrowin: no such alert"),
+        ("a misspelt key of an alert override (prometheusRule.alerts.KesmDown.fr)",
+         ["--set", "prometheusRule.alerts.KesmDown.fr=1m"], "fr"),
+        ("an alert override's for that is not a duration (10 minutes)",
+         ["--set", "prometheusRule.alerts.KesmDown.for=10 minutes"], "for"),
+        ("a misspelt grafanaDashboard key (lable)", ["--set", "grafanaDashboard.lable=x"], "lable"),
         ("a grace period that is not a duration (30)",
          ["-f", config_file(env, lambda c: c["mappings"][0]["scaling"].update(gracePeriod=30))],
          "not a duration"),
@@ -374,6 +403,82 @@ def cmd_render(env):
                  expect_ok=False)
     check(p.returncode != 0 and "replicaCont" in p.stderr,
           "helm install refuses replicaCont too: " + (p.stderr.strip().splitlines() or [""])[-1][:160])
+
+
+def render_rules_and_dashboard(env, ns):
+    """The PrometheusRule and the dashboard ConfigMap: the files of deploy/ as they are, and
+    the overrides of prometheusRule.*."""
+    with open(RULES) as f:
+        rules = yaml.safe_load(f)
+    with open(DASHBOARD, encoding="utf-8", newline="") as f:
+        dashboard = f.read()
+    alerts = [r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
+
+    log("ci/rules-dashboard-values.yaml (PrometheusRule and dashboard):")
+    _, docs = env.template("shop", ns, os.path.join(CHART, "ci", "rules-dashboard-values.yaml"))
+    pr = one(docs, "PrometheusRule")
+    check(pr is not None and pr["spec"]["groups"] == rules["groups"],
+          f"PrometheusRule spec.groups are deploy/prometheus/rules.yaml's groups "
+          f"({sum(len(g['rules']) for g in rules['groups'])} rules)")
+    check(pr is not None and pr["metadata"]["name"] == "shop-kesm"
+          and pr["metadata"]["labels"].get("release") == "prometheus",
+          "PrometheusRule shop-kesm with prometheusRule.labels")
+    cms = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "shop-kesm-dashboard"]
+    cm = cms[0] if len(cms) == 1 else None
+    check(cm is not None and cm["data"] == {"kesm.json": dashboard},
+          f"ConfigMap shop-kesm-dashboard: data kesm.json is deploy/grafana/kesm.json byte for "
+          f"byte ({len(dashboard.encode())} bytes)")
+    check(cm is not None and cm["metadata"]["labels"].get("grafana_dashboard") == "1"
+          and cm["metadata"].get("annotations") == {"grafana_folder": "Kafka"},
+          "dashboard ConfigMap: label grafana_dashboard \"1\", grafanaDashboard.annotations")
+    sm = one(docs, "ServiceMonitor")
+    check(sm["spec"]["jobLabel"] == "app.kubernetes.io/name"
+          and one(docs, "Service")["metadata"]["labels"]["app.kubernetes.io/name"] == "kesm",
+          "ServiceMonitor: job from the Service's app.kubernetes.io/name (kesm), as KesmDown expects")
+    check(sm["spec"]["endpoints"][0]["interval"] == "15s", "ServiceMonitor interval 15s by default")
+
+    log("prometheusRule overrides:")
+    fd, path = tempfile.mkstemp(suffix=".yaml", dir=env.tmp)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump({
+            "nameOverride": "esm",
+            "podMonitor": {"enabled": True},
+            "grafanaDashboard": {"enabled": True, "label": "dashboards", "labelValue": "kesm"},
+            "prometheusRule": {
+                "enabled": True, "additionalRuleLabels": {"team": "data", "severity": "none"},
+                "runbookBaseUrl": "https://wiki.example/kesm/",
+                "alerts": {"KesmPollersAtMaximum": {"disabled": True},
+                           "KesmLagGrowing": {"for": "30m", "severity": "info"},
+                           "KesmPartitionStalled": {"expr": "kesm_partition_stalled_seconds > 900"}}}},
+            f)
+    _, docs = env.template("shop", ns, path)
+    pr = one(docs, "PrometheusRule")
+    got = {r.get("alert") or r["record"] + str(r.get("labels", {})): r
+           for g in (pr["spec"]["groups"] if pr else []) for r in g["rules"]}
+    want = {r.get("alert") or r["record"] + str(r.get("labels", {})): r
+            for g in rules["groups"] for r in g["rules"]}
+    check(set(got) == set(want) - {"KesmPollersAtMaximum"}, "a disabled alert is left out, nothing else")
+    lag = got.get("KesmLagGrowing", {})
+    check(lag.get("for") == "30m" and lag.get("labels") == {"severity": "info", "team": "data"},
+          f"KesmLagGrowing: for 30m, severity info: {lag.get('for')} {lag.get('labels')}")
+    check(got.get("KesmPartitionStalled", {}).get("expr") == "kesm_partition_stalled_seconds > 900",
+          "KesmPartitionStalled: expr replaced")
+    check(all(got[a]["labels"]["team"] == "data" and got[a]["labels"]["severity"] == (
+              "info" if a == "KesmLagGrowing" else want[a]["labels"]["severity"])
+              for a in alerts if a in got),
+          "additionalRuleLabels on every alert; an alert's own severity wins over them")
+    check(all("labels" not in r or "team" not in r["labels"] for k, r in got.items() if "alert" not in r),
+          "recording rules keep their labels (the dashboard selects by them)")
+    check(all(got[a]["annotations"]["runbook_url"] ==
+              "https://wiki.example/kesm/" + want[a]["annotations"]["runbook_url"] for a in alerts if a in got),
+          "runbook_url prefixed with runbookBaseUrl")
+    check(got.get("KesmDown", {}).get("expr") == want["KesmDown"]["expr"].replace('job="kesm"', 'job="esm"')
+          and one(docs, "PodMonitor")["spec"]["jobLabel"] == "app.kubernetes.io/name",
+          f"nameOverride esm: KesmDown matches job=\"esm\" (the monitors' job): {got.get('KesmDown', {}).get('expr')}")
+    cm = next((d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")), None)
+    check(cm is not None and cm["metadata"]["labels"].get("dashboards") == "kesm"
+          and "grafana_dashboard" not in cm["metadata"]["labels"],
+          "grafanaDashboard.label/labelValue: the sidecar's label is configurable")
 
 
 def chart_meta():
@@ -555,6 +660,13 @@ def cmd_dry_run(env):
     sm = copy.deepcopy(one(docs, "ServiceMonitor"))
     sm["spec"]["endpoints"][0]["portt"] = "http"
     broken.append(("ServiceMonitor with an unknown field (endpoints[0].portt), CRD schema", sm))
+    _, rule_docs = env.template("shop", ns, os.path.join(CHART, "ci", "rules-dashboard-values.yaml"))
+    pr = copy.deepcopy(one(rule_docs, "PrometheusRule"))
+    pr["spec"]["groups"][1]["rules"][0]["alertt"] = "KesmLagGrowing"
+    broken.append(("PrometheusRule with an unknown field (groups[1].rules[0].alertt), CRD schema", pr))
+    pr = copy.deepcopy(one(rule_docs, "PrometheusRule"))
+    pr["spec"]["groups"][1]["rules"][0]["for"] = "10 minutes"
+    broken.append(("PrometheusRule with a for that is not a duration (10 minutes), CRD schema", pr))
     role = copy.deepcopy(one(docs, "Role"))
     role["rules"][0]["verb"] = ["create"]
     broken.append(("Role with an unknown field (rules[0].verb)", role))
