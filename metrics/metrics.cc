@@ -244,6 +244,14 @@ prometheus::Gauge& Registry::partitionStalled(const std::string& mapping, const 
       {{"mapping", mapping}, {"topic", topic}, {"partition", std::to_string(partition)}});
 }
 
+void Registry::removePartitionGauges(const std::string& mapping, const std::string& topic,
+                                     std::int32_t partition) {
+  const std::map<std::string, std::string> labels = {
+      {"mapping", mapping}, {"topic", topic}, {"partition", std::to_string(partition)}};
+  families_->lag.Remove(&families_->lag.Add(labels));
+  families_->partition_stalled.Remove(&families_->partition_stalled.Add(labels));
+}
+
 LeaderMetrics Registry::leaderMetrics(const std::string& lease) {
   return LeaderMetrics{families_->leader.Add({{"lease", lease}}),
                        families_->leader_transitions.Add({{"lease", lease}}),

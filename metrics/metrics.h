@@ -103,6 +103,9 @@ public:
   // Seconds the partition has been lagging without commit progress (0 when not lagging).
   prometheus::Gauge& partitionStalled(const std::string& mapping, const std::string& topic,
                                       std::int32_t partition);
+  // Removes the partition's two series above (a controller that stops withdraws them).
+  void removePartitionGauges(const std::string& mapping, const std::string& topic,
+                             std::int32_t partition);
   // lease: "namespace/name".
   LeaderMetrics leaderMetrics(const std::string& lease);
 

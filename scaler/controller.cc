@@ -96,6 +96,20 @@ bool Controller::stop(std::optional<milliseconds> grace) {
   probe_.pollers_starting.Set(0);
   probe_.pollers_running.Set(0);
   probe_.pollers_stopping.Set(0);
+  // What only a running controller knows goes too: a replica that lost the lead then shows
+  // what a standby shows (no partition series, zeros), not a frozen picture that a
+  // max() across replicas would keep reporting.
+  std::lock_guard lock(mutex_);
+  for (const auto& [topic, partition] : published_partitions_) {
+    registry_.removePartitionGauges(mapping_.name, topic, partition);
+  }
+  published_partitions_.clear();
+  probe_.lag_total.Set(0);
+  probe_.lag_max.Set(0);
+  probe_.lag_stale.Set(0);
+  probe_.pollers_desired.Set(0);
+  probe_.state_enabled.Set(0);
+  probe_.state_disabled.Set(0);
   return ok;
 }
 
@@ -186,6 +200,7 @@ void Controller::decide(bool disabled) {
     std::lock_guard stall_lock(mutex_);
     stall_.observe(started, sample);
     for (const auto& p : sample.partitions) {
+      published_partitions_.emplace(p.tp.topic, p.tp.partition.value());
       registry_.offsetLag(mapping_.name, p.tp.topic, p.tp.partition.value())
           .Set(static_cast<double>(p.lag));
       auto since = stall_.stalledSince(p.tp);

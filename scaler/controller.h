@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -118,6 +119,8 @@ private:
   std::string disabled_reason_;
   int desired_ = 0;
   std::optional<LagSample> last_sample_;
+  // (topic, partition) of every per-partition series this controller set: withdrawn at stop.
+  std::set<std::pair<std::string, std::int32_t>> published_partitions_;
   bool lag_stale_ = true;
   StallTracker stall_; // under mutex_
   std::thread thread_;

@@ -204,3 +204,25 @@ TEST_CASE("controller: the lag of each partition is published with its mapping a
   CHECK(rig.probe.lag_total.Value() == 14);
   CHECK(rig.probe.lag_max.Value() == 7);
 }
+
+TEST_CASE("controller: a stopped controller withdraws its partition series and zeroes the "
+          "lag, desired and state gauges, as a standby shows them",
+          "[unit]") {
+  Rig rig(0, 2);
+  rig.controller().start(Runner::kNone);
+  rig.lag().script = {fakes::probeOk(fakes::lagSample(2, 7))};
+  rig.tick();
+  REQUIRE(rig.registry.serialize().find("kesm_offset_lag{mapping=\"orders\"") != std::string::npos);
+  REQUIRE(rig.probe.pollers_desired.Value() >= 1);
+  rig.controller().stop();
+  const std::string exposition = rig.registry.serialize();
+  CHECK(exposition.find("kesm_offset_lag{") == std::string::npos);
+  CHECK(exposition.find("kesm_partition_stalled_seconds{") == std::string::npos);
+  CHECK(rig.probe.lag_total.Value() == 0);
+  CHECK(rig.probe.lag_max.Value() == 0);
+  CHECK(rig.probe.lag_stale.Value() == 0);
+  CHECK(rig.probe.pollers_desired.Value() == 0);
+  CHECK(rig.probe.state_enabled.Value() == 0);
+  CHECK(rig.probe.state_disabled.Value() == 0);
+  CHECK(rig.probe.pollers_min.Value() == 1); // the configuration stays
+}
