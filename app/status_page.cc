@@ -19,13 +19,15 @@ std::string sourceHash(const std::string& text) {
   }
   std::vector<unsigned char> encoded(4 * ((size + 2) / 3) + 1);
   const int n = EVP_EncodeBlock(encoded.data(), digest, static_cast<int>(size));
-  return "'sha256-" + std::string(encoded.begin(), encoded.begin() + n) + "'";
+  std::string out = "'sha256-";
+  out.append(encoded.begin(), encoded.begin() + n);
+  out += '\'';
+  return out;
 }
 
-// The hashes of every <tag>…</tag> content, space-separated.
-std::string hashesOf(const std::string& html, const std::string& tag) {
-  const std::string open = "<" + tag + ">";
-  const std::string close = "</" + tag + ">";
+// The hashes of every `open`…`close` content, space-separated. (Appends only: GCC 12 at -O3
+// reports a false -Wrestrict on `"literal" + std::string`.)
+std::string hashesOf(const std::string& html, const std::string& open, const std::string& close) {
   std::string out;
   for (auto at = html.find(open); at != std::string::npos; at = html.find(open, at)) {
     const auto begin = at + open.size();
@@ -33,18 +35,24 @@ std::string hashesOf(const std::string& html, const std::string& tag) {
     if (end == std::string::npos) {
       break;
     }
-    out += (out.empty() ? "" : " ") + sourceHash(html.substr(begin, end - begin));
+    if (!out.empty()) {
+      out += ' ';
+    }
+    out += sourceHash(html.substr(begin, end - begin));
     at = end;
   }
-  return out.empty() ? "'none'" : out;
+  return out.empty() ? std::string("'none'") : out;
 }
 
 } // namespace
 
 std::string contentSecurityPolicy(const std::string& html) {
-  return "default-src 'none'; script-src " + hashesOf(html, "script") + "; style-src " +
-         hashesOf(html, "style") +
-         "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  std::string csp = "default-src 'none'; script-src ";
+  csp += hashesOf(html, "<script>", "</script>");
+  csp += "; style-src ";
+  csp += hashesOf(html, "<style>", "</style>");
+  csp += "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  return csp;
 }
 
 const metrics::StaticPage& statusPage() {
