@@ -235,7 +235,8 @@ def status_page(args):
                     browser.screenshot(args.screenshot)
                     if png_size(args.screenshot) != (1280, 800):
                         fail(f"screenshot size {png_size(args.screenshot)}")
-            print(f"first page compared {loaded:.1f} s after Chromium started; matched /status: lag "
+            print(f"first page compared {loaded:.1f} s after Chromium started; matched "
+                  f"/status: lag "
                   f"{m['lag']['total']}, {len(dom['rows'])} partitions ({since} with stalledSince, "
                   f"none marked at ?stall=100000, {sum(r['stalled'] for r in dom['rows'])} at "
                   f"?stall={args.stall}), "
