@@ -2,6 +2,7 @@
 
 #include "app/leadership.h"
 #include "app/status.h"
+#include "app/status_page.h"
 #include "common/log.h"
 #include "common/resources.h"
 #include "invoker/invoker.h"
@@ -77,6 +78,7 @@ struct MappingRuntime {
     parts.clock = &clock;
     parts.registry = &registry;
     parts.probe = &probe;
+    parts.history = history;
     return std::make_shared<scaler::Controller>(mapping, std::move(parts));
   }
 
@@ -128,10 +130,14 @@ struct MappingRuntime {
                              std::chrono::steady_clock::now(), std::chrono::system_clock::now());
   }
 
+  std::string historyJson() const { return mappingHistoryJson(mapping, history->snapshot()); }
+
   const config::Mapping& mapping;
   metrics::Registry& registry;
   const Clock& clock;
   metrics::MappingProbe probe;
+  // Outlives the controllers: a new term goes on where the last one stopped.
+  std::shared_ptr<scaler::StatusHistory> history = std::make_shared<scaler::StatusHistory>();
   std::shared_ptr<poller::PartitionNotes> notes = std::make_shared<poller::PartitionNotes>();
   mutable std::mutex mutex;
   std::shared_ptr<scaler::Controller> controller; // null while standing by
@@ -333,11 +339,13 @@ void Runtime::start() {
   metrics::EndpointHooks hooks;
   hooks.ready = [this] { return ready(); };
   hooks.status = [this] { return statusJson(); };
+  hooks.history = [this] { return historyJson(); };
+  hooks.page = &statusPage();
   // Its acceptor and first connections; without them its own error would only say "open".
   ensureHeadroom("the metrics server on " + impl_->config.server.listen, 2, 4);
   impl_->server =
       std::make_unique<metrics::MetricsServer>(impl_->config.server.listen, impl_->registry, hooks);
-  log(LogLevel::kInfo, "kesm", "serving /metrics /healthz /readyz /status on port ",
+  log(LogLevel::kInfo, "kesm", "serving / /metrics /healthz /readyz /status on port ",
       impl_->server->port());
   if (impl_->leadership) {
     impl_->term_thread = startThread("the leader term", [this] { impl_->termLoop(); });
@@ -409,6 +417,14 @@ std::string Runtime::statusJson() {
     out += impl_->mappings[i]->statusJson(standby);
   }
   return out + "]}";
+}
+
+std::string Runtime::historyJson() {
+  std::vector<std::string> mappings;
+  for (const auto& m : impl_->mappings) {
+    mappings.push_back(m->historyJson());
+  }
+  return app::historyJson(scaler::StatusHistory::Limits{}, mappings);
 }
 
 bool Runtime::ready() {

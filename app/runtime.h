@@ -55,6 +55,7 @@ public:
   std::vector<MappingSnapshot> snapshot();
   std::uint16_t metricsPort() const;
   std::string statusJson();
+  std::string historyJson(); // /status/history
   bool ready();
 
 private:

@@ -3,6 +3,7 @@
 #include "common/json.h"
 #include "common/log.h"
 
+#include <cstdio>
 #include <sstream>
 
 namespace kesm::app {
@@ -18,7 +19,62 @@ std::string eventsJson(const EventCounts& events) {
   return out.str();
 }
 
+// Unix seconds with milliseconds: what JavaScript's Date takes after * 1000.
+std::string unixSeconds(scaler::WallTime t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld.%03lld", static_cast<long long>(ms / 1000),
+                static_cast<long long>(ms % 1000));
+  return text;
+}
+
 } // namespace
+
+std::string mappingHistoryJson(const config::Mapping& mapping,
+                               const scaler::StatusHistory::Snapshot& history) {
+  using json::quote;
+  std::ostringstream out;
+  out << "{\"name\":" << quote(mapping.name)
+      << ",\"evaluationIntervalSeconds\":" << mapping.scaling.evaluation_interval.count() / 1000.0
+      << ",\"samples\":[";
+  for (size_t i = 0; i < history.samples.size(); ++i) {
+    const auto& s = history.samples[i];
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.1f", s.committed_per_second);
+    out << (i ? "," : "") << "{\"time\":" << unixSeconds(s.at) << ",\"lag\":";
+    if (s.lag_total) {
+      out << *s.lag_total;
+    } else {
+      out << "null";
+    }
+    out << ",\"desired\":" << s.desired << ",\"running\":" << s.running
+        << ",\"committedPerSecond\":" << rate << "}";
+  }
+  out << "],\"decisions\":[";
+  for (size_t i = 0; i < history.decisions.size(); ++i) {
+    const auto& d = history.decisions[i];
+    out << (i ? "," : "") << "{\"time\":" << unixSeconds(d.at)
+        << ",\"at\":" << quote(utcTimestamp(d.at)) << ",\"from\":" << d.from << ",\"to\":" << d.to
+        << ",\"reason\":" << quote(d.reason) << ",\"detail\":" << quote(d.detail) << "}";
+  }
+  out << "]}";
+  return out.str();
+}
+
+std::string historyJson(const scaler::StatusHistory::Limits& limits,
+                        const std::vector<std::string>& mappings) {
+  // A stream, not `"literal" + std::to_string(…)`: GCC 12 at -O3 reports a false -Wrestrict.
+  std::ostringstream out;
+  out << "{\"limits\":{\"samples\":" << limits.samples
+      << ",\"windowSeconds\":" << limits.window.count() << ",\"decisions\":" << limits.decisions
+      << "},\"mappings\":[";
+  for (size_t i = 0; i < mappings.size(); ++i) {
+    out << (i ? "," : "") << mappings[i];
+  }
+  out << "]}";
+  return out.str();
+}
 
 std::string mappingStatusJson(const config::Mapping& mapping, const scaler::ControllerSnapshot& s,
                               const std::map<TopicPartition, std::string>& notes,

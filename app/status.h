@@ -7,10 +7,12 @@
 #include "config/config.h"
 #include "k8s/leader_elector.h"
 #include "scaler/controller.h"
+#include "scaler/history.h"
 
 #include <chrono>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace kesm::app {
 
@@ -34,5 +36,14 @@ std::string standbyStatusJson(const config::Mapping& mapping, const std::string&
 // /status "leaderElection": this replica's role and what it last read of the Lease.
 std::string leaderStatusJson(const k8s::ElectionStatus& status, bool leading,
                              Clock::time_point steady_now);
+
+// One element of /status/history "mappings": the samples and decisions of `history`, times
+// as Unix seconds (milliseconds as decimals); decisions also as UTC text.
+std::string mappingHistoryJson(const config::Mapping& mapping,
+                               const scaler::StatusHistory::Snapshot& history);
+
+// The /status/history document around its "mappings" elements (docs/operations.md).
+std::string historyJson(const scaler::StatusHistory::Limits& limits,
+                        const std::vector<std::string>& mappings);
 
 } // namespace kesm::app

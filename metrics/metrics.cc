@@ -356,9 +356,19 @@ struct MetricsServer::Impl {
     } else if (path == "/status") {
       response.headers.emplace_back("Content-Type", "application/json");
       response.body = hooks_.status ? hooks_.status() : "{}";
+    } else if (path == "/status/history" && hooks_.history) {
+      response.headers.emplace_back("Content-Type", "application/json");
+      response.body = hooks_.history();
+    } else if (path == "/" && hooks_.page) {
+      response.headers.emplace_back("Content-Type", "text/html; charset=utf-8");
+      response.headers.emplace_back("Content-Security-Policy",
+                                    hooks_.page->content_security_policy);
+      response.headers.emplace_back("X-Content-Type-Options", "nosniff");
+      response.headers.emplace_back("Cache-Control", "no-cache");
+      response.body = hooks_.page->html;
     } else {
       response.status = 404;
-      response.body = "not found: try /metrics, /healthz, /readyz, /status\n";
+      response.body = "not found: try /, /metrics, /healthz, /readyz, /status, /status/history\n";
     }
     return response;
   }

@@ -114,12 +114,20 @@ private:
   std::unique_ptr<Families> families_;
 };
 
-struct EndpointHooks {
-  std::function<bool()> ready;         // /readyz: 200 when true, 503 otherwise
-  std::function<std::string()> status; // /status: JSON document
+// A page served as is, with its Content-Security-Policy header.
+struct StaticPage {
+  std::string html;
+  std::string content_security_policy;
 };
 
-// Serves /metrics, /healthz, /readyz and /status on one listener.
+struct EndpointHooks {
+  std::function<bool()> ready;          // /readyz: 200 when true, 503 otherwise
+  std::function<std::string()> status;  // /status: JSON document
+  std::function<std::string()> history; // /status/history: JSON document; empty: 404
+  const StaticPage* page = nullptr;     // GET /: outlives the server; null: 404
+};
+
+// Serves /, /metrics, /healthz, /readyz, /status and /status/history on one listener.
 class MetricsServer {
 public:
   MetricsServer(const std::string& listen, Registry& registry, EndpointHooks hooks);

@@ -4,6 +4,7 @@
 #include "common/resources.h"
 
 #include <algorithm>
+#include <sstream>
 #include <stdexcept>
 
 namespace kesm::scaler {
@@ -25,7 +26,7 @@ Controller::Controller(config::Mapping mapping, ControllerParts parts)
     : mapping_(std::move(mapping)), lag_source_(std::move(parts.lag_source)),
       invocations_(std::move(parts.invocations)),
       partitions_at_start_(std::move(parts.partitions_at_start)),
-      clock_(required(parts.clock, "a clock")),
+      history_(std::move(parts.history)), clock_(required(parts.clock, "a clock")),
       registry_(required(parts.registry, "a metrics registry")),
       probe_(required(parts.probe, "a mapping probe")), scaler_(policyOf(mapping_)) {
   if (!parts.make_pool || !lag_source_ || !invocations_) {
@@ -67,8 +68,11 @@ void Controller::start(Runner runner) {
   if (!disabled()) {
     notePartitionsAtStart();
     // Workers that already run are kept: the first evaluation starts from them.
-    ScaleResult result =
-        setDesired(std::max(mapping_.scaling.minimum_pollers, pool_->status().active));
+    const int first = std::max(mapping_.scaling.minimum_pollers, pool_->status().active);
+    ScaleResult result = setDesired(first);
+    noteChange(0, first, "start",
+               first == mapping_.scaling.minimum_pollers ? "scaling.minimumPollers"
+                                                         : "the pollers already running");
     if (!result.ok()) {
       throw ResourceError(result.error);
     }
@@ -178,7 +182,15 @@ void Controller::evaluate() { evaluateOnce(); }
 bool Controller::evaluateOnce() {
   bool disabled = this->disabled();
   if (disabled && !retired_) {
+    int before = 0;
+    std::string reason;
+    {
+      std::lock_guard lock(mutex_);
+      before = desired_;
+      reason = disabled_reason_;
+    }
     setDesired(0); // the workers retire; the lag is still probed and published
+    noteChange(before, 0, "disabled", reason);
     retired_ = true;
   }
   decide(disabled);
@@ -221,6 +233,8 @@ void Controller::decide(bool disabled) {
     lag_stale_ = true;
   }
   if (disabled) {
+    noteSample(observation.probe_ok ? std::optional<std::int64_t>(observation.total_lag)
+                                    : std::nullopt);
     return; // no scaling: the workers stay retired
   }
   Decision decision = scaler_.decide(observation);
@@ -233,13 +247,41 @@ void Controller::decide(bool disabled) {
       decision.desired > before ? "up" : (decision.desired < before ? "down" : "hold");
   probe_.scalingDecisions(direction, toString(decision.reason)).Increment();
   if (decision.desired != before) {
+    std::ostringstream detail;
+    detail << "lag " << observation.total_lag << " on " << observation.lagging_partitions << "/"
+           << observation.partitions << " partitions, ingest "
+           << static_cast<long long>(decision.ingest_rate) << "/s, drain "
+           << static_cast<long long>(decision.drain_rate) << "/s";
     log(LogLevel::kInfo, "controller", mapping_.name, ": pollers ", before, " -> ",
-        decision.desired, " (", toString(decision.reason), "; lag ", observation.total_lag, " on ",
-        observation.lagging_partitions, "/", observation.partitions, " partitions, ingest ",
-        static_cast<long long>(decision.ingest_rate), "/s, drain ",
-        static_cast<long long>(decision.drain_rate), "/s)");
+        decision.desired, " (", toString(decision.reason), "; ", detail.str(), ")");
+    noteChange(before, decision.desired, toString(decision.reason), detail.str());
   }
   setDesired(decision.desired);
+  noteSample(observation.probe_ok ? std::optional<std::int64_t>(observation.total_lag)
+                                  : std::nullopt);
+}
+
+void Controller::noteChange(int from, int to, std::string reason, std::string detail) {
+  if (history_ && from != to) {
+    history_->recordDecision(HistoryDecision{std::chrono::system_clock::now(), from, to,
+                                             std::move(reason), std::move(detail)});
+  }
+}
+
+void Controller::noteSample(const std::optional<std::int64_t>& lag_total) {
+  if (!history_) {
+    return;
+  }
+  HistorySample sample;
+  sample.at = std::chrono::system_clock::now();
+  sample.lag_total = lag_total;
+  {
+    std::lock_guard lock(mutex_);
+    sample.desired = desired_;
+  }
+  sample.running = pool_->status().running;
+  sample.committed_total = probe_.events_committed.Value();
+  history_->record(std::move(sample));
 }
 
 // A pool that cannot start every worker holds at what runs and says so once (the pool logs

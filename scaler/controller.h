@@ -12,6 +12,7 @@
 #include "metrics/metrics.h"
 #include "scaler/controller_rules.h"
 #include "scaler/decision.h"
+#include "scaler/history.h"
 #include "scaler/lag_source.h"
 #include "scaler/signals.h"
 #include "scaler/stall.h"
@@ -41,6 +42,9 @@ struct ControllerParts {
   const Clock* clock = nullptr;           // outlives the controller
   metrics::Registry* registry = nullptr;  // outlives; the per-partition gauges
   metrics::MappingProbe* probe = nullptr; // outlives; the mapping's metrics
+  // Where each evaluation leaves a sample and each change of the desired count its reason
+  // (/status/history); may be null.
+  std::shared_ptr<StatusHistory> history;
 };
 
 // What /status and the live line show of a mapping's control.
@@ -99,12 +103,16 @@ private:
   bool evaluateOnce();
   void decide(bool disabled);
   ScaleResult setDesired(int desired);
+  // A change of the desired count, for /status/history (no-op without a history).
+  void noteChange(int from, int to, std::string reason, std::string detail);
+  void noteSample(const std::optional<std::int64_t>& lag_total);
 
   const config::Mapping mapping_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<LagSource> lag_source_;
   std::shared_ptr<const InvocationStats> invocations_;
   std::shared_ptr<PartitionsAtStart> partitions_at_start_;
+  std::shared_ptr<StatusHistory> history_;
   const Clock& clock_;
   metrics::Registry& registry_;
   metrics::MappingProbe& probe_;
