@@ -376,7 +376,10 @@ TEST_CASE("A real Prometheus scraping kesm on Apache Kafka: every dashboard and 
                    << " records/s");
   CHECK(peak <= produced);
   CHECK(peak >= produced - 2 * fastest);
-  CHECK(single(prometheus, R"(kesm_events_committed_total{mapping="burst"})") == produced);
+  // Every record committed; a record redelivered after a rebalance may count twice.
+  const double committed = single(prometheus, R"(kesm_events_committed_total{mapping="burst"})");
+  CHECK(committed >= produced);
+  CHECK(committed <= produced * 1.1);
   const double most_desired =
       single(prometheus,
              "max_over_time(kesm_pollers{mapping=\"burst\",state=\"desired\"}[" + range + "])");
