@@ -173,16 +173,16 @@ std::string statusUrl(const std::string& url) {
   if (parsed.target.find('?') != std::string::npos) {
     throw std::invalid_argument("'" + url + "': a query is not allowed");
   }
+  // The path is the end of the URL (no query, no fragment): trailing slashes go from both.
   std::string out = url;
-  while (!out.empty() && out.back() == '/') {
+  std::string path = parsed.target;
+  while (!path.empty() && path.back() == '/') {
+    path.pop_back();
+  }
+  while (out.ends_with('/')) {
     out.pop_back();
   }
-  constexpr std::string_view kStatus = "/status";
-  if (parsed.target.size() < kStatus.size() ||
-      parsed.target.compare(parsed.target.size() - kStatus.size(), kStatus.size(), kStatus) != 0) {
-    out += kStatus;
-  }
-  return out;
+  return path.ends_with("/status") ? out : out + "/status";
 }
 
 int runTop(const TopOptions& options, const sigset_t& signals) {

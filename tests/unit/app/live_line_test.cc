@@ -4,6 +4,7 @@
 
 #include "app/live_line.h"
 #include "app/status.h"
+#include "app/top.h"
 
 #include <catch2/catch.hpp>
 #include <string>
@@ -249,4 +250,17 @@ TEST_CASE("live line: the URL for a config's listen address", "[unit]") {
   CHECK_THROWS_WITH(urlForListen("0.0.0.0:0"), Catch::Contains("give --url"));
   CHECK_THROWS_AS(urlForListen("nocolon"), std::invalid_argument);
   CHECK_THROWS_AS(urlForListen("h:99999"), std::invalid_argument);
+}
+
+TEST_CASE("kesm top: the /status URL below the one given", "[unit]") {
+  CHECK(statusUrl("http://127.0.0.1:9464") == "http://127.0.0.1:9464/status");
+  CHECK(statusUrl("http://127.0.0.1:9464/") == "http://127.0.0.1:9464/status");
+  CHECK(statusUrl("http://h:9464/status") == "http://h:9464/status");
+  CHECK(statusUrl("http://h:9464/status/") == "http://h:9464/status");
+  CHECK(statusUrl("http://status") == "http://status/status"); // a host named status
+  CHECK(statusUrl("https://proxy/kesm-a/") == "https://proxy/kesm-a/status");
+  CHECK(statusUrl("http://[::1]:9464") == "http://[::1]:9464/status");
+  CHECK_THROWS_AS(statusUrl("ftp://h"), std::invalid_argument);
+  CHECK_THROWS_AS(statusUrl("http://h/?x=1"), std::invalid_argument);
+  CHECK_THROWS_AS(statusUrl("127.0.0.1:9464"), std::invalid_argument);
 }
