@@ -15,8 +15,11 @@
 #include <fstream>
 #include <mutex>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pty.h>
 #include <sstream>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -250,4 +253,60 @@ TEST_CASE("kesm top --once refuses peers that are not a healthy kesm, each with 
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);
   CHECK(took < 2500ms); // the slow peer is cut at --timeout, not waited for
   server.stop();
+}
+
+TEST_CASE("kesm top on a terminal redraws its lines in place", "[integration]") {
+  net::HttpServer server("127.0.0.1:0", [](const net::HttpRequest&) {
+    net::HttpResponse r;
+    r.body = R"({"mappings":[{"name":"tty","state":"Enabled","pollers":{"desired":2,"active":2,
+      "running":2,"stopping":0},"lag":{"stale":false,"total":7,"max":4},
+      "events":{"committed":10,"failedInvoke":0}}]})";
+    return r;
+  });
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.port());
+  // kesm top with a pseudo-terminal as its stdout, 200 columns wide.
+  winsize ws{};
+  ws.ws_row = 40;
+  ws.ws_col = 200;
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, &ws);
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execl(KESM_BINARY, KESM_BINARY, "top", "--url", url.c_str(), "--interval", "100ms",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  // Three draws: the first, then two that move the cursor back up over the two lines.
+  auto redraws = [&] {
+    std::size_t n = 0;
+    for (auto at = out.find("\x1b[2A"); at != std::string::npos; at = out.find("\x1b[2A", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  while (redraws() < 2 && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 200) == 1) {
+      char buf[4096];
+      const ssize_t n = ::read(master, buf, sizeof buf);
+      if (n <= 0) {
+        break;
+      }
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::kill(pid, SIGINT);
+  int status = -1;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  server.stop();
+  INFO(out);
+  CHECK(redraws() >= 2);
+  CHECK_THAT(out, Catch::Contains("kesm top: " + url + "/status at "));
+  CHECK_THAT(out, Catch::Contains("\x1b[2Ktty: lag 7 (max 4) | pollers desired 2, running 2 | 0 "
+                                  "events/s | committed 10, failed records 0"));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
