@@ -1,10 +1,12 @@
-// The kesm executable: run, validate, demo, sample-function.
+// The kesm executable: run, validate, demo, sample-function, top.
 
 #include "app/capacity.h"
 #include "app/demo.h"
 #include "app/leadership.h"
+#include "app/live_line.h"
 #include "app/preflight.h"
 #include "app/runtime.h"
+#include "app/top.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "config/config.h"
@@ -41,6 +43,10 @@ usage:
                                          embedded mock Kafka + sample function + a burst
   kesm sample-function [--listen HOST:PORT] [--latency DURATION] [--fail-rate P]
                        [--record FILE]   the sample HTTP function
+  kesm top [--url URL | --config FILE] [--interval DURATION] [--timeout DURATION] [--once]
+                                         the live line of a running kesm, from its /status
+                                         (default URL: FILE's server.listen, else
+                                         http://127.0.0.1:9464)
   kesm version
 )";
 
@@ -68,6 +74,7 @@ const std::map<std::string, Accepted>& acceptedByCommand() {
       {"validate", {{"config", "preflight-timeout"}, {"connect", "verbose"}}},
       {"demo", {{"config", "records", "partitions", "latency"}, {"verbose"}}},
       {"sample-function", {{"listen", "latency", "fail-rate", "record"}, {"verbose"}}},
+      {"top", {{"url", "config", "interval", "timeout"}, {"once", "verbose"}}},
       {"version", {}},
       {"help", {}},
   };
@@ -300,6 +307,53 @@ int cmdSampleFunction(const Args& args, const sigset_t& signals) {
   return 0;
 }
 
+// A duration option from 100ms to 1h, or the fallback. False (after a message) otherwise.
+bool topDuration(const Args& args, const std::string& name, std::chrono::milliseconds& out) {
+  auto it = args.options.find(name);
+  if (it == args.options.end()) {
+    return true;
+  }
+  auto d = kesm::config::parseDuration(it->second);
+  if (!d || *d < std::chrono::milliseconds(100) || *d > std::chrono::hours(1)) {
+    std::cerr << "kesm top: --" << name << ": expected a duration from 100ms to 1h like 2s, got '"
+              << it->second << "'\n";
+    return false;
+  }
+  out = *d;
+  return true;
+}
+
+int cmdTop(const Args& args, const sigset_t& signals) {
+  kesm::app::TopOptions options;
+  if (!topDuration(args, "interval", options.interval) ||
+      !topDuration(args, "timeout", options.timeout)) {
+    return kExitUsage;
+  }
+  options.once = hasFlag(args, "once");
+  auto url = args.options.find("url");
+  auto config = args.options.find("config");
+  if (url != args.options.end() && config != args.options.end()) {
+    std::cerr << "kesm top: give --url or --config, not both\n";
+    return kExitUsage;
+  }
+  try {
+    if (url != args.options.end()) {
+      options.url = url->second;
+    } else if (config != args.options.end()) {
+      // A config error is reported as by validate (exit 2), by main().
+      auto loaded = kesm::config::loadConfigFile(config->second, kesm::kafka::checkSetting);
+      options.url = kesm::app::urlForListen(loaded.server.listen);
+    } else {
+      options.url = kesm::app::urlForListen(kesm::config::kDefaultListen);
+    }
+    kesm::app::statusUrl(options.url); // a malformed URL is a usage error
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "kesm top: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  return kesm::app::runTop(options, signals);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -329,6 +383,9 @@ int main(int argc, char** argv) {
     }
     if (args.command == "sample-function") {
       return cmdSampleFunction(args, signals);
+    }
+    if (args.command == "top") {
+      return cmdTop(args, signals);
     }
     if (args.command == "version" || args.command == "--version") {
       std::cout << "kesm " << kVersion << "\n";

@@ -1,6 +1,7 @@
 #include "app/runtime.h"
 
 #include "app/leadership.h"
+#include "app/live_line.h"
 #include "app/status.h"
 #include "app/status_page.h"
 #include "common/log.h"
@@ -283,32 +284,34 @@ void Runtime::Impl::liveLoop() {
     double secs = std::chrono::duration<double>(now - last).count();
     double elapsed = std::chrono::duration<double>(now - started).count();
     last = now;
+    // With leader election on, the leader's lines say so; a standby's say who leads.
+    const std::string role =
+        leadership && leadership->leading(clock.now()) ? std::string("leader") : std::string();
     for (size_t i = 0; i < mappings.size(); ++i) {
       auto s = mappings[i]->snapshot();
-      double rate = secs > 0 ? (s.committed - last_committed[i]) / secs : 0;
+      auto rate = eventsPerSecond(last_committed[i], s.committed, secs);
       last_committed[i] = s.committed;
-      std::string extra;
-      if (s.active > s.running) {
-        extra += ", " + std::to_string(s.active - s.running) + " starting";
-      }
-      if (s.stopping > 0) {
-        extra += ", " + std::to_string(s.stopping) + " retiring";
-      }
+      LiveMapping m;
+      m.name = s.name;
       if (s.standby) {
-        std::printf("[%6.1fs] %s: %s\n", elapsed, s.name.c_str(), standbyReason().c_str());
-        continue;
+        m.state = LiveMapping::State::kStandby;
+        m.reason = standbyReason();
+      } else if (s.disabled) {
+        m.state = LiveMapping::State::kDisabled;
+        m.reason = s.disabled_reason;
       }
-      if (s.disabled) {
-        std::printf("[%6.1fs] %s: DISABLED: %s\n", elapsed, s.name.c_str(),
-                    s.disabled_reason.c_str());
-        continue;
+      m.desired = s.desired;
+      m.active = s.active;
+      m.running = s.running;
+      m.stopping = s.stopping;
+      if (s.lag) {
+        m.lag_total = s.lag->total;
+        m.lag_max = s.lag->max;
       }
-      std::printf("[%6.1fs] %s: lag %s%lld (max %lld) | pollers desired %d, running %d%s"
-                  " | %.0f events/s | committed %.0f, failed records %.0f\n",
-                  elapsed, s.name.c_str(), s.lag_stale ? "STALE " : "",
-                  s.lag ? static_cast<long long>(s.lag->total) : 0LL,
-                  s.lag ? static_cast<long long>(s.lag->max) : 0LL, s.desired, s.running,
-                  extra.c_str(), rate, s.committed, s.failed);
+      m.lag_stale = s.lag_stale;
+      m.committed = s.committed;
+      m.failed = s.failed;
+      std::printf("[%6.1fs] %s\n", elapsed, liveLine(m, rate, role).c_str());
     }
     std::fflush(stdout);
   }

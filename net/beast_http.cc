@@ -404,7 +404,7 @@ struct HttpClient::Impl {
       }
 
       http::response_parser<http::string_body> parser;
-      parser.body_limit(kMaxBodyBytes);
+      parser.body_limit(body_limit);
       tcpLayer().expires_at(deadline);
       withStream([&](auto& stream) {
         http::async_read(stream, buffer, parser, [&](const error_code& e, std::size_t) { ec = e; });
@@ -447,6 +447,7 @@ struct HttpClient::Impl {
   beast::flat_buffer buffer;
   bool connected = false;
   std::uint64_t connections_opened = 0;
+  std::uint64_t body_limit = kMaxBodyBytes;
 };
 
 HttpClient::HttpClient(Url url, TlsOptions tls)
@@ -475,5 +476,7 @@ HttpResult HttpClient::request(const std::string& method, const std::string& tar
 }
 
 std::uint64_t HttpClient::connectionsOpened() const { return impl_->connections_opened; }
+
+void HttpClient::setResponseBodyLimit(std::uint64_t bytes) { impl_->body_limit = bytes; }
 
 } // namespace kesm::net

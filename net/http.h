@@ -100,6 +100,9 @@ public:
   // Connections (TCP, and TLS sessions with them) opened since construction: keep-alive
   // reuse shows as a count that does not grow with the requests.
   std::uint64_t connectionsOpened() const;
+  // The largest response body accepted (64 MiB unless set); a larger one is a kIo error
+  // ("body limit exceeded") and the connection is dropped.
+  void setResponseBodyLimit(std::uint64_t bytes);
 
 private:
   struct Impl;
