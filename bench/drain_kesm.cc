@@ -242,7 +242,7 @@ Sample Sampler::take() {
     const std::string& text = metrics.response.body;
     s.metric_running = metric(text, "kesm_pollers", {{"state", "running"}});
     s.metric_desired = metric(text, "kesm_pollers", {{"state", "desired"}});
-    s.metric_lag_sum = metric(text, "kesm_offset_lag_sum");
+    s.metric_lag_sum = metric(text, "kesm_mapping_offset_lag");
     s.metric_lag_stale = metric(text, "kesm_offset_lag_stale");
   }
   auto status = client_.request("GET", "/status", "", {}, 2s);

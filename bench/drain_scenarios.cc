@@ -95,7 +95,7 @@ int Bench::drain() {
   report_.num("drain_committed_s", committed_s, 2,
               "s (spawn -> every offset committed, OffsetFetch every 250 ms)");
   report_.num("drain_lag_metric_zero_s", lag0_s, 2,
-              "s (spawn -> kesm_offset_lag_sum 0; updated once per evaluation)");
+              "s (spawn -> kesm_mapping_offset_lag 0; updated once per evaluation)");
   report_.num("drain_from_first_running_s", delivered_s - first_running_s, 2, "s");
   if (o_.scenario == Scenario::kDrain) {
     report_.num("bound_s", bound, 2, "s (ceil(records/batch/partitions) x latency)");

@@ -122,7 +122,7 @@ struct Registry::Families {
                 .Help("High watermark minus committed offset, per partition")
                 .Register(r)),
         lag_total(prometheus::BuildGauge()
-                      .Name("kesm_offset_lag_sum")
+                      .Name("kesm_mapping_offset_lag")
                       .Help("Offset lag summed over the mapping's partitions")
                       .Register(r)),
         lag_max(prometheus::BuildGauge()

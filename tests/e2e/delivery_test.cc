@@ -167,7 +167,7 @@ TEST_CASE("A burst scales pollers from 1 to 12 and back through real rebalances,
     max_running = std::max(max_running, r);
     max_desired = std::max(max_desired, d);
     timeline << secondsSince(burst_at) << "s desired " << d << " running " << r << " stopping " << s
-             << " lag " << metric(body, "kesm_offset_lag_sum", {{"mapping", topic}}) << "\n";
+             << " lag " << metric(body, "kesm_mapping_offset_lag", {{"mapping", topic}}) << "\n";
     return std::array<int, 3>{d, r, s};
   };
   bool full = waitUntil(

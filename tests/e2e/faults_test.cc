@@ -77,7 +77,7 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
   REQUIRE(waitUntil(60s, [&] { return deliveries.distinct() >= 1000; }));
   auto before = httpGet(port, "/metrics").body;
   const double desired_before = metric(before, "kesm_pollers", desired);
-  const double lag_before = metric(before, "kesm_offset_lag_sum", mapping);
+  const double lag_before = metric(before, "kesm_mapping_offset_lag", mapping);
   REQUIRE(desired_before >= 2);
   REQUIRE(lag_before > 0);
 
@@ -93,7 +93,7 @@ TEST_CASE("The broker stops for 20 s in mid-run: kesm stays up, reports stale la
     REQUIRE(ready.status != 0); // kesm's endpoint answers throughout
     saw_unready = saw_unready || ready.status == 503;
     const double stale = metric(body, "kesm_offset_lag_stale", mapping);
-    const double lag = metric(body, "kesm_offset_lag_sum", mapping);
+    const double lag = metric(body, "kesm_mapping_offset_lag", mapping);
     const double d = metric(body, "kesm_pollers", desired);
     if (stale == 1) {
       saw_stale = true;

@@ -71,7 +71,7 @@ TEST_CASE("Per-partition lag on /metrics equals what Kafka's ConsumerGroupComman
   std::string body;
   REQUIRE(waitUntil(30s, [&] {
     body = httpGet(port, "/metrics").body;
-    return metric(body, "kesm_offset_lag_sum", mapping) == 37 * 21 &&
+    return metric(body, "kesm_mapping_offset_lag", mapping) == 37 * 21 &&
            metric(body, "kesm_offset_lag_stale", mapping) == 0;
   }));
   auto rows = kafkaToolOffsets(sharedBrokerDir(), "kesm-" + topic, topic);

@@ -60,7 +60,7 @@ TEST_CASE("20,000 records over 8 partitions with 3 pollers all arrive in order",
   CHECK(waitUntil(30s, [&] { return get("/readyz").status == 200; }));
   // The lag gauge follows the next probe after the last commit.
   CHECK(waitUntil(30s, [&] {
-    return metricValue(get("/metrics").body, "kesm_offset_lag_sum{mapping=\"orders\"}") == 0;
+    return metricValue(get("/metrics").body, "kesm_mapping_offset_lag{mapping=\"orders\"}") == 0;
   }));
   auto metrics = get("/metrics").body;
   INFO(metrics);
