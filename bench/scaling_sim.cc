@@ -67,13 +67,26 @@ struct Options {
   bool log_decisions = false;
   // kesm's scaling.maxConcurrentBatches: in its policy and in its pollers.
   int max_concurrent_batches = config::ScalingConfig{}.max_concurrent_batches;
+  std::vector<Millis> pod_starts; // empty: 10 s
+  int pollers_per_pod = 1;
+  bool keda_simple = false;     // also the first KEDA model (30 s, no HPA limits, no pod start)
+  int kesm_maximum_pollers = 0; // > 0: kesm's scaling.maximumPollers instead of the trace's
 };
+
+std::string secondsText(Millis ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
 
 std::vector<Result> runTrace(const Trace& t, const Options& options) {
   const AwsModel& aws = options.aws;
   std::vector<Result> results;
-  auto run = [&](Policy& policy, std::string name) {
-    results.push_back(simulate(t, policy, std::move(name)));
+  auto run = [&](Policy& policy, std::string name, const Deployment& deployment = {},
+                 Result::Family family = Result::Family::kOther) {
+    results.push_back(simulate(t, policy, std::move(name), deployment));
+    results.back().family = family;
+    results.back().pod_start = deployment.pods ? deployment.pod_start : 0;
     if (options.log_decisions) {
       const Result& r = results.back();
       std::fprintf(stderr, "# %s: %s: max event age %.1f s, committed at t=%.1f s\n",
@@ -81,12 +94,15 @@ std::vector<Result> runTrace(const Trace& t, const Options& options) {
                    static_cast<double>(r.max_age_at) / 1000.0);
     }
   };
-  const config::Mapping mapping = mappingOf(t, options.max_concurrent_batches);
+  config::Mapping mapping = mappingOf(t, options.max_concurrent_batches);
+  if (options.kesm_maximum_pollers > 0) {
+    mapping.scaling.maximum_pollers = options.kesm_maximum_pollers;
+  }
   const Millis default_interval = mapping.scaling.evaluation_interval.count();
   for (Millis interval : {1 * kSecond, default_interval}) {
     KesmPolicy p(mapping, interval);
     char name[64];
-    std::snprintf(name, sizeof name, "kesm (eval %lld s%s)",
+    std::snprintf(name, sizeof name, "kesm-threads (eval %lld s%s)",
                   static_cast<long long>(interval / kSecond),
                   interval == default_interval ? ", default" : "");
     if (options.log_decisions) {
@@ -95,9 +111,49 @@ std::vector<Result> runTrace(const Trace& t, const Options& options) {
     }
     run(p, name);
   }
-  {
+  // Pods: the decision at the default interval, with each channel for invocation statistics.
+  struct Channel {
+    StatsChannel kind;
+    Millis scrape;
+    const char* label;
+  };
+  const Channel channels[] = {{StatsChannel::kInProcess, 0, "ideal stats"},
+                              {StatsChannel::kScrape, 5 * kSecond, "/metrics every 5 s"},
+                              {StatsChannel::kScrape, 15 * kSecond, "/metrics every 15 s"},
+                              {StatsChannel::kNone, 0, "offsets only"}};
+  std::vector<Millis> starts = options.pod_starts;
+  if (starts.empty()) {
+    starts.push_back(10 * kSecond);
+  }
+  for (Millis start : starts) {
+    Deployment pods;
+    pods.pods = true;
+    pods.pod_start = start;
+    pods.pollers_per_pod = options.pollers_per_pod;
+    std::string per_pod = options.pollers_per_pod == 1
+                              ? ""
+                              : ", " + std::to_string(options.pollers_per_pod) + " pollers/pod";
+    for (const Channel& c : channels) {
+      pods.channel = c.kind;
+      pods.scrape_interval = c.scrape;
+      KesmPolicy p(mapping, default_interval);
+      std::string name = "kesm-pods (start " + secondsText(start) + per_pod + ", " + c.label + ")";
+      if (options.log_decisions) {
+        std::fprintf(stderr, "# %s: %s\n", t.name.c_str(), name.c_str());
+        p.logTo(stderr);
+      }
+      run(p, name, pods, Result::Family::kKesmPods);
+    }
+    Deployment keda = pods;
+    keda.pollers_per_pod = 1;
+    keda.channel = StatsChannel::kInProcess;
+    KedaHpaPolicy p(t);
+    run(p, "KEDA + HPA (pods, start " + secondsText(start) + ", 15 s sync, lagThreshold 10)", keda,
+        Result::Family::kKedaPods);
+  }
+  if (options.keda_simple) {
     KedaPolicy p(t);
-    run(p, "KEDA Kafka scaler (30 s, lagThreshold 10)");
+    run(p, "KEDA simple (threads, 30 s, lagThreshold 10)");
   }
   {
     AwsOnDemandPolicy p(t, aws);
@@ -110,19 +166,28 @@ std::vector<Result> runTrace(const Trace& t, const Options& options) {
 }
 
 int usage(const char* argv0, int code) {
-  std::fprintf(code == 0 ? stdout : stderr,
-               "usage: %s [--trace NAME]... [--csv] [--aws-min-decrease F] [--log-decisions]\n"
-               "          [--max-concurrent-batches C]\n"
-               "  --trace NAME          run one trace (repeatable); default: all\n"
-               "  --csv                 CSV instead of markdown tables\n"
-               "  --aws-min-decrease F  AWS model: the fraction by which lag must fall per\n"
-               "                        evaluation to avoid a scale-up (default 0.05; 0 = the\n"
-               "                        literal \"lag did not decrease\")\n"
-               "  --log-decisions       print every change of kesm's decision to stderr\n"
-               "  --max-concurrent-batches C  kesm's scaling.maxConcurrentBatches, in its policy\n"
-               "                        and its pollers (default %d, the product's)\n"
-               "traces:",
-               argv0, kesm::config::ScalingConfig{}.max_concurrent_batches);
+  std::fprintf(
+      code == 0 ? stdout : stderr,
+      "usage: %s [--trace NAME]... [--csv] [--aws-min-decrease F] [--log-decisions]\n"
+      "          [--max-concurrent-batches C] [--pod-start S]... [--pollers-per-pod N]\n"
+      "          [--keda-simple] [--kesm-max-pollers N]\n"
+      "  --trace NAME          run one trace (repeatable); default: all\n"
+      "  --csv                 CSV instead of markdown tables\n"
+      "  --aws-min-decrease F  AWS model: the fraction by which lag must fall per\n"
+      "                        evaluation to avoid a scale-up (default 0.05; 0 = the\n"
+      "                        literal \"lag did not decrease\")\n"
+      "  --log-decisions       print every change of kesm's decision to stderr\n"
+      "  --max-concurrent-batches C  kesm's scaling.maxConcurrentBatches, in its policy\n"
+      "                        and its pollers (default %d, the product's)\n"
+      "  --pod-start S         pods: seconds from replicas set to the pod's pollers\n"
+      "                        joining, e.g. 10s (repeatable: rows for each; default 10s)\n"
+      "  --pollers-per-pod N   pods: kesm's pollers per pod (default 1)\n"
+      "  --kesm-max-pollers N  kesm's scaling.maximumPollers (threads and pods rows)\n"
+      "                        instead of the trace's maximum\n"
+      "  --keda-simple         also the first KEDA model (30 s polling, no HPA\n"
+      "                        tolerance or rate limits, no pod start)\n"
+      "traces:",
+      argv0, kesm::config::ScalingConfig{}.max_concurrent_batches);
   for (const auto& t : traces()) {
     std::fprintf(code == 0 ? stdout : stderr, " %s", t.name.c_str());
   }
@@ -164,6 +229,34 @@ int main(int argc, char** argv) {
         return 2;
       }
       options.max_concurrent_batches = static_cast<int>(c);
+    } else if (arg == "--pod-start" && i + 1 < argc) {
+      char* end = nullptr;
+      double s = std::strtod(argv[++i], &end);
+      if (end == argv[i] || (std::string_view(end) != "" && std::string_view(end) != "s") ||
+          s < 0 || s > 600) {
+        std::fprintf(stderr, "--pod-start: expected seconds in [0, 600] (e.g. 10s), got %s\n",
+                     argv[i]);
+        return 2;
+      }
+      options.pod_starts.push_back(static_cast<Millis>(s * 1000));
+    } else if (arg == "--pollers-per-pod" && i + 1 < argc) {
+      char* end = nullptr;
+      long n = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || n < 1 || n > 1000) {
+        std::fprintf(stderr, "--pollers-per-pod: expected 1..1000, got %s\n", argv[i]);
+        return 2;
+      }
+      options.pollers_per_pod = static_cast<int>(n);
+    } else if (arg == "--kesm-max-pollers" && i + 1 < argc) {
+      char* end = nullptr;
+      long n = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || n < 1 || n > 100000) {
+        std::fprintf(stderr, "--kesm-max-pollers: expected a positive count, got %s\n", argv[i]);
+        return 2;
+      }
+      options.kesm_maximum_pollers = static_cast<int>(n);
+    } else if (arg == "--keda-simple") {
+      options.keda_simple = true;
     } else if (arg == "--help" || arg == "-h") {
       return usage(argv[0], 0);
     } else {
@@ -188,8 +281,11 @@ int main(int argc, char** argv) {
     auto results = runTrace(t, options);
     if (csv) {
       printCsv(t, results);
+      printVerdicts(t, results, stderr);
     } else {
       printTable(t, results);
+      printVerdicts(t, results, stdout);
+      std::printf("\n");
     }
     std::fflush(stdout);
   }

@@ -28,7 +28,8 @@ struct PartitionState {
 
 struct InFlight {
   Millis finish = 0;
-  Millis oldest = 0; // produce time of the oldest record
+  Millis oldest = 0;      // produce time of the oldest record
+  bool abandoned = false; // a stopping pod's grace period ended first: rewound, not committed
   std::vector<std::pair<int, std::int64_t>> parts;
 };
 
@@ -36,6 +37,12 @@ struct Poller {
   std::vector<int> owned;
   std::size_t cursor = 0;
   std::vector<InFlight> batches; // in flight, at most max_concurrent_batches
+};
+
+// A pod that got SIGTERM: its pollers take no new batch and leave the group at `leave`.
+struct Stopping {
+  Millis leave = 0;
+  int pollers = 0;
 };
 
 struct Burst {
@@ -48,17 +55,22 @@ struct Burst {
 // One run of one policy on one trace: the topic, the group and the clock. Single-threaded.
 class Simulation {
 public:
-  Simulation(const Trace& trace, Policy& policy, std::string name)
-      : trace_(trace), max_concurrent_(std::max(1, policy.maxConcurrentBatches())), policy_(policy),
+  Simulation(const Trace& trace, Policy& policy, std::string name, const Deployment& deployment)
+      : trace_(trace), deployment_(deployment),
+        max_concurrent_(std::max(1, policy.maxConcurrentBatches())), policy_(policy),
         parts_(static_cast<std::size_t>(trace.partitions)), rng_(0x6b65736d) {
     result_.policy = std::move(name);
     step_ = std::clamp<Millis>(trace.function_duration / 10, 100, 1000);
     cap_ = std::max(trace.minimum_pollers, std::min(trace.maximum_pollers, trace.partitions));
+    // Pollers come in units: one thread, or one pod of pollers_per_pod.
+    unit_ = deployment.pods ? std::max(1, deployment.pollers_per_pod) : 1;
+    min_units_ = (trace.minimum_pollers + unit_ - 1) / unit_;
+    max_units_ = (cap_ + unit_ - 1) / unit_;
     if (trace.initial_backlog > 0) {
       produceBurst(0, trace.initial_backlog);
     }
     // The minimum pollers are in the group and assigned before t=0.
-    pollers_.resize(static_cast<std::size_t>(trace.minimum_pollers));
+    pollers_.resize(static_cast<std::size_t>(min_units_ * unit_));
     assign();
   }
 
@@ -75,8 +87,9 @@ public:
         produceBurst(now_, trace_.spikes[next_spike].records);
         ++next_spike;
       }
-      // 2. Control events: decisions that take effect, pollers that join, rebalance end.
+      // 2. Control events: decisions that take effect, pollers that join or leave, rebalance end.
       applyDueActions();
+      leaveDue();
       while (!spawning_.empty() && spawning_.front() <= now_) {
         spawning_.pop_front();
         pollers_.emplace_back();
@@ -89,7 +102,11 @@ public:
       // 3. Pollers catch up to now.
       for (auto it = orphans_.begin(); it != orphans_.end();) {
         if (it->finish <= now_) {
-          commit(*it);
+          if (it->abandoned) {
+            rewind(*it);
+          } else {
+            commit(*it);
+          }
           it = orphans_.erase(it);
         } else {
           ++it;
@@ -98,14 +115,20 @@ public:
       for (auto& p : pollers_) {
         runPoller(p);
       }
-      // 4. The policy.
+      // 4. The policy, after the scrapes due.
+      while (deployment_.channel == StatsChannel::kScrape && next_scrape_ <= now_) {
+        scraped_invocations_ = invocations_;
+        scraped_invocation_ms_ = invocation_ms_;
+        next_scrape_ += std::max<Millis>(deployment_.scrape_interval, step_);
+      }
       if (now_ >= next_eval) {
         evaluate();
         applyDueActions(); // kesm and KEDA act at once
+        leaveDue();
         next_eval += policy_.interval();
       }
-      // 5. Accounting over the step that starts now.
-      int active = activePollers();
+      // 5. Accounting over the step that starts now: a stopping pod costs until it is gone.
+      int active = activePollers() + stoppingPollers();
       result_.peak = std::max(result_.peak, active);
       result_.poller_seconds += static_cast<double>(active) * static_cast<double>(step_) / 1000.0;
       // 6. The end.
@@ -113,8 +136,8 @@ public:
         if (now_ + step_ >= trace_.duration) {
           break;
         }
-      } else if ((allDrained() && actions_.empty() && spawning_.empty() && !paused_ &&
-                  static_cast<int>(pollers_.size()) == trace_.minimum_pollers) ||
+      } else if ((allDrained() && actions_.empty() && spawning_.empty() && stopping_.empty() &&
+                  !paused_ && static_cast<int>(pollers_.size()) == min_units_ * unit_) ||
                  now_ >= safety) {
         break;
       }
@@ -126,6 +149,14 @@ public:
 
 private:
   int activePollers() const { return static_cast<int>(pollers_.size() + spawning_.size()); }
+
+  int stoppingPollers() const {
+    int n = 0;
+    for (const auto& s : stopping_) {
+      n += s.pollers;
+    }
+    return n;
+  }
 
   bool allDrained() const {
     return std::all_of(bursts_.begin(), bursts_.end(),
@@ -203,12 +234,15 @@ private:
     }
   }
 
+  // `desired` pollers, rounded up to whole units (pods).
   void applyDesired(int desired) {
-    desired = std::clamp(desired, trace_.minimum_pollers, cap_);
+    int units = std::clamp((desired + unit_ - 1) / unit_, min_units_, max_units_);
+    desired = units * unit_;
     int active = activePollers();
     if (desired > active) {
+      Millis join = now_ + (deployment_.pods ? deployment_.pod_start : 0) + kSpawnDelay;
       for (int i = active; i < desired; ++i) {
-        spawning_.push_back(now_ + kSpawnDelay);
+        spawning_.push_back(join);
       }
       return;
     }
@@ -220,6 +254,12 @@ private:
     if (retire == 0) {
       return;
     }
+    if (deployment_.pods) {
+      for (; retire > 0; retire -= unit_) {
+        stopPod();
+      }
+      return;
+    }
     for (; retire > 0; --retire) {
       Poller& p = pollers_.back();
       for (auto& b : p.batches) {
@@ -228,6 +268,47 @@ private:
       pollers_.pop_back();
     }
     startRebalance();
+  }
+
+  // SIGTERM to the pod of the highest ordinal: its last `unit_` pollers start no new batch; each
+  // batch in flight finishes and commits, or is abandoned at the grace period; then they leave.
+  void stopPod() {
+    Stopping s{now_, unit_};
+    for (int i = 0; i < unit_; ++i) {
+      Poller& p = pollers_.back();
+      for (auto& b : p.batches) {
+        if (b.finish - now_ > deployment_.grace_period) {
+          b.finish = now_ + deployment_.grace_period;
+          b.abandoned = true;
+        }
+        s.leave = std::max(s.leave, b.finish);
+        orphans_.push_back(std::move(b));
+      }
+      pollers_.pop_back();
+    }
+    stopping_.push_back(s);
+  }
+
+  // Stopped pods whose pollers leave the group now: each leave is a rebalance.
+  void leaveDue() {
+    for (auto it = stopping_.begin(); it != stopping_.end();) {
+      if (it->leave <= now_) {
+        it = stopping_.erase(it);
+        startRebalance();
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // An abandoned batch's records go back to their partition, to be fetched again.
+  void rewind(const InFlight& b) {
+    for (const auto& [q, n] : b.parts) {
+      auto& part = parts_[static_cast<std::size_t>(q)];
+      part.in_flight = false;
+      part.fetched -= n;
+      part.unfetched.push_front({b.oldest, n});
+    }
   }
 
   // An eager rebalance: nobody starts a batch until the pause is over and every batch in flight
@@ -260,7 +341,7 @@ private:
     for (std::size_t i = 0; i < parts_.size(); ++i) {
       pollers_[i % n].owned.push_back(static_cast<int>(i));
     }
-    if (static_cast<int>(n) == cap_ && !result_.full_scale) {
+    if (static_cast<int>(n) >= cap_ && !result_.full_scale) {
       result_.full_scale = now_;
     }
   }
@@ -307,6 +388,7 @@ private:
     }
     InFlight& b = spare_.back();
     b.parts.clear();
+    b.abandoned = false;
     b.oldest = at;
     b.finish = at + trace_.function_duration;
     std::int64_t remaining = trace_.batch_size;
@@ -384,8 +466,18 @@ private:
     v.high_watermark_sum = high_sum_;
     v.committed_sum = committed_sum_;
     v.active_pollers = activePollers();
-    v.invocations = invocations_;
-    v.invocation_seconds = static_cast<double>(invocation_ms_) / 1000.0;
+    switch (deployment_.channel) {
+    case StatsChannel::kInProcess:
+      v.invocations = invocations_;
+      v.invocation_seconds = static_cast<double>(invocation_ms_) / 1000.0;
+      break;
+    case StatsChannel::kScrape:
+      v.invocations = scraped_invocations_;
+      v.invocation_seconds = static_cast<double>(scraped_invocation_ms_) / 1000.0;
+      break;
+    case StatsChannel::kNone:
+      break;
+    }
     if (auto action = policy_.evaluate(v)) {
       // Changes apply in the order they were decided (the AWS model pipelines them).
       actions_.push_back(*action);
@@ -412,6 +504,7 @@ private:
   static constexpr Millis kRebalancePause = 2 * kSecond;
 
   const Trace& trace_;
+  Deployment deployment_;
   int max_concurrent_;
   Policy& policy_;
   std::vector<PartitionState> parts_;
@@ -419,6 +512,7 @@ private:
   std::vector<InFlight> orphans_;
   std::vector<InFlight> spare_; // finished batches, reused
   std::deque<Millis> spawning_; // join times of pollers still starting
+  std::vector<Stopping> stopping_;
   std::deque<Action> actions_;
   std::vector<Burst> bursts_;
   std::vector<std::size_t> open_bursts_;
@@ -427,7 +521,10 @@ private:
   double noise_factor_ = 1.0;
   Millis step_ = 100;
   Millis now_ = 0;
-  int cap_ = 1;
+  int cap_ = 1;       // pollers: min(max, partitions), at least the minimum
+  int unit_ = 1;      // pollers started or stopped together (a pod's)
+  int min_units_ = 1; // units at the minimum
+  int max_units_ = 1; // units to reach cap_
   bool paused_ = false;
   Millis rebalance_end_ = 0;
   int lagging_ = 0;
@@ -435,13 +532,17 @@ private:
   std::int64_t committed_sum_ = 0;
   std::int64_t invocations_ = 0;
   Millis invocation_ms_ = 0;
+  Millis next_scrape_ = 0;
+  std::int64_t scraped_invocations_ = 0;
+  Millis scraped_invocation_ms_ = 0;
   Result result_;
 };
 
 } // namespace
 
-Result simulate(const Trace& trace, Policy& policy, std::string name) {
-  Simulation sim(trace, policy, std::move(name));
+Result simulate(const Trace& trace, Policy& policy, std::string name,
+                const Deployment& deployment) {
+  Simulation sim(trace, policy, std::move(name), deployment);
   return sim.run();
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace kesm::bench::sim {
 
@@ -62,6 +63,48 @@ std::optional<Action> KedaPolicy::evaluate(const View& v) {
     }
     current_ = std::min(current_, stabilized);
   }
+  return Action{v.now, current_};
+}
+
+std::optional<Action> KedaHpaPolicy::evaluate(const View& v) {
+  // KEDA's metric: the total lag, at most partitions x lagThreshold.
+  std::int64_t metric = v.total_lag;
+  if (metric / kLagThreshold > v.partitions) {
+    metric = static_cast<std::int64_t>(v.partitions) * kLagThreshold;
+  }
+  // The replica calculator (external metric, AverageValue target).
+  const int status = std::max(1, v.active_pollers);
+  const double ratio = static_cast<double>(metric) / static_cast<double>(kLagThreshold * status);
+  int desired = status;
+  if (std::abs(ratio - 1.0) > kTolerance) {
+    desired = static_cast<int>((metric + kLagThreshold - 1) / kLagThreshold);
+  }
+  // Stabilization: up at once; down only to the highest recommendation of the window.
+  while (!recommendations_.empty() &&
+         recommendations_.front().first <= v.now - kScaleDownStabilization) {
+    recommendations_.pop_front();
+  }
+  int down = desired;
+  for (const auto& [at, r] : recommendations_) {
+    down = std::max(down, r);
+  }
+  recommendations_.emplace_back(v.now, desired);
+  int next = std::min(std::max(current_, desired), down);
+  // Scale-up rate: from the replicas at the start of the last 15 s.
+  while (!scale_up_events_.empty() && scale_up_events_.front().first <= v.now - kScaleUpPeriod) {
+    scale_up_events_.pop_front();
+  }
+  int period_start = current_;
+  for (const auto& [at, added] : scale_up_events_) {
+    period_start -= added;
+  }
+  const int up_limit =
+      std::max(period_start + kScaleUpPods, period_start + period_start * kScaleUpPercent / 100);
+  next = std::clamp(std::min(next, up_limit), trace_.minimum_pollers, trace_.maximum_pollers);
+  if (next > current_) {
+    scale_up_events_.emplace_back(v.now, next - current_);
+  }
+  current_ = next;
   return Action{v.now, current_};
 }
 

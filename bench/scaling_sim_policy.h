@@ -69,7 +69,8 @@ private:
   int last_desired_ = -1;
 };
 
-// KEDA's Kafka scaler behind the HPA, from its published rules: desired =
+// The simulator's first KEDA model (kept for the figures docs/benchmarks.md cites from it,
+// --keda-simple): KEDA's Kafka scaler behind the HPA, from its published rules: desired =
 // ceil(totalLag / lagThreshold), at most one consumer per partition (allowIdleConsumers=false),
 // within [min, max]; scale up at once, scale down only to the highest desired of the last
 // 300 s (HPA's default scale-down stabilization). Keeps a reference to the trace.
@@ -88,6 +89,39 @@ private:
   const Trace& trace_;
   int current_;
   std::deque<std::pair<Millis, int>> history_;
+};
+
+// KEDA's Kafka scaler behind the HPA (autoscaling/v2) at their defaults, scaling pods of one
+// consumer each; the simulation adds the pod start (Deployment). Every sync period the HPA
+// fetches the scaler's metric, the total lag, capped by KEDA at partitions x lagThreshold
+// (allowIdleConsumers false), with an AverageValue target of lagThreshold. Then, as the HPA's
+// replica calculator and normalization do: keep the pods that exist (status.replicas) if
+// metric / (target x status.replicas) is within 1 +- tolerance, else ceil(metric / target);
+// scale-down stabilization (the highest recommendation of the last 300 s), no scale-up
+// stabilization; scale-up limited per 15 s to max(+100 %, +4 pods) of the replicas at the
+// period's start (the default scale-down policy, -100 % per 15 s, limits nothing); min, max.
+// KEDA's own pollingInterval (30 s) only activates 0 <-> 1 replicas: the traces' minimum is 1.
+// Keeps a reference to the trace.
+class KedaHpaPolicy final : public Policy {
+public:
+  static constexpr Millis kSyncPeriod = 15 * kSecond; // --horizontal-pod-autoscaler-sync-period
+  static constexpr std::int64_t kLagThreshold = 10;
+  static constexpr double kTolerance = 0.1;
+  static constexpr Millis kScaleDownStabilization = 300 * kSecond;
+  static constexpr Millis kScaleUpPeriod = 15 * kSecond;
+  static constexpr int kScaleUpPods = 4;
+  static constexpr int kScaleUpPercent = 100;
+
+  explicit KedaHpaPolicy(const Trace& trace) : trace_(trace), current_(trace.minimum_pollers) {}
+
+  Millis interval() const override { return kSyncPeriod; }
+  std::optional<Action> evaluate(const View& v) override;
+
+private:
+  const Trace& trace_;
+  int current_;                                        // spec.replicas
+  std::deque<std::pair<Millis, int>> recommendations_; // unstabilized, last 300 s
+  std::deque<std::pair<Millis, int>> scale_up_events_; // (at, pods added), last 15 s
 };
 
 // AWS Lambda's on-demand mode, from its published rules: lag is evaluated once a minute and

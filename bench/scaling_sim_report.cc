@@ -98,6 +98,34 @@ void printTable(const Trace& t, const std::vector<Result>& results) {
   std::printf("\n");
 }
 
+void printVerdicts(const Trace& t, const std::vector<Result>& results, std::FILE* out) {
+  if (t.name != "aws-burst") {
+    return;
+  }
+  for (const auto& r : results) {
+    if (r.family != Result::Family::kKesmPods) {
+      continue;
+    }
+    auto keda = std::find_if(results.begin(), results.end(), [&](const Result& k) {
+      return k.family == Result::Family::kKedaPods && k.pod_start == r.pod_start;
+    });
+    if (keda == results.end()) {
+      continue;
+    }
+    const Millis limit = physicalBound(t) + r.pod_start + 5 * kSecond;
+    const bool fast = r.drained && r.drain && *r.drain <= limit;
+    const bool cheap = r.poller_seconds < keda->poller_seconds;
+    std::fprintf(out,
+                 "verdict: %s: drain %s against %s (bound %s + pod start %s + 5 s): %s; %s "
+                 "poller-seconds against KEDA's %s: %s. Goal %s.\n",
+                 r.policy.c_str(), r.drain ? duration(*r.drain).c_str() : "n/a",
+                 duration(limit).c_str(), duration(physicalBound(t)).c_str(),
+                 duration(r.pod_start).c_str(), fast ? "within" : "over",
+                 thousands(r.poller_seconds).c_str(), thousands(keda->poller_seconds).c_str(),
+                 cheap ? "fewer" : "not fewer", fast && cheap ? "MET" : "MISSED");
+  }
+}
+
 void printCsvHeader() {
   std::printf("trace,policy,drain_s,drained,mean_drain_s,full_scale_out_s,max_event_age_s,"
               "poller_seconds,peak_pollers,rebalances,ran_for_s\n");
