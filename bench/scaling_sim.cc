@@ -71,6 +71,7 @@ struct Options {
   int pollers_per_pod = 1;
   bool keda_simple = false;     // also the first KEDA model (30 s, no HPA limits, no pod start)
   int kesm_maximum_pollers = 0; // > 0: kesm's scaling.maximumPollers instead of the trace's
+  Millis pods_interval = 0;     // > 0: the kesm-pods rows' evaluation interval; else the default
 };
 
 std::string secondsText(Millis ms) {
@@ -136,8 +137,11 @@ std::vector<Result> runTrace(const Trace& t, const Options& options) {
     for (const Channel& c : channels) {
       pods.channel = c.kind;
       pods.scrape_interval = c.scrape;
-      KesmPolicy p(mapping, default_interval);
-      std::string name = "kesm-pods (start " + secondsText(start) + per_pod + ", " + c.label + ")";
+      const Millis interval = options.pods_interval > 0 ? options.pods_interval : default_interval;
+      KesmPolicy p(mapping, interval);
+      std::string eval = interval == default_interval ? "" : ", eval " + secondsText(interval);
+      std::string name =
+          "kesm-pods (start " + secondsText(start) + per_pod + eval + ", " + c.label + ")";
       if (options.log_decisions) {
         std::fprintf(stderr, "# %s: %s\n", t.name.c_str(), name.c_str());
         p.logTo(stderr);
@@ -170,7 +174,7 @@ int usage(const char* argv0, int code) {
       code == 0 ? stdout : stderr,
       "usage: %s [--trace NAME]... [--csv] [--aws-min-decrease F] [--log-decisions]\n"
       "          [--max-concurrent-batches C] [--pod-start S]... [--pollers-per-pod N]\n"
-      "          [--keda-simple] [--kesm-max-pollers N]\n"
+      "          [--keda-simple] [--kesm-max-pollers N] [--pods-eval-interval S]\n"
       "  --trace NAME          run one trace (repeatable); default: all\n"
       "  --csv                 CSV instead of markdown tables\n"
       "  --aws-min-decrease F  AWS model: the fraction by which lag must fall per\n"
@@ -184,6 +188,8 @@ int usage(const char* argv0, int code) {
       "  --pollers-per-pod N   pods: kesm's pollers per pod (default 1)\n"
       "  --kesm-max-pollers N  kesm's scaling.maximumPollers (threads and pods rows)\n"
       "                        instead of the trace's maximum\n"
+      "  --pods-eval-interval S  kesm-pods rows: the evaluation interval (default: the\n"
+      "                        product's evaluationInterval)\n"
       "  --keda-simple         also the first KEDA model (30 s polling, no HPA\n"
       "                        tolerance or rate limits, no pod start)\n"
       "traces:",
@@ -255,6 +261,16 @@ int main(int argc, char** argv) {
         return 2;
       }
       options.kesm_maximum_pollers = static_cast<int>(n);
+    } else if (arg == "--pods-eval-interval" && i + 1 < argc) {
+      char* end = nullptr;
+      double s = std::strtod(argv[++i], &end);
+      if (end == argv[i] || (std::string_view(end) != "" && std::string_view(end) != "s") ||
+          s < 0.1 || s > 600) {
+        std::fprintf(stderr, "--pods-eval-interval: expected seconds in [0.1, 600], got %s\n",
+                     argv[i]);
+        return 2;
+      }
+      options.pods_interval = static_cast<Millis>(s * 1000);
     } else if (arg == "--keda-simple") {
       options.keda_simple = true;
     } else if (arg == "--help" || arg == "-h") {

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Usage: bench/scaling_sim_check.sh PATH/TO/kesm_scaling_sim
+#
+# Checks what docs/benchmarks.md says of the scaling simulator's pods model (issue 17) on
+# aws-burst: the threads rows are the figures published before the pods model (it changed
+# nothing there), the pods and KEDA + HPA rows are the published ones, one verdict line per
+# channel, the goal missed at the defaults and met on every channel with maximumPollers 20.
+# Deterministic: the simulator's figures are identical on every run and machine.
+set -euo pipefail
+
+sim=${1:?usage: $0 PATH/TO/kesm_scaling_sim}
+failures=0
+
+expect() { # expect NAME TEXT PATTERN: the fixed string PATTERN is a line of TEXT
+  if ! grep -qxF -- "$3" <<<"$2"; then
+    echo "FAIL: $1: no line: $3" >&2
+    failures=$((failures + 1))
+  fi
+}
+
+count() { # count NAME TEXT REGEX N: exactly N lines of TEXT match REGEX
+  local n
+  n=$(grep -cE -- "$3" <<<"$2" || true)
+  if [[ "$n" != "$4" ]]; then
+    echo "FAIL: $1: $n lines match '$3', expected $4" >&2
+    failures=$((failures + 1))
+  fi
+}
+
+out=$("$sim" --trace aws-burst)
+expect "threads, eval 1 s" "$out" \
+  '| kesm-threads (eval 1 s) | 25.5 s (bound +5.5 s) | 8.5 s | 25.5 s | 7,436 | 100 | 3 |'
+expect "threads, eval 5 s" "$out" \
+  '| kesm-threads (eval 5 s, default) | 27.4 s (bound +7.4 s) | 10.5 s | 27.4 s | 8,110 | 100 | 9 |'
+expect "pods, ideal" "$out" \
+  '| kesm-pods (start 10 s, ideal stats) | 36.9 s (bound +16.9 s) | 20.5 s | 36.9 s | 9,110 | 100 | 9 |'
+expect "pods, offsets only" "$out" \
+  '| kesm-pods (start 10 s, offsets only) | 36.9 s (bound +16.9 s) | 35.5 s | 36.9 s | 7,910 | 100 | 9 |'
+expect "KEDA + HPA" "$out" \
+  '| KEDA + HPA (pods, start 10 s, 15 s sync, lagThreshold 10) | 102.5 s (bound +82.5 s) | 95.5 s | 102.5 s | 33,835 | 100 | 7 |'
+count "a verdict per channel" "$out" '^verdict: kesm-pods \(start 10 s, .*Goal (MET|MISSED)\.$' 4
+count "missed at the defaults" "$out" '^verdict: .*Goal MISSED\.$' 4
+
+what_if=$("$sim" --trace aws-burst --kesm-max-pollers 20)
+count "met with maximumPollers 20" "$what_if" '^verdict: .*drain 34\.9 s against 35\.0 s.*Goal MET\.$' 4
+
+if ((failures > 0)); then
+  echo "$failures check(s) failed; the simulator's output:" >&2
+  printf '%s\n' "$out" >&2
+  exit 1
+fi
+echo "scaling_sim pods model: all checks passed"
