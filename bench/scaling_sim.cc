@@ -33,6 +33,12 @@
 //   starts a batch until `rebalance_pause` (2 s) has passed and every batch in flight has
 //   finished (its partitions may move; never two batches of one partition in flight), then
 //   partitions are reassigned round-robin over the members.
+// - Pods (issue 17; Deployment in scaling_sim_model.h): pollers in pods of a StatefulSet, each
+//   starting --pod-start after its replica is set, then joining as above; scale-down by the
+//   highest ordinal through SIGTERM (batches in flight finish or are abandoned at the grace
+//   period, then the pod's pollers leave: the rebalance starts then). The controller of pods
+//   learns invocation statistics through a channel: in-process (ideal), scraped /metrics
+//   (the last scrape's totals), or none (capacity from committed offsets only).
 //
 // Figures:
 // - drain: for each burst (the backlog at t=0, or a spike), the time from the burst until every
