@@ -78,6 +78,7 @@ struct Options {
   bool keda_simple = false;     // also the first KEDA model (30 s, no HPA limits, no pod start)
   int kesm_maximum_pollers = 0; // > 0: kesm's scaling.maximumPollers instead of the trace's
   Millis pods_interval = 0;     // > 0: the kesm-pods rows' evaluation interval; else the default
+  Millis grace_period = Deployment{}.grace_period;
 };
 
 std::string secondsText(Millis ms) {
@@ -137,6 +138,7 @@ std::vector<Result> runTrace(const Trace& t, const Options& options) {
     pods.pods = true;
     pods.pod_start = start;
     pods.pollers_per_pod = options.pollers_per_pod;
+    pods.grace_period = options.grace_period;
     std::string per_pod = options.pollers_per_pod == 1
                               ? ""
                               : ", " + std::to_string(options.pollers_per_pod) + " pollers/pod";
@@ -181,6 +183,7 @@ int usage(const char* argv0, int code) {
       "usage: %s [--trace NAME]... [--csv] [--aws-min-decrease F] [--log-decisions]\n"
       "          [--max-concurrent-batches C] [--pod-start S]... [--pollers-per-pod N]\n"
       "          [--keda-simple] [--kesm-max-pollers N] [--pods-eval-interval S]\n"
+      "          [--grace-period S]\n"
       "  --trace NAME          run one trace (repeatable); default: all\n"
       "  --csv                 CSV instead of markdown tables\n"
       "  --aws-min-decrease F  AWS model: the fraction by which lag must fall per\n"
@@ -196,6 +199,8 @@ int usage(const char* argv0, int code) {
       "                        instead of the trace's maximum\n"
       "  --pods-eval-interval S  kesm-pods rows: the evaluation interval (default: the\n"
       "                        product's evaluationInterval)\n"
+      "  --grace-period S      pods: a stopping pod abandons (uncommitted) the batches that\n"
+      "                        would finish later than this (default 30s)\n"
       "  --keda-simple         also the first KEDA model (30 s polling, no HPA\n"
       "                        tolerance or rate limits, no pod start)\n"
       "traces:",
@@ -277,6 +282,15 @@ int main(int argc, char** argv) {
         return 2;
       }
       options.pods_interval = static_cast<Millis>(s * 1000);
+    } else if (arg == "--grace-period" && i + 1 < argc) {
+      char* end = nullptr;
+      double s = std::strtod(argv[++i], &end);
+      if (end == argv[i] || (std::string_view(end) != "" && std::string_view(end) != "s") ||
+          s < 0 || s > 3600) {
+        std::fprintf(stderr, "--grace-period: expected seconds in [0, 3600], got %s\n", argv[i]);
+        return 2;
+      }
+      options.grace_period = static_cast<Millis>(s * 1000);
     } else if (arg == "--keda-simple") {
       options.keda_simple = true;
     } else if (arg == "--help" || arg == "-h") {

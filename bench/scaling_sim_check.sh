@@ -4,7 +4,8 @@
 # Checks what docs/benchmarks.md says of the scaling simulator's pods model (issue 17) on
 # aws-burst: the threads rows are the figures published before the pods model (it changed
 # nothing there), the pods and KEDA + HPA rows are the published ones, one verdict line per
-# channel, the goal missed at the defaults and met on every channel with maximumPollers 20.
+# channel, the goal missed at the defaults and met on every channel with maximumPollers 20; and
+# that no record is lost or committed twice when a stopping pod abandons its batches.
 # Deterministic: the simulator's figures are identical on every run and machine.
 set -euo pipefail
 
@@ -43,6 +44,17 @@ count "missed at the defaults" "$out" '^verdict: .*Goal MISSED\.$' 4
 
 what_if=$("$sim" --trace aws-burst --kesm-max-pollers 20)
 count "met with maximumPollers 20" "$what_if" '^verdict: .*drain 34\.9 s against 35\.0 s.*Goal MET\.$' 4
+
+# The SIGTERM path's abandon branch: with no grace period every batch in flight at a scale-down
+# is abandoned and fetched again. The simulator aborts if a record was lost or counted twice
+# (checkRecords); every spike must still drain.
+if ! abandoned=$("$sim" --trace diurnal-spiky --grace-period 0s); then
+  echo "FAIL: --grace-period 0s: the simulator failed (a record lost or committed twice?)" >&2
+  failures=$((failures + 1))
+else
+  count "abandoned batches are fetched again" "$abandoned" 'not drained' 0
+  count "pods rows with no grace period" "$abandoned" '^\| kesm-pods \(start 10 s, ' 4
+fi
 
 if ((failures > 0)); then
   echo "$failures check(s) failed; the simulator's output:" >&2

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <random>
 #include <utility>
@@ -143,6 +145,7 @@ public:
       }
     }
     result_.ran_for = now_ + step_;
+    checkRecords();
     summarize();
     return result_;
   }
@@ -481,6 +484,29 @@ private:
     if (auto action = policy_.evaluate(v)) {
       // Changes apply in the order they were decided (the AWS model pipelines them).
       actions_.push_back(*action);
+    }
+  }
+
+  // Every record produced is committed, in flight, or waiting, once (an abandoned batch is
+  // rewound, never lost or committed twice). A broken model aborts rather than print figures.
+  void checkRecords() const {
+    for (std::size_t q = 0; q < parts_.size(); ++q) {
+      const auto& part = parts_[q];
+      std::int64_t waiting = 0;
+      for (const auto& c : part.unfetched) {
+        waiting += c.count;
+      }
+      if (part.committed > part.fetched || part.fetched > part.high ||
+          waiting != part.high - part.fetched ||
+          (part.in_flight == (part.committed == part.fetched))) {
+        std::fprintf(stderr,
+                     "scaling_sim: %s: partition %zu: committed %lld, fetched %lld, high %lld, "
+                     "waiting %lld, in flight %d\n",
+                     result_.policy.c_str(), q, static_cast<long long>(part.committed),
+                     static_cast<long long>(part.fetched), static_cast<long long>(part.high),
+                     static_cast<long long>(waiting), part.in_flight ? 1 : 0);
+        std::abort();
+      }
     }
   }
 
