@@ -82,18 +82,24 @@ scaler::ScaleResult StatefulSetPool::seed() {
 }
 
 scaler::ScaleResult StatefulSetPool::failWrite(int desired, ScaleOutcome outcome,
-                                               const std::string& message, bool sent) {
+                                               const std::string& message, Attempt attempt) {
+  // A count out of range is not held: the next decision in range replaces it.
+  const bool hold = attempt != Attempt::kRefused;
   if (options_.probe != nullptr) {
-    if (sent) {
+    if (attempt != Attempt::kReadFailed) {
       options_.probe->writes(toString(outcome)).Increment();
     }
-    options_.probe->write_pending.Set(1);
+    if (hold) {
+      options_.probe->write_pending.Set(1);
+    }
   }
   std::optional<std::string> line;
   scaler::ScaleResult result;
   {
     std::lock_guard lock(mutex_);
-    pending_ = desired;
+    if (hold) {
+      pending_ = desired;
+    }
     ++failed_writes_;
     // Once per episode, and again when the reason changes (a timeout becoming a 403).
     if (write_episode_ != outcome) {
@@ -164,7 +170,7 @@ scaler::ScaleResult StatefulSetPool::scaleTo(int desired) {
     return failWrite(desired, ScaleOutcome::kInvalid,
                      "replicas " + std::to_string(desired) + " refused before sending: from 0 to " +
                          std::to_string(options_.max_replicas) + " (maximumPollers)",
-                     true);
+                     Attempt::kRefused);
   }
   bool read_now = false;
   {
@@ -176,7 +182,7 @@ scaler::ScaleResult StatefulSetPool::scaleTo(int desired) {
     const Read read = readLocked("before a write");
     if (!read.ok) {
       // Counted as a read (nothing was written); the count is held all the same.
-      return failWrite(desired, read.outcome, read.error, false);
+      return failWrite(desired, read.outcome, read.error, Attempt::kReadFailed);
     }
   }
   bool unchanged = false;
@@ -210,7 +216,7 @@ scaler::ScaleResult StatefulSetPool::scaleTo(int desired) {
       std::lock_guard lock(mutex_);
       known_.reset();
     }
-    return failWrite(desired, result.outcome, result.message, true);
+    return failWrite(desired, result.outcome, result.message, Attempt::kSent);
   }
   writeSucceeded(desired, result);
   std::lock_guard lock(mutex_);

@@ -78,9 +78,13 @@ private:
     std::string error;
   };
   Read readLocked(const char* why); // io_mutex_ held
-  // sent: a write reached the API server (counted in kesm_scale_writes_total).
+  enum class Attempt {
+    kSent,       // the write reached the API server and was refused or failed
+    kReadFailed, // the read a first write needs failed: nothing was sent
+    kRefused,    // out of range, refused before sending; not held
+  };
   scaler::ScaleResult failWrite(int desired, ScaleOutcome outcome, const std::string& message,
-                                bool sent);
+                                Attempt attempt);
   void writeSucceeded(int desired, const ScaleCallResult& result);
   int activeNow() const;
   void emit(LogLevel level, const std::string& line);

@@ -192,6 +192,8 @@ TEST_CASE("pods pool: a count out of range is refused before sending", "[unit]")
   }
   CHECK(rig.sets() == 0);
   CHECK(rig.writes("invalid") == 2);
+  CHECK_FALSE(rig.pool->pendingWrite()); // not held: nothing valid to write
+  CHECK(rig.probe.write_pending.Value() == 0);
   CHECK(rig.pool->scaleTo(10).ok());
 }
 
