@@ -300,6 +300,38 @@ TEST_CASE("statefulset scale: a negative count is refused before sending, the co
   CHECK(cluster.specReplicas() == 1);
 }
 
+// What the server answers to a count the client would never send: the body is rewritten on
+// its way out (as by a broken proxy), so the 422 path is the real server's.
+class NegatingTransport final : public ApiTransport {
+public:
+  explicit NegatingTransport(const InCluster& in) : client_(in, ApiClientOptions{.timeout = 5s}) {}
+  net::HttpResult request(const std::string& method, const std::string& path,
+                          const std::string& body) override {
+    std::string sent = body;
+    if (const auto at = sent.find("\"replicas\":"); at != std::string::npos) {
+      sent.insert(at + 11, "-");
+    }
+    return client_.request(method, path, sent);
+  }
+  std::string describe() const override { return client_.describe(); }
+  std::string tokenError() const override { return client_.tokenError(); }
+
+private:
+  ApiClient client_;
+};
+
+TEST_CASE("statefulset scale: the server's own 422 on a negative count is invalid", "[k8s]") {
+  Cluster cluster;
+  const InCluster in = cluster.detect();
+  auto client = makeScaleClient(std::make_unique<NegatingTransport>(in), in.ns, kStatefulSet);
+  const auto result = client->set(3);
+  INFO(result.message);
+  CHECK(result.outcome == ScaleOutcome::kInvalid);
+  CHECK_THAT(result.message, Catch::Contains("HTTP 422 Invalid") &&
+                                 Catch::Contains("spec.replicas: Invalid value: -3"));
+  CHECK(cluster.specReplicas() == 1);
+}
+
 TEST_CASE("statefulset scale: a stale resourceVersion is a 409, re-read and written once more",
           "[k8s]") {
   Cluster cluster;
