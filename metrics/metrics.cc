@@ -161,7 +161,22 @@ struct Registry::Families {
                          .Name("kesm_leader_lease_errors_total")
                          .Help("Lease reads and writes that failed (API server unreachable, "
                                "refused or conflicting)")
-                         .Register(r)) {}
+                         .Register(r)),
+        scale_writes(prometheus::BuildCounter()
+                         .Name("kesm_scale_writes_total")
+                         .Help("Writes of a StatefulSet's replicas through its scale subresource "
+                               "(pods mode), by outcome; a failed one is held and retried")
+                         .Register(r)),
+        scale_reads(prometheus::BuildCounter()
+                        .Name("kesm_scale_reads_total")
+                        .Help("Reads of a StatefulSet's scale subresource (pods mode), by "
+                              "outcome")
+                        .Register(r)),
+        scale_write_pending(prometheus::BuildGauge()
+                                .Name("kesm_scale_write_pending")
+                                .Help("1 while the controller holds a replica count the API "
+                                      "server has not accepted yet (pods mode)")
+                                .Register(r)) {}
 
   prometheus::Family<prometheus::Counter>& events_polled;
   prometheus::Family<prometheus::Counter>& events_invoked;
@@ -196,6 +211,9 @@ struct Registry::Families {
   prometheus::Family<prometheus::Gauge>& leader;
   prometheus::Family<prometheus::Counter>& leader_transitions;
   prometheus::Family<prometheus::Counter>& lease_errors;
+  prometheus::Family<prometheus::Counter>& scale_writes;
+  prometheus::Family<prometheus::Counter>& scale_reads;
+  prometheus::Family<prometheus::Gauge>& scale_write_pending;
 };
 
 namespace {
@@ -256,6 +274,18 @@ LeaderMetrics Registry::leaderMetrics(const std::string& lease) {
   return LeaderMetrics{families_->leader.Add({{"lease", lease}}),
                        families_->leader_transitions.Add({{"lease", lease}}),
                        families_->lease_errors.Add({{"lease", lease}})};
+}
+
+ScaleProbe::ScaleProbe(Registry& registry, const std::string& mapping)
+    : write_pending(registry.families().scale_write_pending.Add({{"mapping", mapping}})),
+      registry_(registry), mapping_(mapping) {}
+
+prometheus::Counter& ScaleProbe::writes(const std::string& outcome) {
+  return registry_.families().scale_writes.Add({{"mapping", mapping_}, {"outcome", outcome}});
+}
+
+prometheus::Counter& ScaleProbe::reads(const std::string& outcome) {
+  return registry_.families().scale_reads.Add({{"mapping", mapping_}, {"outcome", outcome}});
 }
 
 prometheus::Gauge& Registry::offsetLag(const std::string& mapping, const std::string& topic,

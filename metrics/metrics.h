@@ -84,6 +84,21 @@ struct LeaderMetrics {
   prometheus::Counter& lease_errors;
 };
 
+// The pods pool's reads and writes of a StatefulSet's replicas (k8s/statefulset_pool.h), for
+// one mapping. outcome: ok, conflict, forbidden, not_found, invalid, unauthorized, throttled,
+// timeout, unreachable, server_error, other (k8s::toString(ScaleOutcome)).
+class ScaleProbe {
+public:
+  ScaleProbe(Registry& registry, const std::string& mapping);
+  prometheus::Counter& writes(const std::string& outcome); // kesm_scale_writes_total
+  prometheus::Counter& reads(const std::string& outcome);  // kesm_scale_reads_total
+  prometheus::Gauge& write_pending; // kesm_scale_write_pending: 1 while a count is held unwritten
+
+private:
+  Registry& registry_;
+  std::string mapping_;
+};
+
 class Registry {
 public:
   Registry();

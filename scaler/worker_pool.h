@@ -35,7 +35,8 @@ struct PoolStatus {
   int running = 0;  // in the group with an assignment
   int stopping = 0; // retiring, finishing their batch in flight
   // Why the last worker could not be started (no thread or descriptor left); empty once one
-  // started again. The pool holds at the workers it has meanwhile.
+  // started again. The pool holds at the workers it has meanwhile. Pods
+  // (k8s/statefulset_pool.h): why the last write of the replica count failed.
   std::string spawn_error;
   std::vector<WorkerInfo> pollers; // the active ones, oldest first, then the retiring ones
 };
