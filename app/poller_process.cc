@@ -266,10 +266,13 @@ bool PollerProcess::stop() {
   im.probe.pollers_starting.Set(0);
   im.probe.pollers_running.Set(0);
   im.probe.pollers_stopping.Set(0);
+  std::vector<Impl::Slot> done;
   {
     std::lock_guard lock(im.mutex);
-    im.slots.clear(); // the pollers' destructors join, bounded
+    done.swap(im.slots);
   }
+  // Outside the lock: a poller late to stop is joined (bounded) while /status still answers.
+  done.clear();
   im.server.reset();
   return all;
 }
