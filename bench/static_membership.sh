@@ -143,6 +143,7 @@ EOF
   for i in 0 1 2 3; do wait "${pid[$i]}" 2>/dev/null || true; done
 }
 
+echo "logs and samples: $work"
 echo "kesm poller x4, $partitions partitions, session.timeout.ms $session_ms, restart after ${delay}s"
 for membership in dynamic static; do
   for path in restart scale-down; do
