@@ -1,9 +1,10 @@
-// The kesm executable: run, validate, demo, sample-function, top.
+// The kesm executable: run, poller, validate, demo, sample-function, top.
 
 #include "app/capacity.h"
 #include "app/demo.h"
 #include "app/leadership.h"
 #include "app/live_line.h"
+#include "app/poller_process.h"
 #include "app/preflight.h"
 #include "app/runtime.h"
 #include "app/top.h"
@@ -21,6 +22,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <pthread.h>
 #include <set>
 #include <string>
@@ -36,6 +38,10 @@ usage:
   kesm run --config FILE [--live] [--preflight-timeout DURATION]
                                          check the brokers and topics of FILE (10s at
                                          most), then run its mappings until SIGTERM/SIGINT
+  kesm poller --config FILE --mapping NAME [--pollers N] [--instance-id ID]
+              [--membership static|dynamic] [--listen HOST:PORT] [--preflight-timeout DURATION]
+                                         pods mode: N (1-64, default 1) pollers of one
+                                         mapping, no controller; ID defaults to $POD_NAME
   kesm validate --config FILE [--connect [--preflight-timeout DURATION]]
                                          check FILE, and with --connect its brokers and
                                          topics too; exit 0 if valid, 2 if not
@@ -71,6 +77,10 @@ struct Accepted {
 const std::map<std::string, Accepted>& acceptedByCommand() {
   static const std::map<std::string, Accepted> kAccepted{
       {"run", {{"config", "preflight-timeout"}, {"live", "verbose"}}},
+      {"poller",
+       {{"config", "mapping", "pollers", "instance-id", "membership", "listen",
+         "preflight-timeout"},
+        {"verbose"}}},
       {"validate", {{"config", "preflight-timeout"}, {"connect", "verbose"}}},
       {"demo", {{"config", "records", "partitions", "latency"}, {"verbose"}}},
       {"sample-function", {{"listen", "latency", "fail-rate", "record"}, {"verbose"}}},
@@ -261,6 +271,90 @@ int cmdRun(const Args& args, const sigset_t& signals) {
   return clean ? 0 : kExitFailure;
 }
 
+// `kesm poller`: the process of a poller pod (app/poller_process.h, docs/kubernetes.md).
+int cmdPoller(const Args& args, const sigset_t& signals) {
+  auto opt = [&](const std::string& name) {
+    auto it = args.options.find(name);
+    return it == args.options.end() ? std::optional<std::string>() : it->second;
+  };
+  if (!opt("config") || !opt("mapping")) {
+    std::cerr << "kesm poller: --config FILE and --mapping NAME are required\n";
+    return kExitUsage;
+  }
+  kesm::app::PollerProcessOptions options;
+  options.mapping = *opt("mapping");
+  if (auto n = opt("pollers")) {
+    char* end = nullptr;
+    long v = std::strtol(n->c_str(), &end, 10);
+    if (n->empty() || *end != '\0' || v < kesm::app::kMinPodPollers ||
+        v > kesm::app::kMaxPodPollers) {
+      std::cerr << "kesm poller: --pollers: expected a whole number from "
+                << kesm::app::kMinPodPollers << " to " << kesm::app::kMaxPodPollers << ", got '"
+                << *n << "'\n";
+      return kExitUsage;
+    }
+    options.pollers = static_cast<int>(v);
+  }
+  std::string id;
+  if (auto i = opt("instance-id")) {
+    id = *i;
+  } else if (const char* pod = std::getenv("POD_NAME"); pod != nullptr) {
+    id = pod;
+  }
+  // Kafka takes any string; kesm keeps it to what a pod name can be, so logs and /status stay
+  // plain.
+  if (id.size() > 200 ||
+      id.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") != std::string::npos) {
+    std::cerr << "kesm poller: --instance-id (or POD_NAME): expected up to 200 letters, digits, "
+                 "'-', '.' or '_', got '"
+              << id << "'\n";
+    return kExitUsage;
+  }
+  const std::string membership = opt("membership").value_or("dynamic");
+  if (membership != "static" && membership != "dynamic") {
+    std::cerr << "kesm poller: --membership: expected static or dynamic, got '" << membership
+              << "'\n";
+    return kExitUsage;
+  }
+  if (membership == "static" && id.empty()) {
+    std::cerr << "kesm poller: --membership static needs --instance-id ID or POD_NAME\n";
+    return kExitUsage;
+  }
+  options.instance_id = id;
+  options.static_membership = membership == "static";
+  options.listen = opt("listen").value_or("");
+  std::chrono::milliseconds timeout;
+  if (!preflightTimeout(args, "poller", timeout)) {
+    return kExitUsage;
+  }
+  auto config = kesm::config::loadConfigFile(*opt("config"), kesm::kafka::checkSetting);
+  kesm::app::checkLibrdkafkaSettings(config);
+  // The preflight of this mapping only: the pod runs nothing else. A failure is exit 2, and
+  // Kubernetes starts the pod again (a broker still coming up passes a later try).
+  auto only = config;
+  std::erase_if(only.mappings, [&](const auto& m) { return m.name != options.mapping; });
+  if (only.mappings.empty()) {
+    std::string names;
+    for (const auto& m : config.mappings) {
+      names += (names.empty() ? "" : ", ") + m.name;
+    }
+    std::cerr << "kesm poller: --mapping: no mapping named '" << options.mapping << "' in "
+              << *opt("config") << " (it has " << names << ")\n";
+    return kExitUsage;
+  }
+  kesm::app::preflight(only, timeout);
+
+  kesm::app::PollerProcess process(std::move(only), std::move(options));
+  process.start();
+  int sig = waitForSignal(signals);
+  kesm::log(kesm::LogLevel::kInfo, "kesm", "signal ", sig,
+            ": stopping pollers (each finishes its batch within the grace period)");
+  bool clean = process.stop();
+  kesm::log(kesm::LogLevel::kInfo, "kesm", clean ? "stopped" : "stopped; some pollers timed out");
+  return clean ? 0 : kExitFailure;
+}
+
 int cmdSampleFunction(const Args& args, const sigset_t& signals) {
   kesm::samplefn::SampleFunctionOptions options;
   options.listen = "127.0.0.1:9000";
@@ -374,6 +468,9 @@ int main(int argc, char** argv) {
   try {
     if (args.command == "run") {
       return cmdRun(args, signals);
+    }
+    if (args.command == "poller") {
+      return cmdPoller(args, signals);
     }
     if (args.command == "validate") {
       return cmdValidate(args);

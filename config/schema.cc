@@ -141,6 +141,10 @@ std::optional<std::string> reservedLibrdkafkaRule(const std::string& key) {
   if (key == "group.id") {
     return "is set by kesm from source.consumerGroupId; set it there";
   }
+  if (key == "group.instance.id") {
+    return "is set per poller by `kesm poller --membership static` (pods mode); one id shared by "
+           "several consumers fences all but one";
+  }
   if (key == "auto.offset.reset") {
     return "is set by kesm from source.startingPosition (TRIM_HORIZON or LATEST); set it there";
   }

@@ -122,8 +122,11 @@ void Poller::Impl::run() {
 void Poller::Impl::runConsumer() {
   std::string err;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  kafka::applySettings(conf->c_ptr_global(), kafka::consumerSettings(ctx_.mapping, ctx_.client_id),
-                       kafka::OnRefused::kThrow);
+  auto settings = kafka::consumerSettings(ctx_.mapping, ctx_.client_id);
+  if (!ctx_.group_instance_id.empty()) {
+    settings.emplace_back("group.instance.id", ctx_.group_instance_id);
+  }
+  kafka::applySettings(conf->c_ptr_global(), settings, kafka::OnRefused::kThrow);
   conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err);
   conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err);
   consumer_.reset(createKafkaClient(

@@ -55,6 +55,9 @@ struct PollerContext {
   InvokerFactory make_invoker;
   metrics::MappingProbe* probe = nullptr; // outlives the poller
   std::string client_id;                  // e.g. "kesm-orders-3"
+  // Static group membership (KIP-345): the consumer's group.instance.id, e.g. the pod name in
+  // pods mode. Empty: a dynamic member (what `kesm run` uses).
+  std::string group_instance_id;
   // Where given-up batches go; null when the mapping has no onFailure destination.
   std::shared_ptr<DeadLetterSink> dead_letters;
   std::shared_ptr<PartitionNotes> notes; // may be null

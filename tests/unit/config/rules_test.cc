@@ -557,6 +557,13 @@ TEST_CASE("rules: source", "[unit]") {
        .line = 8,
        .column = 20,
        .message = "is set by kesm from source.consumerGroupId; set it there"},
+      {.rule = "group.instance.id: static membership is per poller",
+       .yaml = withSource(kServers + kTopics + "      librdkafka: {group.instance.id: pod}\n"),
+       .key = "mappings[0].source.librdkafka.group.instance.id",
+       .line = 8,
+       .column = 20,
+       .message = "is set per poller by `kesm poller --membership static` (pods mode); one id "
+                  "shared by several consumers fences all but one"},
       {.rule = "librdkafka setting librdkafka does not know",
        .yaml = withSource(kServers + kTopics + "      librdkafka:\n        fetch.max.byte: 5\n"),
        .key = "mappings[0].source.librdkafka.fetch.max.byte",
