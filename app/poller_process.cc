@@ -177,22 +177,10 @@ PollerProcess::~PollerProcess() { stop(); }
 void PollerProcess::start() {
   auto& im = *impl_;
   const auto& mapping = im.mapping;
-  poller::PollerContext base;
-  base.mapping = mapping;
+  poller::PollerContext base = poller::basePollerContext(mapping);
   base.probe = &im.probe;
   base.notes = im.notes;
   base.fatal = &im;
-  invoker::HttpInvokerOptions opts;
-  opts.url = mapping.function.url;
-  opts.timeout = mapping.function.timeout;
-  opts.bootstrap_servers = kafka::joinServers(mapping.source.bootstrap_servers);
-  opts.format = poller::eventFormat(mapping);
-  opts.detect_error_body = mapping.function.detect_error_body;
-  opts.log_name = mapping.name;
-  base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
-  if (!mapping.on_failure.destination_topic.empty()) {
-    base.dead_letters = poller::makeKafkaDeadLetterSink(mapping, milliseconds(30000));
-  }
   const auto ids = instanceIds(im.options.instance_id, im.options.pollers);
   for (int i = 0; i < im.options.pollers; ++i) {
     Impl::Slot slot;
