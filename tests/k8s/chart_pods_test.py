@@ -244,6 +244,12 @@ def cmd_render(env):
     check(ctl_np is not None and matches(ctl_np["spec"]["podSelector"]["matchLabels"], pods_labels[0])
           and not any(matches(ctl_np["spec"]["podSelector"]["matchLabels"], l) for l in pods_labels[1:]),
           "NetworkPolicy shop-kesm: the controller's pods")
+    eg = ctl_np["spec"].get("egress", []) if ctl_np else []
+    check(len(eg) == 3 and eg[0] == {"ports": [{"port": 9092}]}
+          and eg[1] == {"to": [{"podSelector": {"matchLabels": poll_np["spec"]["podSelector"]["matchLabels"]}}],
+                        "ports": [{"port": 9464, "protocol": "TCP"}]}
+          and eg[2]["ports"][0]["port"] == 53,
+          "controller's egress: the rules, the poller pods' port 9464 (their /status), DNS")
     ing = poll_np["spec"]["ingress"][0] if poll_np else {}
     check(poll_np is not None and all(matches(poll_np["spec"]["podSelector"]["matchLabels"], l) for l in pods_labels[1:])
           and not matches(poll_np["spec"]["podSelector"]["matchLabels"], pods_labels[0])
