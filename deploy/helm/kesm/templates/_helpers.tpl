@@ -85,6 +85,16 @@ app.kubernetes.io/component: event-source-mapping
 {{- $cfg := deepCopy .Values.config }}
 {{- $le := include "kesm.leaderElectionValues" . | fromYaml }}
 {{- $_ := set $cfg "leaderElection" (merge $le (dict "leaseName" (include "kesm.fullname" .))) }}
+{{- if include "kesm.podsMode" . }}
+{{- /* The names the chart gives each mapping's StatefulSet and Service, for the controller. */}}
+{{- $pods := (include "kesm.pods.mappings" . | fromYaml).items }}
+{{- range $i, $m := $cfg.mappings }}
+{{- $p := deepCopy (default dict $m.pods) }}
+{{- $_ := set $p "statefulSet" (index $pods $i).statefulSet }}
+{{- $_ := set $p "service" (index $pods $i).service }}
+{{- $_ := set $m "pods" $p }}
+{{- end }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 
