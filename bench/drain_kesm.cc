@@ -43,6 +43,21 @@ double metric(const std::string& exposition, const std::string& name,
   return std::nan("");
 }
 
+// The sum of every sample of `name` (all its label sets); NaN when there is none.
+double metricSum(const std::string& exposition, const std::string& name) {
+  std::istringstream in(exposition);
+  double sum = 0;
+  bool any = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
+        (line[name.size()] == '{' || line[name.size()] == ' ')) {
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+      any = true;
+    }
+  }
+  return any ? sum : std::nan("");
+}
+
 } // namespace
 
 ProcUsage procUsage(pid_t pid) {
@@ -241,8 +256,8 @@ double Sampler::sumMetric(const std::string& name) {
   double sum = 0;
   for (auto& client : clients_) {
     auto r = client->request("GET", "/metrics", "", {}, 2s);
-    sum +=
-        r.transportOk() && r.response.status == 200 ? metric(r.response.body, name) : std::nan("");
+    sum += r.transportOk() && r.response.status == 200 ? metricSum(r.response.body, name)
+                                                       : std::nan("");
   }
   return sum;
 }

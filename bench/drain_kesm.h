@@ -111,7 +111,7 @@ public:
   void setWatermarks(Watermarks wm);
   std::vector<Sample> samples() const;
   std::optional<Sample> last() const;
-  // The sum over the processes of a metric's first sample (their /metrics); after stop().
+  // The sum over the processes of every sample of a metric (their /metrics); after stop().
   double sumMetric(const std::string& name);
 
 private:

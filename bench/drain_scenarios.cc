@@ -153,7 +153,7 @@ int Bench::drain() {
   report_.num("kesm_threads_at_end", kesm_usage.threads, 0);
   report_.num("kesm_peak_threads", peak_threads, 0, "(summed, largest sample)");
   report_.num("rebalance_callbacks", stopped.rebalances, 0,
-              "(kesm_rebalances_total summed over processes)");
+              "(kesm_rebalances_total, assign + revoke, summed over processes)");
   report_.num("function_process_cpu_s", self1.cpu_seconds - self0.cpu_seconds, 2,
               "s (this process: sample function, sampler" +
                   std::string(broker_->isMock() ? ", mock broker)" : ")"));
