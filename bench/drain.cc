@@ -15,6 +15,9 @@
 // only once the topic is loaded, so the drain time is kesm's alone; the clock starts at the
 // spawn. kesm's /metrics and /status are read every 250 ms, and the group's committed
 // offsets are read with Kafka's OffsetFetch by a client that never joins the group.
+// --mode pods (issue 17) runs the drain with max-pollers / K `kesm poller` processes instead
+// of one `kesm run`: the pods of pods mode without the kubelet; CPU, memory and threads are
+// summed over them.
 //
 // This file holds main and the steps the scenarios share; drain_scenarios.cc the scenarios;
 // drain_options.h the command line; drain_kafka.h the broker, the loader and the committed
