@@ -15,6 +15,9 @@
 // only once the topic is loaded, so the drain time is kesm's alone; the clock starts at the
 // spawn. kesm's /metrics and /status are read every 250 ms, and the group's committed
 // offsets are read with Kafka's OffsetFetch by a client that never joins the group.
+// --mode pods (issue 17) runs the drain with max-pollers / K `kesm poller` processes instead
+// of one `kesm run`: the pods of pods mode without the kubelet; CPU, memory and threads are
+// summed over them.
 //
 // This file holds main and the steps the scenarios share; drain_scenarios.cc the scenarios;
 // drain_options.h the command line; drain_kafka.h the broker, the loader and the committed
@@ -26,12 +29,14 @@
 #include "bench/drain_util.h"
 #include "samplefn/sample_function.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <sys/stat.h>
@@ -185,46 +190,111 @@ Watermarks Bench::loadTopic(std::int64_t records) {
   return *wm;
 }
 
+std::vector<pid_t> Bench::Run::pids() const {
+  std::vector<pid_t> out;
+  for (const auto& k : kesm) {
+    out.push_back(k->pid());
+  }
+  return out;
+}
+
 Bench::Run Bench::startKesm(int min_pollers, int max_pollers, const Watermarks& wm) {
   Run run;
-  run.port = freePort();
+  const int processes = o_.pods ? max_pollers / o_.pollers_per_pod : 1;
+  while (static_cast<int>(run.ports.size()) < processes) {
+    std::uint16_t port = freePort(); // a port handed out twice is asked again
+    if (std::find(run.ports.begin(), run.ports.end(), port) == run.ports.end()) {
+      run.ports.push_back(port);
+    }
+  }
   run.group = "kesm-drain-" + uniqueSuffix();
-  MappingSpec m{bootstrap_, topic_, run.group, url_, run.port, broker_->isMock()};
+  MappingSpec m{bootstrap_, topic_, run.group, url_, run.ports[0], broker_->isMock()};
   std::string config = o_.work_dir + "/kesm-" + std::to_string(max_pollers) + ".yaml";
-  run.log = o_.work_dir + "/kesm-" + std::to_string(max_pollers) + ".log";
   std::ofstream(config) << kesmYaml(o_, m, min_pollers, max_pollers);
-  note("spawning kesm (pollers ", min_pollers, "..", max_pollers, ", group ", run.group,
-       "); config ", config, ", log ", run.log, "; the clock starts now");
-  run.kesm = std::make_unique<KesmChild>(
-      o_.kesm, std::vector<std::string>{"run", "--config", config}, run.log);
-  run.sampler = std::make_unique<Sampler>(*run.kesm, run.port, bootstrap_, run.group, topic_, wm);
+  if (o_.pods) {
+    note("spawning ", processes, " kesm poller processes of ", o_.pollers_per_pod,
+         " poller(s) each (group ", run.group, "); config ", config, ", logs ", o_.work_dir,
+         "/pod-N.log; the clock starts now");
+  } else {
+    note("spawning kesm (pollers ", min_pollers, "..", max_pollers, ", group ", run.group,
+         "); config ", config, ", log ", o_.work_dir, "/kesm-", max_pollers,
+         ".log; the clock starts now");
+  }
+  run.started = Clock::now();
+  std::vector<SampledProcess> sampled;
+  for (int i = 0; i < processes; ++i) {
+    std::vector<std::string> args{"run", "--config", config};
+    std::string log = o_.work_dir + "/kesm-" + std::to_string(max_pollers) + ".log";
+    if (o_.pods) {
+      // As a StatefulSet pod kesm-drain-i would run it (POD_NAME = the instance id).
+      const auto port = std::to_string(run.ports[static_cast<std::size_t>(i)]);
+      args = {"poller",
+              "--config",
+              config,
+              "--mapping",
+              "drain",
+              "--pollers",
+              std::to_string(o_.pollers_per_pod),
+              "--instance-id",
+              "kesm-drain-" + std::to_string(i),
+              "--listen",
+              "127.0.0.1:" + port};
+      log = o_.work_dir + "/pod-" + std::to_string(i) + ".log";
+    }
+    run.kesm.push_back(std::make_unique<KesmChild>(o_.kesm, args, log));
+    run.logs.push_back(log);
+    sampled.push_back({run.kesm.back().get(), run.ports[static_cast<std::size_t>(i)]});
+  }
+  run.sampler = std::make_unique<Sampler>(std::move(sampled), o_.pods, max_pollers, run.started,
+                                          bootstrap_, run.group, topic_, wm);
   return run;
 }
 
 void Bench::requireAlive(Run& run) {
-  if (run.kesm->running()) {
-    return;
+  for (std::size_t i = 0; i < run.kesm.size(); ++i) {
+    if (run.kesm[i]->running()) {
+      continue;
+    }
+    int status = 0;
+    std::cerr << runCommand("tail -n 30 '" + run.logs[i] + "'", status);
+    throw std::runtime_error("kesm exited early with status " +
+                             std::to_string(run.kesm[i]->exitCode()) + " (log: " + run.logs[i] +
+                             ")");
   }
-  int status = 0;
-  std::cerr << runCommand("tail -n 30 '" + run.log + "'", status);
-  throw std::runtime_error("kesm exited early with status " + std::to_string(run.kesm->exitCode()) +
-                           " (log: " + run.log + ")");
 }
 
-ProcUsage Bench::stopKesm(Run& run) {
-  ProcUsage u = procUsage(run.kesm->pid());
+Bench::Stopped Bench::stopKesm(Run& run) {
+  Stopped out;
+  out.usage = procUsageSum(run.pids());
+  for (pid_t pid : run.pids()) {
+    out.pss_mb += pssMb(pid);
+  }
   run.sampler->stop();
-  int code = run.kesm->terminate(40s);
+  out.rebalances = run.sampler->sumMetric("kesm_rebalances_total");
+  for (pid_t pid : run.pids()) {
+    ::kill(pid, SIGTERM); // all at once: each then has its own grace period, as pods do
+  }
+  std::map<int, int> codes;
+  for (std::size_t i = 0; i < run.kesm.size(); ++i) {
+    int code = run.kesm[i]->terminate(40s);
+    codes[code]++;
+    if (code != 0) {
+      note("kesm did not exit 0 after SIGTERM (", code, "); log: ", run.logs[i]);
+    }
+  }
   // Appended piece by piece, as in parseOptions (drain_options.cc): GCC 12 at -O3 misreads `"," +
   // std::string` here as an overlapping memcpy (-Wrestrict).
-  if (!exit_codes_.empty()) {
-    exit_codes_ += ',';
+  for (const auto& [code, count] : codes) {
+    if (!exit_codes_.empty()) {
+      exit_codes_ += ',';
+    }
+    exit_codes_ += std::to_string(code);
+    if (run.kesm.size() > 1) {
+      exit_codes_ += " x";
+      exit_codes_ += std::to_string(count);
+    }
   }
-  exit_codes_ += std::to_string(code);
-  if (code != 0) {
-    note("kesm did not exit 0 after SIGTERM (", code, "); log: ", run.log);
-  }
-  return u;
+  return out;
 }
 
 double Bench::firstTime(const std::vector<Sample>& samples,

@@ -39,20 +39,31 @@ private:
   Watermarks loadTopic(std::int64_t records);
 
   struct Run {
-    std::unique_ptr<KesmChild> kesm;
+    // One `kesm run`, or with --mode pods the `kesm poller` processes (pod 0 first), with
+    // their logs and ports in the same order.
+    std::vector<std::unique_ptr<KesmChild>> kesm;
+    std::vector<std::string> logs;
+    std::vector<std::uint16_t> ports;
     std::unique_ptr<Sampler> sampler;
-    std::string log;
-    std::uint16_t port = 0;
     std::string group;
+    Clock::time_point started; // the first spawn: time 0 of the samples
+    std::vector<pid_t> pids() const;
   };
 
+  // In pods mode (--mode pods) max_pollers / pollers_per_pod `kesm poller` processes.
   Run startKesm(int min_pollers, int max_pollers, const Watermarks& wm);
 
   // Checks kesm is alive; prints its log's tail and throws if it exited.
   void requireAlive(Run& run);
 
-  // Stops the sampler, takes kesm's last CPU reading, SIGTERMs it and reports its exit.
-  ProcUsage stopKesm(Run& run);
+  // Stops the sampler, takes kesm's last CPU and memory readings (summed over the processes;
+  // pss_mb and rebalances too), SIGTERMs every process at once and reports their exits.
+  struct Stopped {
+    ProcUsage usage;
+    double pss_mb = 0;     // summed proportional set size (pssMb)
+    double rebalances = 0; // summed kesm_rebalances_total
+  };
+  Stopped stopKesm(Run& run);
 
   static double firstTime(const std::vector<Sample>& samples,
                           const std::function<bool(const Sample&)>& pred);

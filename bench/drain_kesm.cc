@@ -2,6 +2,7 @@
 
 #include "common/json.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
@@ -42,6 +43,21 @@ double metric(const std::string& exposition, const std::string& name,
   return std::nan("");
 }
 
+// The sum of every sample of `name` (all its label sets); NaN when there is none.
+double metricSum(const std::string& exposition, const std::string& name) {
+  std::istringstream in(exposition);
+  double sum = 0;
+  bool any = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
+        (line[name.size()] == '{' || line[name.size()] == ' ')) {
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+      any = true;
+    }
+  }
+  return any ? sum : std::nan("");
+}
+
 } // namespace
 
 ProcUsage procUsage(pid_t pid) {
@@ -75,6 +91,28 @@ ProcUsage procUsage(pid_t pid) {
     }
   }
   return u;
+}
+
+ProcUsage procUsageSum(const std::vector<pid_t>& pids) {
+  ProcUsage sum{0, 0, 0, 0};
+  for (pid_t pid : pids) {
+    ProcUsage u = procUsage(pid);
+    sum.cpu_seconds += u.cpu_seconds;
+    sum.rss_mb += u.rss_mb;
+    sum.hwm_mb += u.hwm_mb;
+    sum.threads += u.threads;
+  }
+  return sum;
+}
+
+double pssMb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Pss:", 0) == 0) {
+      return std::stod(line.substr(4)) / 1024.0; // "Pss:   1234 kB"
+    }
+  }
+  return std::nan("");
 }
 
 KesmChild::KesmChild(const std::string& binary, const std::vector<std::string>& args,
@@ -177,11 +215,15 @@ std::string kesmYaml(const Options& o, const MappingSpec& m, int min_pollers, in
   return y.str();
 }
 
-Sampler::Sampler(KesmChild& kesm, std::uint16_t port, const std::string& bootstrap,
-                 const std::string& group, const std::string& topic, Watermarks wm)
-    : kesm_(kesm),
-      client_(kesm::net::parseHttpUrl("http://127.0.0.1:" + std::to_string(port) + "/")),
+Sampler::Sampler(std::vector<SampledProcess> processes, bool pods, int pollers,
+                 Clock::time_point t0, const std::string& bootstrap, const std::string& group,
+                 const std::string& topic, Watermarks wm)
+    : processes_(std::move(processes)), pods_(pods), t0_(t0), pollers_(pollers),
       committed_(bootstrap, group), topic_(topic), wm_(std::move(wm)) {
+  for (const auto& p : processes_) {
+    clients_.push_back(std::make_unique<kesm::net::HttpClient>(
+        kesm::net::parseHttpUrl("http://127.0.0.1:" + std::to_string(p.port) + "/")));
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -210,6 +252,16 @@ std::optional<Sample> Sampler::last() const {
   return samples_.back();
 }
 
+double Sampler::sumMetric(const std::string& name) {
+  double sum = 0;
+  for (auto& client : clients_) {
+    auto r = client->request("GET", "/metrics", "", {}, 2s);
+    sum += r.transportOk() && r.response.status == 200 ? metricSum(r.response.body, name)
+                                                       : std::nan("");
+  }
+  return sum;
+}
+
 void Sampler::loop() {
   auto next = Clock::now();
   while (!stopping_) {
@@ -231,46 +283,85 @@ void Sampler::loop() {
 
 Sample Sampler::take() {
   Sample s;
-  s.t = secondsSince(kesm_.started(), Clock::now());
-  ProcUsage u = procUsage(kesm_.pid());
-  s.cpu_seconds = u.cpu_seconds;
-  s.rss_mb = u.rss_mb;
-  s.hwm_mb = u.hwm_mb;
-  s.threads = u.threads;
-  auto metrics = client_.request("GET", "/metrics", "", {}, 2s);
-  if (metrics.transportOk() && metrics.response.status == 200) {
-    const std::string& text = metrics.response.body;
-    s.metric_running = metric(text, "kesm_pollers", {{"state", "running"}});
-    s.metric_desired = metric(text, "kesm_pollers", {{"state", "desired"}});
-    s.metric_lag_sum = metric(text, "kesm_mapping_offset_lag");
-    s.metric_lag_stale = metric(text, "kesm_offset_lag_stale");
-  }
-  auto status = client_.request("GET", "/status", "", {}, 2s);
-  if (status.transportOk() && status.response.status == 200) {
-    try {
-      using kesm::json::Value;
-      Value root = kesm::json::parse(status.response.body);
-      const Value& mapping = root.find("mappings")->items.at(0);
-      const Value* pollers = mapping.find("pollers");
-      auto integer = [&](const char* name) { return std::stoi(pollers->find(name)->text); };
-      s.running = integer("running");
-      s.active = integer("active");
-      s.desired = integer("desired");
-      s.assigned_partitions = 0;
-      for (const Value& w : pollers->find("workers")->items) {
-        s.assigned_partitions += std::stoi(w.find("partitions")->text);
+  // Pods, once every poller had a partition: the processes every 4th sample, carried forward.
+  if (pods_ && all_assigned_ && previous_ && ++tick_ % 4 != 0) {
+    s = *previous_;
+  } else {
+    std::vector<pid_t> pids;
+    for (const auto& p : processes_) {
+      pids.push_back(p.child->pid());
+    }
+    ProcUsage u = procUsageSum(pids);
+    s.cpu_seconds = u.cpu_seconds;
+    s.rss_mb = u.rss_mb;
+    s.hwm_mb = u.hwm_mb;
+    s.threads = u.threads;
+    if (!pods_) {
+      auto metrics = clients_[0]->request("GET", "/metrics", "", {}, 2s);
+      if (metrics.transportOk() && metrics.response.status == 200) {
+        const std::string& text = metrics.response.body;
+        s.metric_running = metric(text, "kesm_pollers", {{"state", "running"}});
+        s.metric_desired = metric(text, "kesm_pollers", {{"state", "desired"}});
+        s.metric_lag_sum = metric(text, "kesm_mapping_offset_lag");
+        s.metric_lag_stale = metric(text, "kesm_offset_lag_stale");
       }
-    } catch (const std::exception&) {
-      // an unexpected shape: leave the /status fields unset
+    } else {
+      s.running = s.active = s.desired = s.assigned_partitions = s.pollers_assigned = 0;
+    }
+    for (std::size_t i = 0; i < processes_.size(); ++i) {
+      readStatus(i, s);
     }
   }
+  s.t = secondsSince(t0_, Clock::now());
   Watermarks wm;
   {
     std::lock_guard lock(mutex_);
     wm = wm_;
   }
+  const int partitions = static_cast<int>(wm.size());
+  all_assigned_ = all_assigned_ || s.pollers_assigned == std::min(pollers_, partitions);
   s.committed_lag = committed_.lag(topic_, wm);
+  previous_ = s;
   return s;
+}
+
+bool Sampler::readStatus(std::size_t i, Sample& s) {
+  auto status = clients_[i]->request("GET", "/status", "", {}, 2s);
+  if (!status.transportOk() || status.response.status != 200) {
+    return false;
+  }
+  try {
+    using kesm::json::Value;
+    Value root = kesm::json::parse(status.response.body);
+    auto integer = [](const Value& v, const char* name) { return std::stoi(v.find(name)->text); };
+    if (pods_) {
+      // `kesm poller`: {"pollers":[{"state":"running","partitions":N},...]}
+      for (const Value& p : root.find("pollers")->items) {
+        const std::string& state = p.find("state")->text;
+        const int owned = integer(p, "partitions");
+        s.running += state == "running";
+        s.active += state == "running" || state == "starting";
+        s.desired += 1;
+        s.assigned_partitions += owned;
+        s.pollers_assigned += owned > 0;
+      }
+      return true;
+    }
+    const Value& mapping = root.find("mappings")->items.at(0);
+    const Value* pollers = mapping.find("pollers");
+    s.running = integer(*pollers, "running");
+    s.active = integer(*pollers, "active");
+    s.desired = integer(*pollers, "desired");
+    s.assigned_partitions = s.pollers_assigned = 0;
+    for (const Value& w : pollers->find("workers")->items) {
+      const int owned = integer(w, "partitions");
+      s.assigned_partitions += owned;
+      s.pollers_assigned += owned > 0;
+    }
+    return true;
+  } catch (const std::exception&) {
+    return false; // an unexpected shape: leave the /status fields as they are
+  }
 }
 
 } // namespace kesm::bench::drain

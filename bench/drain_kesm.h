@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -30,6 +31,14 @@ struct ProcUsage {
 
 // `pid`'s usage now; pid 0 reads this process. Fields it cannot read stay NaN or 0.
 ProcUsage procUsage(pid_t pid);
+
+// The sum over `pids` (RSS and VmHWM summed too: each process's own peak, not a joint one).
+ProcUsage procUsageSum(const std::vector<pid_t>& pids);
+
+// Proportional set size in MB (/proc/PID/smaps_rollup): shared pages (the kesm binary, its
+// libraries) divided among the processes mapping them, so a sum over processes is the memory
+// they take together. NaN when unreadable. Walks the page tables: not for every sample.
+double pssMb(pid_t pid);
 
 // kesm spawned with stdout and stderr to `log_file`; SIGKILLed if still running when
 // destroyed. Owned by the main thread.
@@ -69,18 +78,30 @@ std::string kesmYaml(const Options& o, const MappingSpec& m, int min_pollers, in
 struct Sample {
   double t = 0;                                                          // seconds since the spawn
   int running = -1, active = -1, desired = -1, assigned_partitions = -1; // /status, live
-  double metric_running = std::nan(""), metric_desired = std::nan("");   // once per evaluation
+  int pollers_assigned = -1; // pollers owning at least one partition (/status), live
+  double metric_running = std::nan(""), metric_desired = std::nan(""); // once per evaluation
   double metric_lag_sum = std::nan(""), metric_lag_stale = std::nan("");
   std::optional<std::int64_t> committed_lag; // OffsetFetch, independent of kesm
-  double cpu_seconds = std::nan(""), rss_mb = std::nan(""), hwm_mb = std::nan("");
+  double cpu_seconds = std::nan(""), rss_mb = std::nan(""), hwm_mb = std::nan(""); // summed
   int threads = 0;
 };
 
+// A process the sampler reads: its /status (and, for `kesm run`, /metrics) on `port`.
+struct SampledProcess {
+  KesmChild* child;
+  std::uint16_t port;
+};
+
 // Reads /metrics, /status, the group's commits and /proc every 250 ms on its own thread.
+// `pods`: the processes are `kesm poller`s (their /status shape; no /metrics, no lag metric),
+// read every 250 ms until every poller owns a partition, then every 1 s (100 processes' /status
+// every 250 ms would cost them CPU the drain needs); the commits stay at 250 ms.
 class Sampler {
 public:
-  Sampler(KesmChild& kesm, std::uint16_t port, const std::string& bootstrap,
-          const std::string& group, const std::string& topic, Watermarks wm);
+  // `pollers`: of all processes together.
+  Sampler(std::vector<SampledProcess> processes, bool pods, int pollers, Clock::time_point t0,
+          const std::string& bootstrap, const std::string& group, const std::string& topic,
+          Watermarks wm);
   ~Sampler() { stop(); }
   Sampler(const Sampler&) = delete;
   Sampler& operator=(const Sampler&) = delete;
@@ -90,14 +111,24 @@ public:
   void setWatermarks(Watermarks wm);
   std::vector<Sample> samples() const;
   std::optional<Sample> last() const;
+  // The sum over the processes of every sample of a metric (their /metrics); after stop().
+  double sumMetric(const std::string& name);
 
 private:
   void loop();
 
   Sample take();
+  // Adds process i's /status to `s`; false when it did not answer.
+  bool readStatus(std::size_t i, Sample& s);
 
-  KesmChild& kesm_;
-  kesm::net::HttpClient client_;
+  std::vector<SampledProcess> processes_;
+  bool pods_;
+  Clock::time_point t0_;
+  std::vector<std::unique_ptr<kesm::net::HttpClient>> clients_; // one per process
+  int pollers_;
+  std::optional<Sample> previous_; // the sampler thread's own, as are the two below
+  bool all_assigned_ = false;
+  int tick_ = 0;
   CommittedReader committed_;
   std::string topic_;
   mutable std::mutex mutex_;

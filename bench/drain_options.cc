@@ -32,6 +32,11 @@ usage: bench/drain [--scenario drain|throughput|latency|scale-up|memory] [option
   --latency DURATION          the sample function's time per batch
   --min-pollers A             kesm's scaling.minimumPollers
   --max-pollers B             kesm's scaling.maximumPollers
+  --mode inprocess|pods       drain, throughput: one `kesm run` (default), or pods mode:
+                              max-pollers / K `kesm poller --pollers K` processes of one
+                              mapping, started at once (needs --min-pollers = --max-pollers)
+  --pollers-per-pod K         pods mode: pollers of each process (1-64, default 1; must divide
+                              --max-pollers)
   --max-concurrent-batches C  kesm's scaling.maxConcurrentBatches (passed only when given)
   --evaluation-interval D     kesm's scaling.evaluationInterval
   --rate R --duration D       latency scenario: records/s produced live, and for how long
@@ -184,6 +189,13 @@ Options parseOptions(int argc, char** argv) {
       o.min_pollers = static_cast<int>(parseInt(value, opt, 1, 2000));
     } else if (name == "max-pollers") {
       o.max_pollers = static_cast<int>(parseInt(value, opt, 1, 2000));
+    } else if (name == "mode") {
+      if (value != "inprocess" && value != "pods") {
+        usageError("--mode: '" + value + "' is not inprocess or pods");
+      }
+      o.pods = value == "pods";
+    } else if (name == "pollers-per-pod") {
+      o.pollers_per_pod = static_cast<int>(parseInt(value, opt, 1, 64));
     } else if (name == "max-concurrent-batches") {
       o.max_concurrent_batches = static_cast<int>(parseInt(value, opt, 1, 1000));
     } else if (name == "evaluation-interval") {
@@ -225,6 +237,21 @@ Options parseOptions(int argc, char** argv) {
   }
   if (o.min_pollers > o.max_pollers) {
     usageError("--min-pollers must not exceed --max-pollers");
+  }
+  if (o.pods) {
+    // The pods are what `kesm controller` would scale; here their number is fixed.
+    if (o.scenario != Scenario::kDrain && o.scenario != Scenario::kThroughput) {
+      usageError("--mode pods runs the drain and throughput scenarios only");
+    }
+    if (o.min_pollers != o.max_pollers) {
+      usageError("--mode pods runs a fixed number of pollers: give --min-pollers = --max-pollers");
+    }
+    if (o.max_pollers % o.pollers_per_pod != 0) {
+      usageError("--mode pods: --pollers-per-pod " + std::to_string(o.pollers_per_pod) +
+                 " does not divide --max-pollers " + std::to_string(o.max_pollers));
+    }
+  } else if (given.count("pollers-per-pod") != 0) {
+    usageError("--pollers-per-pod needs --mode pods");
   }
   if (o.broker_dir.empty()) {
     o.broker_dir = std::string(KESM_SOURCE_DIR) + "/build/drain-kafka";

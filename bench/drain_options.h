@@ -26,6 +26,10 @@ struct Options {
   milliseconds latency{100};
   int min_pollers = 100;
   int max_pollers = 100;
+  // inprocess: one `kesm run`; pods: max_pollers / pollers_per_pod `kesm poller` processes
+  // (issue 17), each a pod of pods mode without the kubelet.
+  bool pods = false;
+  int pollers_per_pod = 1;
   std::optional<int> max_concurrent_batches;
   milliseconds evaluation_interval{5000};
   double rate = 1000;

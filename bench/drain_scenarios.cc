@@ -19,7 +19,7 @@ int Bench::drain() {
   ProcUsage self0 = procUsage(0);
 
   Run run = startKesm(o_.min_pollers, o_.max_pollers, wm);
-  auto spawned = run.kesm->started();
+  auto spawned = run.started;
   auto committed = [&] {
     auto s = run.sampler->last();
     return s && s->committed_lag && *s->committed_lag == 0;
@@ -42,11 +42,22 @@ int Bench::drain() {
         last_distinct = t.distinct;
       }
     }
-    return tally_.snapshot().done && committed() && lag_zero();
+    return tally_.snapshot().done && committed();
   });
+  // Read at once, before kesm run's wait for its lag metric below (pods have none): the
+  // figure both modes are compared on.
+  const ProcUsage at_drained = procUsageSum(run.pids());
+  const double at_drained_s = secondsSince(spawned, Clock::now());
+  if (finished && !o_.pods) {
+    finished = waitFor(o_.timeout, [&] {
+      requireAlive(run);
+      return lag_zero();
+    });
+  }
   ProcUsage self1 = procUsage(0);
   ProcUsage broker1 = broker_pid ? procUsage(broker_pid) : ProcUsage{};
-  ProcUsage kesm_usage = stopKesm(run);
+  const Stopped stopped = stopKesm(run);
+  const ProcUsage& kesm_usage = stopped.usage;
   auto samples = run.sampler->samples();
   auto t = tally_.snapshot(true);
   if (!finished) {
@@ -65,6 +76,16 @@ int Bench::drain() {
   const double lag0_s = firstTime(
       samples, [](const Sample& s) { return s.metric_lag_stale == 0 && s.metric_lag_sum == 0; });
   const double first_running_s = firstTime(samples, [](const Sample& s) { return s.running > 0; });
+  const int pollers = o_.max_pollers;
+  const int assignable = std::min(pollers, o_.partitions);
+  const double all_assigned_s =
+      firstTime(samples, [&](const Sample& s) { return s.pollers_assigned == assignable; });
+  double peak_rss_sum = 0;
+  int peak_threads = 0;
+  for (const auto& s : samples) {
+    peak_rss_sum = std::max(peak_rss_sum, s.rss_mb);
+    peak_threads = std::max(peak_threads, s.threads);
+  }
   int peak = 0;
   double poller_seconds = 0;
   for (std::size_t i = 0; i < samples.size(); ++i) {
@@ -85,12 +106,19 @@ int Bench::drain() {
   report_.num("function_latency_ms", static_cast<double>(o_.latency.count()), 0, "ms");
   report_.num("min_pollers", o_.min_pollers, 0);
   report_.num("max_pollers", o_.max_pollers, 0);
+  report_.str("mode", o_.pods ? "pods" : "inprocess");
+  report_.num("processes", static_cast<double>(run.kesm.size()), 0,
+              o_.pods ? "`kesm poller` processes" : "`kesm run` process");
+  report_.num("pollers_per_process", o_.pods ? o_.pollers_per_pod : o_.max_pollers, 0);
   report_.str("max_concurrent_batches", o_.max_concurrent_batches
                                             ? std::to_string(*o_.max_concurrent_batches)
                                             : "not set (kesm's default)");
   report_.num("evaluation_interval_s",
               std::chrono::duration<double>(o_.evaluation_interval).count(), 1, "s");
   report_.num("first_poller_running_s", first_running_s, 2, "s after spawn");
+  report_.num("all_pollers_assigned_s", all_assigned_s, 2,
+              "s after spawn (" + std::to_string(assignable) +
+                  " pollers each own a partition, /status; 1 s resolution in pods mode once met)");
   report_.num("drain_delivered_s", delivered_s, 2, "s (spawn -> every record received once)");
   report_.num("drain_committed_s", committed_s, 2,
               "s (spawn -> every offset committed, OffsetFetch every 250 ms)");
@@ -108,9 +136,24 @@ int Bench::drain() {
   report_.num("first_scale_up_s", first_scale_up_s, 2, "s after spawn");
   report_.num("peak_pollers_reached_s", peak_s, 2, "s after spawn");
   report_.num("poller_seconds", poller_seconds, 1, "(active pollers, spawn -> committed)");
-  report_.num("kesm_cpu_s", kesm_usage.cpu_seconds, 2, "s");
-  report_.num("kesm_peak_rss_MB", kesm_usage.hwm_mb, 1, "MB (VmHWM)");
+  report_.num("kesm_cpu_s", kesm_usage.cpu_seconds, 2, "s (every kesm process, at the SIGTERM)");
+  report_.num("kesm_cpu_s_at_drained", at_drained.cpu_seconds, 2,
+              "s (every kesm process, utime + stime, once delivered and committed)");
+  report_.num("kesm_cpu_read_at_s", at_drained_s, 2, "s after spawn");
+  report_.num("kesm_cpu_s_per_poller", at_drained.cpu_seconds / pollers, 3, "s (at drained)");
+  report_.num("kesm_peak_rss_MB", kesm_usage.hwm_mb, 1, "MB (VmHWM, summed over processes)");
+  report_.num("kesm_peak_rss_sum_MB", peak_rss_sum, 1,
+              "MB (largest sum of VmRSS over processes at one sample)");
+  report_.num("kesm_rss_MB_at_end", kesm_usage.rss_mb, 1, "MB (VmRSS, summed)");
+  report_.num("kesm_pss_MB_at_end", stopped.pss_mb, 1,
+              "MB (Pss, summed: shared pages counted once)");
+  report_.num("kesm_peak_rss_MB_per_poller", kesm_usage.hwm_mb / pollers, 2,
+              "MB (VmHWM sum / pollers)");
+  report_.num("kesm_pss_MB_per_poller", stopped.pss_mb / pollers, 2, "MB");
   report_.num("kesm_threads_at_end", kesm_usage.threads, 0);
+  report_.num("kesm_peak_threads", peak_threads, 0, "(summed, largest sample)");
+  report_.num("rebalance_callbacks", stopped.rebalances, 0,
+              "(kesm_rebalances_total, assign + revoke, summed over processes)");
   report_.num("function_process_cpu_s", self1.cpu_seconds - self0.cpu_seconds, 2,
               "s (this process: sample function, sampler" +
                   std::string(broker_->isMock() ? ", mock broker)" : ")"));
@@ -128,7 +171,7 @@ int Bench::drain() {
     report_.num("kesm_cpu_s_per_GB", kesm_usage.cpu_seconds / gb, 2, "CPU s per GB of values");
   }
   reportDelivery(t, expected);
-  report_.str("kesm_log", run.log);
+  report_.str("kesm_log", run.logs[0]);
   return finished && t.distinct == expected ? 0 : 1;
 }
 
@@ -176,7 +219,7 @@ int Bench::latency() {
   report_.num("latency_p999_ms", percentile(t.latencies_ms, 0.999), 1, "ms");
   report_.str("drained", done ? "yes" : "NO");
   reportDelivery(t, count);
-  report_.str("kesm_log", run.log);
+  report_.str("kesm_log", run.logs[0]);
   return done ? 0 : 1;
 }
 
@@ -197,7 +240,7 @@ int Bench::scaleUp() {
   }
   std::this_thread::sleep_for(o_.idle);
   note("burst: ", o_.records, " records of ", o_.record_bytes, " bytes");
-  const double burst_start = secondsSince(run.kesm->started(), Clock::now());
+  const double burst_start = secondsSince(run.started, Clock::now());
   const double burst_s = produceBurst(bootstrap_, topic_, o_.partitions, o_.records, value_);
   auto grown = watermarks(bootstrap_, topic_).value();
   run.sampler->setWatermarks(grown);
@@ -207,7 +250,7 @@ int Bench::scaleUp() {
     auto s = run.sampler->last();
     return tally_.snapshot().done && s && s->committed_lag && *s->committed_lag == 0;
   });
-  ProcUsage usage = stopKesm(run);
+  ProcUsage usage = stopKesm(run).usage;
   auto samples = run.sampler->samples();
   auto t = tally_.snapshot(true);
   // The first decision above the minimum, the first time running pollers met it, and the
@@ -235,7 +278,7 @@ int Bench::scaleUp() {
       met_peak = s.t;
     }
   }
-  const double drained_s = t.done ? secondsSince(run.kesm->started(), *t.done) : std::nan("");
+  const double drained_s = t.done ? secondsSince(run.started, *t.done) : std::nan("");
   report_.num("records", static_cast<double>(o_.records), 0);
   report_.num("partitions", o_.partitions, 0);
   report_.num("batch_size", o_.batch_size, 0);
@@ -256,7 +299,7 @@ int Bench::scaleUp() {
   report_.num("kesm_peak_rss_MB", usage.hwm_mb, 1, "MB");
   report_.str("drained", drained ? "yes" : "NO");
   reportDelivery(t, sumRecords(grown));
-  report_.str("kesm_log", run.log);
+  report_.str("kesm_log", run.logs[0]);
   return drained ? 0 : 1;
 }
 
@@ -274,7 +317,7 @@ int Bench::memory() {
              *s->committed_lag == 0;
     });
     std::this_thread::sleep_for(o_.settle);
-    ProcUsage u = stopKesm(run);
+    ProcUsage u = stopKesm(run).usage;
     ok = ok && settled;
     note(n, " pollers: RSS ", u.rss_mb, " MB, VmHWM ", u.hwm_mb, " MB, ", u.threads, " threads",
          settled ? "" : " (did NOT settle)");
