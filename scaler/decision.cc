@@ -142,9 +142,12 @@ int Scaler::recommend(const Observation& o, const Decision& d, double utilizatio
       if (carry >= 1) {
         carry *= std::max(1, policy_.max_concurrent_batches);
       }
-      rec = carry < 1 ? partitions
-                      : (partitions + static_cast<int>(std::floor(carry)) - 1) /
-                            static_cast<int>(std::floor(carry));
+      // P, not ceil(P / C), when one slot cannot carry one partition: ceil(P / C) pollers
+      // give every partition a slot, but on the real broker partitions sharing a poller drain
+      // unevenly and the drain ends later (docs/benchmarks.md, "Pods (issue 17)").
+      // Capped at P before the cast: a tiny demand makes carry overflow an int.
+      const int carried = static_cast<int>(std::min<double>(std::floor(carry), partitions));
+      rec = carry < 1 ? partitions : (partitions + carried - 1) / carried;
     }
   } else if (excess > 0) {
     // No capacity known yet: one slot per batch of backlog, at once, on the fewest pollers

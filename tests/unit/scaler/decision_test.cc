@@ -292,3 +292,25 @@ TEST_CASE("decision: a shrinking cap lowers the count at once", "[unit]") {
   CHECK(d.desired == 3);
   CHECK(d.reason == Reason::kAboveCap);
 }
+
+TEST_CASE("decision: a trickle on a fast function asks for one poller (no int overflow)",
+          "[unit]") {
+  // 10,000-record batches in 1 ms: 10,000,000 records/s per slot; 0.1 record/s over 1,000
+  // partitions: one slot carries 8e10 partitions, beyond an int (undefined behaviour in the
+  // cast before it was capped at the partition count).
+  auto p = policy(1, 1000);
+  p.batch_size = 10'000;
+  Scaler s(p);
+  World w;
+  w.partitions = 1000;
+  REQUIRE(s.decide(w.observe(1, 0)).desired == 1);
+  w.now += 10s;
+  w.high = 1;
+  w.invocations = 10'000;
+  w.invocation_seconds = 10.0;
+  auto d = s.decide(w.observe(1, 1));
+  REQUIRE(d.per_poller);
+  CHECK(*d.per_poller == Approx(10'000'000));
+  CHECK(d.recommendation == 1);
+  CHECK(d.desired == 1);
+}
