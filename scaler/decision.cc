@@ -136,15 +136,19 @@ int Scaler::recommend(const Observation& o, const Decision& d, double utilizatio
       // Partitions are shared out whole: the busiest poller owns ceil(P / n) of them, so
       // find how many partitions one poller can carry and divide. One slot drains one
       // partition at a time; a poller runs up to max_concurrent_batches slots.
-      int partitions = std::max(o.partitions, 1);
+      const int partitions = std::max(o.partitions, 1);
+      const int concurrent = std::max(1, policy_.max_concurrent_batches);
       double per_partition = demand / partitions;
       double carry = *d.per_poller * utilization / per_partition;
-      if (carry >= 1) {
-        carry *= std::max(1, policy_.max_concurrent_batches);
-      }
-      rec = carry < 1 ? partitions
-                      : (partitions + static_cast<int>(std::floor(carry)) - 1) /
-                            static_cast<int>(std::floor(carry));
+      // When one slot cannot carry one partition, the most that helps is a slot for every
+      // partition: ceil(P / C) pollers; more add no slot that can run, only a rebalance
+      // (measured on the real broker: docs/benchmarks.md, "Pods (issue 17)").
+      // Capped at P before the cast: a tiny demand makes carry overflow an int.
+      const int carried =
+          carry < 1
+              ? concurrent
+              : static_cast<int>(std::min<double>(std::floor(carry * concurrent), partitions));
+      rec = (partitions + carried - 1) / carried;
     }
   } else if (excess > 0) {
     // No capacity known yet: one slot per batch of backlog, at once, on the fewest pollers

@@ -164,24 +164,64 @@ TEST_CASE("decision: a cold-start burst asks for the fewest pollers that run one
   CHECK(d.reason == Reason::kScaleUp);
 }
 
-TEST_CASE("decision: a partition faster than one slot needs a poller of its own, whatever the "
-          "concurrency",
+TEST_CASE("decision: a partition faster than one slot gets a slot of its own: ceil(P / C) "
+          "pollers, not P",
           "[unit]") {
+  struct Case {
+    int concurrent;
+    int expected;
+  };
+  // C = 5: 4 pollers own 4 partitions each and run all 4 at once; C = 1: one each.
+  auto c = GENERATE(Case{.concurrent = 5, .expected = 4}, Case{.concurrent = 1, .expected = 16},
+                    Case{.concurrent = 3, .expected = 6});
+  INFO("maxConcurrentBatches " << c.concurrent);
   auto p = policy(1, 100);
-  p.max_concurrent_batches = 5;
+  p.max_concurrent_batches = c.concurrent;
   Scaler s(p);
   World w;
   w.partitions = 16;
   REQUIRE(s.decide(w.observe(1, 0)).desired == 1);
   // 16,000 records/s over 16 partitions: 1,000/s each, above what one slot drains at 80 %
-  // (800/s). Batches of one partition never run in parallel, so only more pollers help.
+  // (800/s). Batches of one partition never run in parallel: more slots than partitions
+  // cannot help, so the pool stops at one slot per partition.
   w.now += 10s;
   w.high = 160'000;
   w.committed = 10'000;
   w.invocations = 100;
   w.invocation_seconds = 10.0;
   auto d = s.decide(w.observe(1, 16));
-  CHECK(d.desired == 16);
+  CHECK(d.recommendation == c.expected);
+  CHECK(d.desired == c.expected);
+  CHECK(d.reason == Reason::kScaleUp);
+}
+
+TEST_CASE("decision: a burst on every partition keeps the cold start's one slot per partition "
+          "once the capacity is known",
+          "[unit]") {
+  // aws-burst: 2,000,000 records on 100 partitions, 100 ms per batch of 100, C = 5.
+  auto p = policy(1, 100);
+  p.max_concurrent_batches = 5;
+  Scaler s(p);
+  World w;
+  w.partitions = 100;
+  w.high = 2'000'000;
+  auto first = s.decide(w.observe(1, 100));
+  // No capacity yet: 20,000 batches on 100 lagging partitions, 5 slots per poller.
+  REQUIRE(first.desired == 20);
+  REQUIRE(first.reason == Reason::kScaleUp);
+  // Each later second the 20 pollers drain 100 slots x 1,000 records/s; the excess stays far
+  // beyond what one slot per partition drains in the 10 s target, so carry < 1 throughout.
+  for (int i = 0; i < 12; ++i) {
+    w.now += 1s;
+    w.committed += 100'000;
+    w.invocations += 1000;
+    w.invocation_seconds += 100.0;
+    auto d = s.decide(w.observe(20, 100));
+    INFO("t = " << i + 1 << " s");
+    REQUIRE(d.per_poller);
+    CHECK(d.recommendation == 20);
+    CHECK(d.desired == 20);
+  }
 }
 
 TEST_CASE("decision: after a change, scale-ups wait for the cooldown", "[unit]") {
@@ -291,4 +331,26 @@ TEST_CASE("decision: a shrinking cap lowers the count at once", "[unit]") {
   auto d = s.decide(w.observe(8, 3));
   CHECK(d.desired == 3);
   CHECK(d.reason == Reason::kAboveCap);
+}
+
+TEST_CASE("decision: a trickle on a fast function asks for one poller (no int overflow)",
+          "[unit]") {
+  // 10,000-record batches in 1 ms: 10,000,000 records/s per slot; 0.1 record/s over 1,000
+  // partitions: one slot carries 8e10 partitions, beyond an int (undefined behaviour in the
+  // cast before it was capped at the partition count).
+  auto p = policy(1, 1000);
+  p.batch_size = 10'000;
+  Scaler s(p);
+  World w;
+  w.partitions = 1000;
+  REQUIRE(s.decide(w.observe(1, 0)).desired == 1);
+  w.now += 10s;
+  w.high = 1;
+  w.invocations = 10'000;
+  w.invocation_seconds = 10.0;
+  auto d = s.decide(w.observe(1, 1));
+  REQUIRE(d.per_poller);
+  CHECK(*d.per_poller == Approx(10'000'000));
+  CHECK(d.recommendation == 1);
+  CHECK(d.desired == 1);
 }
