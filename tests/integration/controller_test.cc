@@ -23,7 +23,11 @@ std::string controllerYaml(const std::string& name, const std::string& bootstrap
   MappingYaml m = testMapping(name, bootstrap, topic, url, min_pollers, max_pollers);
   m.scaling.set("evaluationInterval", "1s")
       .set("scaleDownStabilization", "5s")
-      .set("gracePeriod", "5s");
+      .set("gracePeriod", "5s")
+      // One batch per poller, so a burst asks for one poller per partition and the cap at
+      // the partition count is what holds it (with more, fewer pollers give every partition
+      // a slot).
+      .set("maxConcurrentBatches", 1);
   m.retry.set("maximumBackoff", "200ms");
   return configYaml(m);
 }
