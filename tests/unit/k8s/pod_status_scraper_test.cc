@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <condition_variable>
 #include <deque>
 #include <thread>
 
@@ -349,18 +350,18 @@ TEST_CASE("pod status scraper: pods that never answer cannot stretch a round pas
   o.round_timeout = 300ms;
   o.concurrency = 1;
   auto scraper = rig.make(o);
-  rig.lists->push_back(slices({0, 1, 2, 3, 4}));
-  for (int i = 0; i < 5; ++i) {
+  rig.lists->push_back(slices({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  for (int i = 0; i < 10; ++i) {
     rig.pods.set("p-" + std::to_string(i), hang);
   }
   const auto round = scraper->scrapeOnce();
   // p-0 takes 200 ms, p-1 the 100 ms left; the others are skipped, not waited for.
   CHECK(round.outcomes.at("p-0") == PodReadOutcome::kTimeout);
   CHECK(round.outcomes.at("p-1") == PodReadOutcome::kTimeout);
-  CHECK(round.outcomes.at("p-4") == PodReadOutcome::kSkipped);
-  CHECK(rig.reads("skipped") >= 2);
+  CHECK(round.outcomes.at("p-9") == PodReadOutcome::kSkipped);
+  CHECK(rig.reads("skipped") >= 7);
   CHECK(round.took >= 290ms);
-  CHECK(round.took < 600ms);
+  CHECK(round.took < 1000ms); // read one after the other to their timeouts: 2 s
 }
 
 TEST_CASE("pod status scraper: reads run concurrency at a time", "[unit]") {
@@ -368,19 +369,23 @@ TEST_CASE("pod status scraper: reads run concurrency at a time", "[unit]") {
   auto o = rig.options();
   o.concurrency = 4;
   auto scraper = rig.make(o);
+  // Each read waits (up to 5 s) until 4 are in flight at once: with fewer workers the wait
+  // runs out and the peak stays below 4; with more, the peak passes 4.
+  std::mutex mutex;
+  std::condition_variable cv;
   std::vector<int> all;
   for (int i = 0; i < 16; ++i) {
     all.push_back(i);
-    rig.pods.set("p-" + std::to_string(i), [](milliseconds) {
-      std::this_thread::sleep_for(50ms);
+    rig.pods.set("p-" + std::to_string(i), [&](milliseconds) {
+      std::unique_lock lock(mutex);
+      cv.notify_all();
+      cv.wait_for(lock, 5s, [&] { return rig.pods.in_flight >= 4; });
       return answer(200, status(1, 0.5));
     });
   }
   rig.lists->push_back(slices(all));
-  const auto round = scraper->scrapeOnce();
-  CHECK(rig.pods.peak <= 4);
-  CHECK(rig.pods.peak >= 2);
-  CHECK(round.took < 16 * 50ms / 2); // about 200 ms; one at a time would take 800
+  scraper->scrapeOnce();
+  CHECK(rig.pods.peak == 4);
   CHECK(scraper->invocationTotals().count == 16);
   CHECK(scraper->invocationTotals().seconds == Approx(8.0));
 }
