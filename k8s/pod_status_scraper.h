@@ -79,8 +79,9 @@ struct PodStatusScraperOptions {
   std::size_t max_known_pods = 8000;
   metrics::PodStatusProbe* probe = nullptr; // outlives the scraper; null: no metrics
   // Called once, on the scraper's thread (or scrapeOnce()'s caller), the first time a pod of
-  // this mapping reports state Disabled: "pod NAME: REASON". The controller disables the
-  // mapping (Controller::disable). Must not call back into the scraper's stop().
+  // this mapping reports state Disabled: "pod NAME of Service NS/SVC reports mapping M
+  // Disabled: REASON" (REASON clipped to 500 bytes). The controller disables the mapping
+  // (Controller::disable). Must not call back into the scraper's stop().
   std::function<void(const std::string& reason)> on_fatal;
   // Where log lines go; empty: kesm::log(level, "pods", line). Called on the scraper's thread.
   std::function<void(LogLevel, const std::string&)> log;
@@ -114,8 +115,8 @@ public:
   // Starts the thread: a round at once, then one every interval (at once after a round that
   // overran it). Throws ResourceError when no thread can be started.
   void start();
-  // Ends the thread. Waits for a round in progress, which ends within round_timeout plus one
-  // read_timeout. Idempotent.
+  // Ends the thread. Waits for a round in progress: no read starts after this, those in flight
+  // end within read_timeout, a list within the API client's timeout. Idempotent.
   void stop();
 
   ScrapeRound scrapeOnce();
