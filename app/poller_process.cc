@@ -11,6 +11,7 @@
 #include "scaler/lag_source.h"
 #include "scaler/signals.h"
 
+#include <charconv>
 #include <condition_variable>
 #include <mutex>
 #include <sstream>
@@ -38,6 +39,14 @@ std::vector<std::string> instanceIds(const std::string& id, int pollers) {
 }
 
 namespace {
+
+// Shortest text that reads back as the same double: the controller takes differences of
+// these sums, so six significant digits would lose whole invocations' worth of seconds.
+std::string jsonNumber(double value) {
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return ec == std::errc() ? std::string(buf, end) : std::string("0");
+}
 
 const config::Mapping& findMapping(const config::Config& config, const std::string& name) {
   for (const auto& m : config.mappings) {
@@ -151,6 +160,9 @@ struct PollerProcess::Impl final : scaler::FatalSink {
   metrics::Registry registry;
   metrics::MappingProbe probe;
   std::shared_ptr<poller::PartitionNotes> notes = std::make_shared<poller::PartitionNotes>();
+  // Every poller's finished attempts: /status reports it, `kesm controller` reads it there.
+  std::shared_ptr<scaler::InvocationTally> invocations =
+      std::make_shared<scaler::InvocationTally>();
   std::unique_ptr<metrics::MetricsServer> server;
   std::vector<Slot> slots; // fixed after start(); each poller pointer belongs to the supervisor
 
@@ -210,6 +222,7 @@ void PollerProcess::start() {
   base.notes = im.notes;
   base.fatal = &im;
   base.partitions_at_start = partitionsAtStart(mapping);
+  base.invocations = im.invocations;
   const auto ids = instanceIds(im.options.instance_id, im.options.pollers);
   for (int i = 0; i < im.options.pollers; ++i) {
     Impl::Slot slot;
@@ -339,7 +352,11 @@ std::string PollerProcess::statusJson() {
   out << "],\"events\":{\"polled\":" << static_cast<long long>(im.probe.events_polled.Value())
       << ",\"invoked\":" << static_cast<long long>(im.probe.events_invoked.Value())
       << ",\"failedInvoke\":" << static_cast<long long>(im.probe.events_failed.Value())
-      << ",\"committed\":" << static_cast<long long>(im.probe.events_committed.Value()) << "}}";
+      << ",\"committed\":" << static_cast<long long>(im.probe.events_committed.Value()) << "}";
+  // Finished invocation attempts since this process started, and their summed duration.
+  const auto totals = im.invocations->invocationTotals();
+  out << ",\"invocations\":{\"count\":" << totals.count
+      << ",\"seconds\":" << jsonNumber(totals.seconds) << "}}";
   return out.str();
 }
 

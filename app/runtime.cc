@@ -6,6 +6,7 @@
 #include "app/status_page.h"
 #include "common/log.h"
 #include "common/resources.h"
+#include "k8s/pod_status_scraper.h"
 #include "k8s/statefulset_pool.h"
 #include "kafka/rdkafka_adapter.h"
 #include "metrics/metrics.h"
@@ -51,6 +52,7 @@ struct MappingRuntime {
         probe(registry, mapping.name) {
     if (pods != nullptr) {
       scale_probe.emplace(registry, mapping.name);
+      pod_probe.emplace(registry, mapping.name);
     }
   }
 
@@ -82,13 +84,44 @@ struct MappingRuntime {
       return nullptr;
     }
     setWaiting("");
-    auto partitions_at_start = std::make_shared<PartitionsAtStart>();
+    // What the pods tell: their invocation times (the decision's capacity) and a fatal error
+    // (the mapping is disabled), read from every pod's /status (k8s/pod_status_scraper.h).
+    auto target = std::make_shared<std::atomic<scaler::Controller*>>(nullptr);
+    k8s::PodStatusScraperOptions so;
+    so.mapping = mapping.name;
+    so.ns = pods->ns;
+    so.service = pc.service;
+    so.interval = pc.status_interval;
+    so.probe = &*pod_probe;
+    so.on_fatal = [target](const std::string& reason) {
+      if (auto* c = target->load()) {
+        c->disable(reason);
+      }
+    };
+    std::shared_ptr<k8s::PodStatusScraper> scraper =
+        k8s::makeApiPodStatusScraper(pods->cluster, std::move(so), pods->timeout);
     scaler::ControllerParts parts;
     auto held = std::make_shared<std::unique_ptr<scaler::WorkerPool>>(std::move(pool));
     parts.make_pool = [held](scaler::FatalSink&) { return std::move(*held); };
     parts.remote_workers = true;
-    return finish(std::move(parts), std::make_shared<scaler::InvocationTally>(),
-                  std::move(partitions_at_start));
+    auto c = finish(std::move(parts), scraper, std::make_shared<PartitionsAtStart>());
+    target->store(c.get());
+    scraper->start();
+    std::lock_guard lock(mutex);
+    pod_scraper = std::move(scraper);
+    return c;
+  }
+
+  // Pods mode: stops reading the pods; before the controller goes (on_fatal points at it).
+  void stopScraper() {
+    std::shared_ptr<k8s::PodStatusScraper> s;
+    {
+      std::lock_guard lock(mutex);
+      s.swap(pod_scraper);
+    }
+    if (s) {
+      s->stop();
+    }
   }
 
   std::shared_ptr<scaler::Controller> makeThreadsController() {
@@ -196,14 +229,16 @@ struct MappingRuntime {
   const Clock& clock;
   const PodsTarget* pods; // null: threads of this process
   metrics::MappingProbe probe;
-  std::optional<metrics::ScaleProbe> scale_probe; // pods mode
-  Clock::time_point next_seed{};                  // pods mode: term thread only
+  std::optional<metrics::ScaleProbe> scale_probe;   // pods mode
+  std::optional<metrics::PodStatusProbe> pod_probe; // pods mode
+  Clock::time_point next_seed{};                    // pods mode: term thread only
   // Outlives the controllers: a new term goes on where the last one stopped.
   std::shared_ptr<scaler::StatusHistory> history = std::make_shared<scaler::StatusHistory>();
   std::shared_ptr<poller::PartitionNotes> notes = std::make_shared<poller::PartitionNotes>();
   mutable std::mutex mutex;
   std::shared_ptr<scaler::Controller> controller; // null while standing by
   std::string waiting_reason; // pods mode: why the StatefulSet could not be read
+  std::shared_ptr<k8s::PodStatusScraper> pod_scraper; // pods mode, while a controller runs
 };
 
 } // namespace
@@ -265,6 +300,7 @@ struct Runtime::Impl {
         if (!c->stop(grace)) {
           all_ok = false;
         }
+        m->stopScraper();
         m->setCurrent(nullptr);
       };
       try {

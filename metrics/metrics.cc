@@ -176,7 +176,22 @@ struct Registry::Families {
                                 .Name("kesm_scale_write_pending")
                                 .Help("1 while the controller holds a replica count the API "
                                       "server has not accepted yet (pods mode)")
-                                .Register(r)) {}
+                                .Register(r)),
+        pod_status_reads(prometheus::BuildCounter()
+                             .Name("kesm_pod_status_reads_total")
+                             .Help("Reads of a poller pod's /status by the controller (pods "
+                                   "mode), by outcome")
+                             .Register(r)),
+        pod_status_list_errors(prometheus::BuildCounter()
+                                   .Name("kesm_pod_status_list_errors_total")
+                                   .Help("Rounds whose list of the poller pods (EndpointSlices) "
+                                         "failed; the invocation totals held (pods mode)")
+                                   .Register(r)),
+        pods_seen(prometheus::BuildGauge()
+                      .Name("kesm_pods_seen")
+                      .Help("Poller pods the last successful EndpointSlice list named (pods "
+                            "mode)")
+                      .Register(r)) {}
 
   prometheus::Family<prometheus::Counter>& events_polled;
   prometheus::Family<prometheus::Counter>& events_invoked;
@@ -214,6 +229,9 @@ struct Registry::Families {
   prometheus::Family<prometheus::Counter>& scale_writes;
   prometheus::Family<prometheus::Counter>& scale_reads;
   prometheus::Family<prometheus::Gauge>& scale_write_pending;
+  prometheus::Family<prometheus::Counter>& pod_status_reads;
+  prometheus::Family<prometheus::Counter>& pod_status_list_errors;
+  prometheus::Family<prometheus::Gauge>& pods_seen;
 };
 
 namespace {
@@ -286,6 +304,15 @@ prometheus::Counter& ScaleProbe::writes(const std::string& outcome) {
 
 prometheus::Counter& ScaleProbe::reads(const std::string& outcome) {
   return registry_.families().scale_reads.Add({{"mapping", mapping_}, {"outcome", outcome}});
+}
+
+PodStatusProbe::PodStatusProbe(Registry& registry, const std::string& mapping)
+    : list_errors(registry.families().pod_status_list_errors.Add({{"mapping", mapping}})),
+      pods_seen(registry.families().pods_seen.Add({{"mapping", mapping}})), registry_(registry),
+      mapping_(mapping) {}
+
+prometheus::Counter& PodStatusProbe::reads(const std::string& outcome) {
+  return registry_.families().pod_status_reads.Add({{"mapping", mapping_}, {"outcome", outcome}});
 }
 
 prometheus::Gauge& Registry::offsetLag(const std::string& mapping, const std::string& topic,

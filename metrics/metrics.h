@@ -99,6 +99,21 @@ private:
   std::string mapping_;
 };
 
+// What `kesm controller` reads of one mapping's poller pods (k8s/pod_status_scraper.h).
+// outcome: ok, http_error, timeout, unreachable, io_error, too_large, malformed,
+// wrong_mapping, skipped (k8s::toString(PodReadOutcome)).
+class PodStatusProbe {
+public:
+  PodStatusProbe(Registry& registry, const std::string& mapping);
+  prometheus::Counter& reads(const std::string& outcome); // kesm_pod_status_reads_total
+  prometheus::Counter& list_errors; // kesm_pod_status_list_errors_total: rounds whose list failed
+  prometheus::Gauge& pods_seen;     // kesm_pods_seen: endpoints the last good list named
+
+private:
+  Registry& registry_;
+  std::string mapping_;
+};
+
 class Registry {
 public:
   Registry();

@@ -3,6 +3,7 @@
 // /readyz, /metrics and /status, and on SIGTERM commit, leave and exit 0; usage errors exit 2.
 
 #include "harness.h"
+#include "k8s/pod_status.h"
 #include "kafka/kafka.h"
 #include "net/http.h"
 
@@ -41,6 +42,16 @@ std::pair<int, std::string> get(std::uint16_t port, const std::string& target) {
     return {0, ""};
   }
   return {r.response.status, r.response.body};
+}
+
+// /status as `kesm controller` reads it (k8s/pod_status.h): the process's invocation totals.
+std::pair<double, double> statusInvocations(const std::string& status) {
+  std::string error;
+  const auto decoded = k8s::decodePollerStatus(status, error);
+  INFO(error);
+  REQUIRE(decoded);
+  REQUIRE(decoded->invocations);
+  return {static_cast<double>(decoded->invocations->count), decoded->invocations->seconds};
 }
 
 std::string readFile(const std::string& path) {
@@ -137,6 +148,20 @@ TEST_CASE("kesm poller: two processes share the partitions, deliver all in order
   CHECK(status.second.find("\"mode\":\"poller\"") != std::string::npos);
   CHECK(status.second.find("\"clientId\":\"kesm-pods-pods-1\"") != std::string::npos);
   CHECK(status.second.find("\"state\":\"running\"") != std::string::npos);
+  // "invocations" counts the finished attempts the histogram observed (nothing runs after
+  // the drain): what `kesm controller` reads instead of the in-process tally.
+  for (const auto port : {port_a, port_b}) {
+    const auto [count, seconds] = statusInvocations(get(port, "/status").second);
+    const auto metrics = get(port, "/metrics").second;
+    INFO("port " << port);
+    CHECK(count > 0);
+    CHECK(count ==
+          metricValue(metrics, "kesm_invocation_duration_seconds_count{mapping=\"pods\"}"));
+    CHECK(seconds ==
+          Approx(metricValue(metrics, "kesm_invocation_duration_seconds_sum{mapping=\"pods\"}"))
+              .epsilon(1e-6));
+    CHECK(seconds >= count * 0.005); // the function takes 5 ms an invocation
+  }
 
   a.signal(SIGTERM);
   b.signal(SIGTERM);
@@ -184,6 +209,12 @@ TEST_CASE("kesm poller: a fatal function error disables the pod's pollers, repor
   const auto status = get(port, "/status").second;
   CHECK(status.find("\"state\":\"Disabled\"") != std::string::npos);
   CHECK(status.find("404") != std::string::npos);
+  CHECK(statusInvocations(status).first >= 1); // the attempt answered 404 counts
+  std::string error;
+  const auto decoded = k8s::decodePollerStatus(status, error);
+  REQUIRE(decoded);
+  CHECK(decoded->disabled); // what reaches the controller's on_fatal
+  CHECK_THAT(decoded->disabled_reason, Catch::Contains("404"));
   CHECK(get(port, "/readyz").first == 200);
   CHECK(p.running());
   p.signal(SIGTERM);
