@@ -4,7 +4,7 @@
 No kubelet and no Kafka here: the StatefulSet is an object nobody runs, the brokers are a
 closed port (the lag stays stale). What is proven is the controller's side of the
 StatefulSet, as a pod with the least RBAC the chart gives (get and update on
-statefulsets/scale of that StatefulSet only):
+statefulsets/scale of that StatefulSet, list on endpointslices):
   outside   outside a pod it exits 2 and says why
   seed      it starts from the replicas that run (no resize), and kill -9 leaves them
   minimum   a minimum above the running count is written; SIGTERM leaves the count
@@ -79,7 +79,7 @@ def free_port():
 
 
 class Rig:
-    """A namespace, a ServiceAccount with get+update on statefulsets/scale of `sts`, and its
+    """A namespace, a ServiceAccount with the chart's controller Role for `sts`, and its
     token in a service-account folder as a pod would have it."""
 
     def __init__(self, api, kesm, sts="kesm-orders"):
@@ -95,7 +95,9 @@ class Rig:
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "ctl"},
             "rules": [{"apiGroups": ["apps"], "resources": ["statefulsets/scale"],
-                       "resourceNames": [sts], "verbs": ["get", "update"]}]})
+                       "resourceNames": [sts], "verbs": ["get", "update"]},
+                      {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                       "verbs": ["list"]}]})
         api.must("POST", rbac + "/rolebindings", {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": "ctl"},
