@@ -4,12 +4,17 @@
 #include "net/http.h"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <boost/json.hpp>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <ifaddrs.h>
 #include <iomanip>
+#include <iostream>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sstream>
 #include <stdexcept>
 
@@ -53,6 +58,41 @@ std::int64_t intAt(const json::object& o, const char* key) {
 }
 
 } // namespace
+
+std::string hostAddress() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) {
+    throw std::runtime_error("getifaddrs failed");
+  }
+  std::string found;
+  for (const ifaddrs* i = list; i != nullptr && found.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET ||
+        (i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK) != 0) {
+      continue;
+    }
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) != nullptr &&
+        std::string(text).rfind("169.254.", 0) != 0) {
+      found = text;
+    }
+  }
+  ::freeifaddrs(list);
+  if (found.empty()) {
+    throw std::runtime_error("no IPv4 address but loopback on this machine: an EndpointSlice "
+                             "may not name 127.0.0.1, so the pods have nothing to listen on");
+  }
+  return found;
+}
+
+Get httpGetAt(const std::string& host, std::uint16_t port, const std::string& target) {
+  net::HttpClient client(net::parseHttpUrl("http://" + host + ":" + std::to_string(port) + "/"));
+  const auto result = client.request("GET", target, "", {}, std::chrono::seconds(3));
+  if (!result.transportOk()) {
+    return {};
+  }
+  return {result.response.status, result.response.body};
+}
 
 ApiServerInfo sharedApiServer() {
   const char* dir = std::getenv("KESM_K8S_DIR");
@@ -182,6 +222,14 @@ void grantRole(K8sAdmin& admin, const std::string& ns, const std::string& role,
                      jsonString(ns) + "}]}");
 }
 
+void replaceRole(K8sAdmin& admin, const std::string& ns, const std::string& role,
+                 const std::string& rules_json) {
+  admin.mustCall(
+      "PUT", "/apis/rbac.authorization.k8s.io/v1/namespaces/" + ns + "/roles/" + role,
+      R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":)" +
+          jsonString(role) + R"(},"rules":)" + rules_json + "}");
+}
+
 void createStatefulSet(K8sAdmin& admin, const std::string& ns, const std::string& name,
                        const std::string& service, int replicas) {
   admin.mustCall("POST", "/apis/apps/v1/namespaces/" + ns + "/statefulsets",
@@ -249,6 +297,9 @@ struct FakeKubelet::Pod {
 
 FakeKubelet::FakeKubelet(const ApiServerInfo& api, FakeKubeletOptions options)
     : options_(std::move(options)), api_(std::make_unique<K8sAdmin>(api)) {
+  if (options_.address.empty()) {
+    options_.address = hostAddress();
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -348,7 +399,7 @@ void FakeKubelet::tick() {
         cmd.push_back("poller");
         cmd.insert(cmd.end(), options_.poller_args.begin(), options_.poller_args.end());
         cmd.push_back("--listen");
-        cmd.push_back("127.0.0.1:" + std::to_string(pod.port));
+        cmd.push_back(options_.address + ":" + std::to_string(pod.port));
       } else {
         program = cmd.front();
         cmd.erase(cmd.begin());
@@ -357,7 +408,7 @@ void FakeKubelet::tick() {
       env.push_back("POD_NAME=" + pod.name);
       pod.process = std::make_unique<ChildProcess>(program, cmd, pod.log, env);
       pod.probe = std::make_unique<net::HttpClient>(
-          net::parseHttpUrl("http://127.0.0.1:" + std::to_string(pod.port) + "/"));
+          net::parseHttpUrl("http://" + options_.address + ":" + std::to_string(pod.port) + "/"));
       pod.phase = Pod::Phase::kRunning;
       {
         std::lock_guard lock(mutex_);
@@ -437,7 +488,7 @@ void FakeKubelet::tick() {
         {"addressType", "IPv4"},
         {"endpoints",
          json::array{json::object{
-             {"addresses", json::array{"127.0.0.1"}},
+             {"addresses", json::array{json::value(options_.address)}},
              {"conditions",
               {{"ready", pod->ready},
                {"serving", pod->ready || terminating},
@@ -606,6 +657,19 @@ std::string FakeKubelet::report(Clock::time_point origin) const {
     out << "\n";
   }
   return out.str();
+}
+
+DumpKubeletOnFailure::~DumpKubeletOnFailure() {
+  if (std::uncaught_exceptions() == 0) {
+    return;
+  }
+  std::cerr << "---- kubelet timeline ----\n" << kubelet_.report(origin_);
+  for (const auto& e : kubelet_.errors()) {
+    std::cerr << "kubelet error: " << e << "\n";
+  }
+  for (const auto& log : kubelet_.logs()) {
+    DumpLogOnFailure dump(log); // prints as it goes: an exception is in flight
+  }
 }
 
 } // namespace kesm::test::e2e

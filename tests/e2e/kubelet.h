@@ -6,6 +6,7 @@
 // kubelet and the EndpointSlice controller for one StatefulSet of `kesm poller` processes.
 
 #include "../integration/harness.h"
+#include "e2e_harness.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -74,6 +75,9 @@ TestNamespace makeTestNamespace(K8sAdmin& admin, const ApiServerInfo& api,
 // A Role of `rules` (a JSON array) bound to the namespace's ServiceAccount "kesm".
 void grantRole(K8sAdmin& admin, const std::string& ns, const std::string& role,
                const std::string& rules_json);
+// Replaces the rules of a Role made by grantRole (RBAC is enforced at the next request).
+void replaceRole(K8sAdmin& admin, const std::string& ns, const std::string& role,
+                 const std::string& rules_json);
 // A minimal valid apps/v1 StatefulSet (nothing runs it but a FakeKubelet) and its headless
 // Service.
 void createStatefulSet(K8sAdmin& admin, const std::string& ns, const std::string& name,
@@ -81,6 +85,14 @@ void createStatefulSet(K8sAdmin& admin, const std::string& ns, const std::string
 void createHeadlessService(K8sAdmin& admin, const std::string& ns, const std::string& name);
 // `kubectl scale`: PUT the Scale without a resourceVersion.
 void adminScale(K8sAdmin& admin, const std::string& ns, const std::string& name, int replicas);
+
+// The first IPv4 address of an interface of this machine that is up and not loopback: the
+// API server refuses loopback (and link-local) addresses in an EndpointSlice, so the pods
+// listen on this one and their slices name it. Throws std::runtime_error when there is none.
+std::string hostAddress();
+
+// GET http://HOST:PORT/TARGET within 3 s; status 0 when nothing answered.
+Get httpGetAt(const std::string& host, std::uint16_t port, const std::string& target);
 
 // What happened, in the order the FakeKubelet saw it.
 enum class KubeletEvent {
@@ -108,8 +120,10 @@ struct FakeKubeletOptions {
   std::string ns{};
   std::string stateful_set{};
   std::string service{}; // the EndpointSlices' kubernetes.io/service-name
+  // The pods' address (their "pod IP"): hostAddress() when empty.
+  std::string address{};
   // The pod's command: {program, args...}. Default (empty): `kesm poller` with poller_args
-  // and `--listen 127.0.0.1:PORT`.
+  // and `--listen ADDRESS:PORT`.
   std::function<std::vector<std::string>(const std::string& pod, std::uint16_t port)> command{};
   std::vector<std::string> poller_args{}; // e.g. --config F --mapping M
   std::vector<std::string> env{};         // in every pod, beside POD_NAME
@@ -126,7 +140,7 @@ struct FakeKubeletOptions {
 // ordinals below spec.replicas (lowest first; each starts start_delay later, and not before
 // an old pod of its ordinal is gone), SIGTERMs the ordinals at or above it (highest first) and
 // SIGKILLs them after the grace period, restarts a pod that exits on its own, writes the
-// StatefulSet's /status and one EndpointSlice per pod (name = pod, address 127.0.0.1,
+// StatefulSet's /status and one EndpointSlice per pod (name = pod, the address above,
 // conditions from /readyz, port "http"), deleted when the pod is gone.
 //
 // Owns a thread of its own (started by the constructor) and every pod process; the accessors
@@ -142,6 +156,7 @@ public:
   // period). The StatefulSet and the slices stay as they are.
   void stop();
 
+  const std::string& address() const { return options_.address; }
   std::vector<TimelineEntry> timeline() const;
   // Pods whose process runs now (running or terminating), and the most there ever were.
   int alive() const;
@@ -188,6 +203,21 @@ private:
   std::vector<std::string> errors_;
   std::vector<std::string> logs_;
   std::thread thread_;
+};
+
+// Prints the kubelet's timeline and errors and the end of every pod's log when the scope is
+// left by a failed REQUIRE.
+class DumpKubeletOnFailure {
+public:
+  DumpKubeletOnFailure(const FakeKubelet& kubelet, std::chrono::steady_clock::time_point origin)
+      : kubelet_(kubelet), origin_(origin) {}
+  ~DumpKubeletOnFailure();
+  DumpKubeletOnFailure(const DumpKubeletOnFailure&) = delete;
+  DumpKubeletOnFailure& operator=(const DumpKubeletOnFailure&) = delete;
+
+private:
+  const FakeKubelet& kubelet_;
+  std::chrono::steady_clock::time_point origin_;
 };
 
 } // namespace kesm::test::e2e

@@ -9,7 +9,6 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <csignal>
-#include <iostream>
 
 using namespace kesm;
 using namespace kesm::test;
@@ -49,24 +48,6 @@ std::vector<TimelineEntry> only(const std::vector<TimelineEntry>& timeline, Kube
   return out;
 }
 
-// Prints the kubelet's timeline and the end of every pod's log when a REQUIRE fails.
-struct DumpKubeletOnFailure {
-  FakeKubelet& kubelet;
-  Steady::time_point origin;
-  ~DumpKubeletOnFailure() {
-    if (std::uncaught_exceptions() == 0) {
-      return;
-    }
-    std::cerr << "---- kubelet timeline ----\n" << kubelet.report(origin);
-    for (const auto& e : kubelet.errors()) {
-      std::cerr << "kubelet error: " << e << "\n";
-    }
-    for (const auto& log : kubelet.logs()) {
-      DumpLogOnFailure dump(log);
-    }
-  }
-};
-
 } // namespace
 
 TEST_CASE("FakeKubelet: kesm poller processes follow spec.replicas (lowest ordinal started first "
@@ -98,7 +79,7 @@ TEST_CASE("FakeKubelet: kesm poller processes follow spec.replicas (lowest ordin
                                               .poller_args = {"--config", config, "--mapping", "m"},
                                               .start_delay = kStartDelay});
   const auto origin = Steady::now();
-  DumpKubeletOnFailure dump{kubelet, origin};
+  DumpKubeletOnFailure dump(kubelet, origin);
 
   adminScale(admin, ns.ns, kSts, 3);
   REQUIRE(waitUntil(60s, [&] {
@@ -122,7 +103,7 @@ TEST_CASE("FakeKubelet: kesm poller processes follow spec.replicas (lowest ordin
   const auto ports = kubelet.ports();
   REQUIRE(ports.size() == 3);
   for (const auto& [ordinal, port] : ports) {
-    const auto status = json::parse(httpGet(port, "/status").body).as_object();
+    const auto status = json::parse(httpGetAt(kubelet.address(), port, "/status").body).as_object();
     CHECK(json::value_to<std::string>(status.at("instanceId")) ==
           std::string(kSts) + "-" + std::to_string(ordinal));
   }
@@ -145,7 +126,7 @@ TEST_CASE("FakeKubelet: kesm poller processes follow spec.replicas (lowest ordin
     const int ordinal = std::stoi(name.substr(std::string(kSts).size() + 1));
     CHECK(json::value_to<std::string>(slice.at("addressType")) == "IPv4");
     const auto& endpoint = slice.at("endpoints").as_array().at(0).as_object();
-    CHECK(json::value_to<std::string>(endpoint.at("addresses").at(0)) == "127.0.0.1");
+    CHECK(json::value_to<std::string>(endpoint.at("addresses").at(0)) == kubelet.address());
     CHECK(endpoint.at("conditions").at("ready").as_bool());
     CHECK(json::value_to<std::string>(endpoint.at("targetRef").at("kind")) == "Pod");
     CHECK(json::value_to<std::string>(endpoint.at("targetRef").at("name")) == name);
@@ -210,7 +191,7 @@ TEST_CASE("FakeKubelet: a pod that ignores SIGTERM is SIGKILLed after the grace 
           .grace_period = kGrace,
           .log_prefix = "kubelet-kill"});
   const auto origin = Steady::now();
-  DumpKubeletOnFailure dump{kubelet, origin};
+  DumpKubeletOnFailure dump(kubelet, origin);
   REQUIRE(waitUntil(30s, [&] { return kubelet.alive() == 2 && slices(admin, ns.ns).size() == 2; }));
   // Never ready (nothing answers /readyz): listed, not ready.
   for (const auto& item : slices(admin, ns.ns)) {
