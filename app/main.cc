@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "config/config.h"
+#include "k8s/in_cluster.h"
 #include "kafka/kafka.h"
 #include "samplefn/sample_function.h"
 
@@ -40,8 +41,12 @@ usage:
                                          most), then run its mappings until SIGTERM/SIGINT
   kesm poller --config FILE --mapping NAME [--pollers N] [--instance-id ID]
               [--membership static|dynamic] [--listen HOST:PORT] [--preflight-timeout DURATION]
-                                         pods mode: N (1-64, default 1) pollers of one
-                                         mapping, no controller; ID defaults to $POD_NAME
+                                         pods mode: N (1-64, default the mapping's
+                                         pods.pollersPerPod) pollers of one mapping, no
+                                         controller; ID defaults to $POD_NAME
+  kesm controller --config FILE [--listen HOST:PORT]
+                                         pods mode, in a Kubernetes pod: decide every
+                                         mapping's pollers and set its StatefulSet's replicas
   kesm validate --config FILE [--connect [--preflight-timeout DURATION]]
                                          check FILE, and with --connect its brokers and
                                          topics too; exit 0 if valid, 2 if not
@@ -81,6 +86,7 @@ const std::map<std::string, Accepted>& acceptedByCommand() {
        {{"config", "mapping", "pollers", "instance-id", "membership", "listen",
          "preflight-timeout"},
         {"verbose"}}},
+      {"controller", {{"config", "listen"}, {"verbose"}}},
       {"validate", {{"config", "preflight-timeout"}, {"connect", "verbose"}}},
       {"demo", {{"config", "records", "partitions", "latency"}, {"verbose"}}},
       {"sample-function", {{"listen", "latency", "fail-rate", "record"}, {"verbose"}}},
@@ -344,6 +350,9 @@ int cmdPoller(const Args& args, const sigset_t& signals) {
     return kExitUsage;
   }
   kesm::app::preflight(only, timeout);
+  if (!opt("pollers")) {
+    options.pollers = only.mappings.front().pods.pollers_per_pod;
+  }
 
   kesm::app::PollerProcess process(std::move(only), std::move(options));
   process.start();
@@ -353,6 +362,67 @@ int cmdPoller(const Args& args, const sigset_t& signals) {
   bool clean = process.stop();
   kesm::log(kesm::LogLevel::kInfo, "kesm", clean ? "stopped" : "stopped; some pollers timed out");
   return clean ? 0 : kExitFailure;
+}
+
+// `kesm controller`: pods mode's controller (app/runtime.h PodsTarget, docs/kubernetes.md). No
+// preflight: the poller pods check what they reach; the controller needs the brokers (for the
+// lag) and the API server, and waits for either rather than exit.
+int cmdController(const Args& args, const sigset_t& signals) {
+  auto it = args.options.find("config");
+  if (it == args.options.end()) {
+    std::cerr << "kesm controller: --config FILE is required\n";
+    return kExitUsage;
+  }
+  auto config = kesm::config::loadConfigFile(it->second, kesm::kafka::checkSetting);
+  kesm::app::checkLibrdkafkaSettings(config);
+  if (auto l = args.options.find("listen"); l != args.options.end()) {
+    config.server.listen = l->second;
+  }
+  std::vector<kesm::config::Diagnostic> unnamed;
+  for (const auto& m : config.mappings) {
+    if (m.pods.stateful_set.empty()) {
+      const auto& at = m.pods.name_at;
+      unnamed.push_back({config.file, at.line, at.column, at.key,
+                         "'" + m.name +
+                             "' makes no StatefulSet name (kesm-NAME must be at most 52 "
+                             "lowercase letters, digits and '-'); set the mapping's "
+                             "pods.statefulSet"});
+    }
+  }
+  if (!unnamed.empty()) {
+    throw kesm::config::ConfigError(std::move(unnamed));
+  }
+  std::string why;
+  auto cluster = kesm::k8s::detectInCluster(
+      [](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        return v ? std::optional<std::string>(v) : std::nullopt;
+      },
+      why);
+  if (!cluster) {
+    std::cerr << "kesm controller: runs in a Kubernetes pod, and this is none (" << why
+              << "); outside Kubernetes, `kesm run` runs the pollers itself\n";
+    return kExitUsage;
+  }
+  kesm::app::RuntimeOptions options;
+  options.pods = kesm::app::PodsTarget{*cluster, cluster->ns, std::chrono::milliseconds(5000)};
+  std::string election_off;
+  options.lease_store = kesm::app::leaseStoreFor(config, election_off);
+  if (options.lease_store) {
+    options.identity = kesm::app::electionIdentity();
+  } else {
+    kesm::log(kesm::LogLevel::kInfo, "leader", "leader election off (", election_off, ")");
+  }
+  kesm::log(kesm::LogLevel::kInfo, "kesm", "controller: ", config.mappings.size(),
+            " mapping(s), their pollers the pods of StatefulSets in namespace ", cluster->ns);
+  kesm::app::Runtime runtime(std::move(config), std::move(options));
+  runtime.start();
+  int sig = waitForSignal(signals);
+  kesm::log(kesm::LogLevel::kInfo, "kesm", "signal ", sig,
+            ": stopping; the StatefulSets keep their replicas");
+  runtime.stop();
+  kesm::log(kesm::LogLevel::kInfo, "kesm", "stopped");
+  return 0;
 }
 
 int cmdSampleFunction(const Args& args, const sigset_t& signals) {
@@ -471,6 +541,9 @@ int main(int argc, char** argv) {
     }
     if (args.command == "poller") {
       return cmdPoller(args, signals);
+    }
+    if (args.command == "controller") {
+      return cmdController(args, signals);
     }
     if (args.command == "validate") {
       return cmdValidate(args);

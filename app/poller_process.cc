@@ -8,6 +8,7 @@
 #include "metrics/metrics.h"
 #include "poller/dead_letter.h"
 #include "poller/poller.h"
+#include "scaler/lag_source.h"
 #include "scaler/signals.h"
 
 #include <condition_variable>
@@ -163,6 +164,33 @@ struct PollerProcess::Impl final : scaler::FatalSink {
   bool stopped = false;
 };
 
+namespace {
+
+// LATEST: the partitions that exist as this pod starts begin at their end when the group never
+// committed them, partitions added later at their beginning (poller_rebalance.cc startLatest).
+// A pod knows only its own start: a partition added while the mapping ran, that no earlier pod
+// took and committed, starts at its end in a pod started after it (docs/kubernetes.md).
+std::shared_ptr<PartitionsAtStart> partitionsAtStart(const config::Mapping& mapping) {
+  if (mapping.source.starting_position != config::StartingPosition::kLatest) {
+    return nullptr;
+  }
+  auto at_start = std::make_shared<PartitionsAtStart>();
+  auto result = scaler::makeKafkaLagSource(mapping, milliseconds(5000))->probe();
+  if (!result.sample) {
+    log(LogLevel::kWarn, "kesm", mapping.name, ": cannot list the topics' partitions at start (",
+        result.error,
+        "); LATEST then starts every partition without a committed offset at its end");
+    return at_start;
+  }
+  for (const auto& p : result.sample->partitions) {
+    at_start->partitions.insert(p.tp);
+  }
+  at_start->known = true;
+  return at_start;
+}
+
+} // namespace
+
 PollerProcess::PollerProcess(config::Config config, PollerProcessOptions options) {
   if (options.pollers < kMinPodPollers || options.pollers > kMaxPodPollers) {
     throw std::invalid_argument("--pollers: expected " + std::to_string(kMinPodPollers) + " to " +
@@ -177,22 +205,11 @@ PollerProcess::~PollerProcess() { stop(); }
 void PollerProcess::start() {
   auto& im = *impl_;
   const auto& mapping = im.mapping;
-  poller::PollerContext base;
-  base.mapping = mapping;
+  poller::PollerContext base = poller::basePollerContext(mapping);
   base.probe = &im.probe;
   base.notes = im.notes;
   base.fatal = &im;
-  invoker::HttpInvokerOptions opts;
-  opts.url = mapping.function.url;
-  opts.timeout = mapping.function.timeout;
-  opts.bootstrap_servers = kafka::joinServers(mapping.source.bootstrap_servers);
-  opts.format = poller::eventFormat(mapping);
-  opts.detect_error_body = mapping.function.detect_error_body;
-  opts.log_name = mapping.name;
-  base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
-  if (!mapping.on_failure.destination_topic.empty()) {
-    base.dead_letters = poller::makeKafkaDeadLetterSink(mapping, milliseconds(30000));
-  }
+  base.partitions_at_start = partitionsAtStart(mapping);
   const auto ids = instanceIds(im.options.instance_id, im.options.pollers);
   for (int i = 0; i < im.options.pollers; ++i) {
     Impl::Slot slot;

@@ -6,7 +6,7 @@
 #include "app/status_page.h"
 #include "common/log.h"
 #include "common/resources.h"
-#include "invoker/invoker.h"
+#include "k8s/statefulset_pool.h"
 #include "kafka/rdkafka_adapter.h"
 #include "metrics/metrics.h"
 #include "poller/in_process_pool.h"
@@ -22,6 +22,9 @@
 namespace kesm::app {
 
 using std::chrono::milliseconds;
+
+// Pods mode: how often a controller that could not read its StatefulSet tries again.
+constexpr milliseconds kPodsSeedRetry{5000};
 
 void checkLibrdkafkaSettings(const config::Config& config) {
   for (const auto& mapping : config.mappings) {
@@ -42,28 +45,58 @@ namespace {
 // process) and the Kafka lag probe. Leader election starts and ends a controller per term;
 // the metrics and notes outlive them.
 struct MappingRuntime {
-  MappingRuntime(const config::Mapping& mapping, metrics::Registry& registry, const Clock& clock)
-      : mapping(mapping), registry(registry), clock(clock), probe(registry, mapping.name) {}
+  MappingRuntime(const config::Mapping& mapping, metrics::Registry& registry, const Clock& clock,
+                 const PodsTarget* pods)
+      : mapping(mapping), registry(registry), clock(clock), pods(pods),
+        probe(registry, mapping.name) {
+    if (pods != nullptr) {
+      scale_probe.emplace(registry, mapping.name);
+    }
+  }
 
-  // A new controller, not started: every part of a term is new but the metrics.
+  // A new controller, not started: every part of a term is new but the metrics. Pods mode:
+  // null while the StatefulSet cannot be read (waiting() says why), as its replicas are where
+  // the controller starts from.
   std::shared_ptr<scaler::Controller> makeController() {
+    return pods != nullptr ? makePodsController() : makeThreadsController();
+  }
+
+  std::shared_ptr<scaler::Controller> makePodsController() {
+    const auto& pc = mapping.pods;
+    if (pc.stateful_set.empty()) {
+      throw std::runtime_error(pc.name_at.key + " '" + mapping.name +
+                               "' makes no StatefulSet name (kesm-NAME must be a DNS label of at "
+                               "most 52 characters); set the mapping's pods.statefulSet");
+    }
+    k8s::StatefulSetPoolOptions o;
+    o.mapping = mapping.name;
+    o.pollers_per_pod = pc.pollers_per_pod;
+    o.max_replicas =
+        (mapping.scaling.maximum_pollers + pc.pollers_per_pod - 1) / pc.pollers_per_pod;
+    o.probe = &*scale_probe;
+    auto pool = std::make_unique<k8s::StatefulSetPool>(
+        k8s::makeApiScaleClient(pods->cluster, pods->ns, pc.stateful_set, pods->timeout), o);
+    // The replicas that run are where this term starts: never resized by a restart or failover.
+    if (auto seeded = pool->seed(); !seeded.ok()) {
+      setWaiting(seeded.error);
+      return nullptr;
+    }
+    setWaiting("");
+    auto partitions_at_start = std::make_shared<PartitionsAtStart>();
+    scaler::ControllerParts parts;
+    auto held = std::make_shared<std::unique_ptr<scaler::WorkerPool>>(std::move(pool));
+    parts.make_pool = [held](scaler::FatalSink&) { return std::move(*held); };
+    parts.remote_workers = true;
+    return finish(std::move(parts), std::make_shared<scaler::InvocationTally>(),
+                  std::move(partitions_at_start));
+  }
+
+  std::shared_ptr<scaler::Controller> makeThreadsController() {
     auto invocations = std::make_shared<scaler::InvocationTally>();
     auto partitions_at_start = std::make_shared<PartitionsAtStart>();
-    poller::PollerContext base;
-    base.mapping = mapping;
+    poller::PollerContext base = poller::basePollerContext(mapping);
     base.probe = &probe;
     base.client_id = "kesm-" + mapping.name;
-    invoker::HttpInvokerOptions opts;
-    opts.url = mapping.function.url;
-    opts.timeout = mapping.function.timeout;
-    opts.bootstrap_servers = kafka::joinServers(mapping.source.bootstrap_servers);
-    opts.format = poller::eventFormat(mapping);
-    opts.detect_error_body = mapping.function.detect_error_body;
-    opts.log_name = mapping.name;
-    base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
-    if (!mapping.on_failure.destination_topic.empty()) {
-      base.dead_letters = poller::makeKafkaDeadLetterSink(mapping, milliseconds(30000));
-    }
     base.invocations = invocations;
     base.notes = notes;
     base.partitions_at_start = partitions_at_start;
@@ -73,6 +106,12 @@ struct MappingRuntime {
       base.fatal = &fatal;
       return poller::makeInProcessWorkerPool(std::move(base));
     };
+    return finish(std::move(parts), std::move(invocations), std::move(partitions_at_start));
+  }
+
+  std::shared_ptr<scaler::Controller>
+  finish(scaler::ControllerParts parts, std::shared_ptr<const scaler::InvocationStats> invocations,
+         std::shared_ptr<PartitionsAtStart> partitions_at_start) {
     parts.lag_source = scaler::makeKafkaLagSource(mapping, milliseconds(5000), partitions_at_start);
     parts.invocations = std::move(invocations);
     parts.partitions_at_start = std::move(partitions_at_start);
@@ -86,6 +125,19 @@ struct MappingRuntime {
   std::shared_ptr<scaler::Controller> current() const {
     std::lock_guard lock(mutex);
     return controller;
+  }
+  void setWaiting(const std::string& why) {
+    std::lock_guard lock(mutex);
+    if (why != waiting_reason && !why.empty()) {
+      log(LogLevel::kWarn, "kesm", mapping.name, ": waiting for statefulset ",
+          mapping.pods.stateful_set, ": ", why, "; retried every ", kPodsSeedRetry.count() / 1000,
+          " s, nothing is written meanwhile");
+    }
+    waiting_reason = why;
+  }
+  std::string waiting() const {
+    std::lock_guard lock(mutex);
+    return waiting_reason;
   }
   void setCurrent(std::shared_ptr<scaler::Controller> c) {
     std::lock_guard lock(mutex);
@@ -107,7 +159,8 @@ struct MappingRuntime {
     s.committed = e.committed;
     const auto c = current();
     if (!c) {
-      s.standby = true;
+      s.waiting = waiting();
+      s.standby = s.waiting.empty();
       return s;
     }
     const auto cs = c->snapshot();
@@ -125,6 +178,11 @@ struct MappingRuntime {
   std::string statusJson(const std::string& standby_reason) const {
     const auto c = current();
     if (!c) {
+      if (auto why = waiting(); !why.empty()) {
+        return standbyStatusJson(
+            mapping, "waiting for statefulset " + mapping.pods.stateful_set + ": " + why, events(),
+            "Waiting");
+      }
       return standbyStatusJson(mapping, standby_reason, events());
     }
     return mappingStatusJson(mapping, c->snapshot(), notes->snapshot(), events(),
@@ -136,12 +194,16 @@ struct MappingRuntime {
   const config::Mapping& mapping;
   metrics::Registry& registry;
   const Clock& clock;
+  const PodsTarget* pods; // null: threads of this process
   metrics::MappingProbe probe;
+  std::optional<metrics::ScaleProbe> scale_probe; // pods mode
+  Clock::time_point next_seed{};                  // pods mode: term thread only
   // Outlives the controllers: a new term goes on where the last one stopped.
   std::shared_ptr<scaler::StatusHistory> history = std::make_shared<scaler::StatusHistory>();
   std::shared_ptr<poller::PartitionNotes> notes = std::make_shared<poller::PartitionNotes>();
   mutable std::mutex mutex;
   std::shared_ptr<scaler::Controller> controller; // null while standing by
+  std::string waiting_reason; // pods mode: why the StatefulSet could not be read
 };
 
 } // namespace
@@ -154,10 +216,23 @@ struct Runtime::Impl {
   // Starts every mapping's controller. `at_startup`: a failure ends kesm (as without leader
   // election); later, for a new term, the mapping is disabled with the reason instead.
   void startControllers(bool at_startup) {
+    const auto now = clock.now();
     for (auto& m : mappings) {
+      if (m->current()) {
+        continue; // pods mode: started at an earlier try of this term
+      }
+      if (options.pods) {
+        if (now < m->next_seed) {
+          continue;
+        }
+        m->next_seed = now + kPodsSeedRetry;
+      }
       std::shared_ptr<scaler::Controller> c;
       try {
         c = m->makeController();
+        if (!c) {
+          continue; // pods mode: waiting for the StatefulSet, tried again later
+        }
         auto reason = options.disabled_at_start.find(m->mapping.name);
         if (reason != options.disabled_at_start.end()) {
           c->disable(reason->second);
@@ -210,14 +285,20 @@ struct Runtime::Impl {
     std::unique_lock lock(term_mutex);
     while (!term_stop) {
       const auto now = clock.now();
-      const bool lead = leadership->leading(now);
+      // Pods mode without leader election: one term from the start.
+      const bool lead = !leadership || leadership->leading(now);
+      if (lead && lead == leading && options.pods) {
+        lock.unlock();
+        startControllers(false); // the mappings still waiting for their StatefulSet
+        lock.lock();
+      }
       if (lead != leading) {
         lock.unlock();
         if (lead) {
           log(LogLevel::kInfo, "kesm", "leading: starting the pollers");
           startControllers(false);
         } else {
-          log(LogLevel::kWarn, "kesm", "no longer leading: stopping the pollers within ",
+          log(LogLevel::kWarn, "kesm", "no longer leading: stopping the controllers within ",
               leadership->stopBudget().count(), " ms");
           stopControllers(leadership->stopBudget());
         }
@@ -227,7 +308,8 @@ struct Runtime::Impl {
       }
       // Wake at the end of the term, or when the election reports a step.
       auto until = now + milliseconds(1000);
-      if (auto s = leadership->status(); lead && s.valid_until && *s.valid_until < until) {
+      if (auto s = leadership ? leadership->status() : k8s::ElectionStatus{};
+          lead && s.valid_until && *s.valid_until < until) {
         until = *s.valid_until;
       }
       term_cv.wait_until(lock, until, [this] { return term_stop || term_changed; });
@@ -296,6 +378,9 @@ void Runtime::Impl::liveLoop() {
       if (s.standby) {
         m.state = LiveMapping::State::kStandby;
         m.reason = standbyReason();
+      } else if (!s.waiting.empty()) {
+        m.state = LiveMapping::State::kStandby;
+        m.reason = "waiting for statefulset: " + s.waiting;
       } else if (s.disabled) {
         m.state = LiveMapping::State::kDisabled;
         m.reason = s.disabled_reason;
@@ -326,7 +411,8 @@ void Runtime::start() {
   checkLibrdkafkaSettings(impl_->config);
   for (const auto& mapping : impl_->config.mappings) {
     impl_->mappings.push_back(
-        std::make_unique<MappingRuntime>(mapping, impl_->registry, impl_->clock));
+        std::make_unique<MappingRuntime>(mapping, impl_->registry, impl_->clock,
+                                         impl_->options.pods ? &*impl_->options.pods : nullptr));
   }
   if (impl_->options.lease_store) {
     impl_->leadership = std::make_unique<Leadership>(
@@ -350,9 +436,11 @@ void Runtime::start() {
       std::make_unique<metrics::MetricsServer>(impl_->config.server.listen, impl_->registry, hooks);
   log(LogLevel::kInfo, "kesm", "serving / /metrics /healthz /readyz /status on port ",
       impl_->server->port());
-  if (impl_->leadership) {
+  if (impl_->leadership || impl_->options.pods) {
     impl_->term_thread = startThread("the leader term", [this] { impl_->termLoop(); });
-    impl_->leadership->start();
+    if (impl_->leadership) {
+      impl_->leadership->start();
+    }
   } else {
     impl_->startControllers(true);
   }

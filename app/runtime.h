@@ -4,6 +4,7 @@
 // a lag probe and the controller loop that sets the poller count.
 
 #include "config/config.h"
+#include "k8s/in_cluster.h"
 #include "k8s/lease.h"
 #include "scaler/lag_source.h"
 
@@ -17,6 +18,14 @@
 
 namespace kesm::app {
 
+// Pods mode (`kesm controller`, docs/kubernetes.md): every mapping's pollers are the pods of
+// its StatefulSet (config: the mapping's pods section) in `ns` of `cluster`.
+struct PodsTarget {
+  k8s::InCluster cluster;
+  std::string ns;
+  std::chrono::milliseconds timeout{5000}; // each API request
+};
+
 struct RuntimeOptions {
   bool live_line = false; // print one status line per second on stdout
   // Mappings that start Disabled (by name), with the reason, e.g. a failed preflight.
@@ -25,6 +34,9 @@ struct RuntimeOptions {
   // it; null: off, the pollers start at once.
   std::unique_ptr<k8s::LeaseStore> lease_store;
   std::string identity;
+  // Pods mode: the controller sizes StatefulSets instead of running pollers; nullopt: pollers
+  // are threads of this process (`kesm run`).
+  std::optional<PodsTarget> pods;
 };
 
 struct MappingSnapshot {
@@ -38,6 +50,9 @@ struct MappingSnapshot {
   bool disabled = false;
   std::string disabled_reason;
   bool standby = false; // leader election: another replica runs the pollers
+  // Pods mode: why the mapping's StatefulSet could not be read yet (its controller starts once
+  // it is, retried every few seconds); empty otherwise.
+  std::string waiting;
   double polled = 0, invoked = 0, failed = 0, committed = 0;
 };
 

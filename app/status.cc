@@ -139,11 +139,13 @@ std::string mappingStatusJson(const config::Mapping& mapping, const scaler::Cont
 }
 
 std::string standbyStatusJson(const config::Mapping& mapping, const std::string& reason,
-                              const EventCounts& events) {
+                              const EventCounts& events, const char* state) {
   using json::quote;
   std::string out = "{\"name\":";
   out += quote(mapping.name);
-  out += ",\"state\":\"Standby\",\"stateReason\":";
+  out += ",\"state\":";
+  out += quote(state);
+  out += ",\"stateReason\":";
   out += quote(reason);
   out += ",\"consumerGroupId\":";
   out += quote(mapping.source.consumer_group_id);

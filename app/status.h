@@ -30,8 +30,9 @@ std::string mappingStatusJson(const config::Mapping& mapping,
                               std::chrono::system_clock::time_point wall_now);
 
 // A mapping of a replica that stands by (leader election): no pollers, `reason` says who leads.
+// `state` "Waiting": a pods-mode controller that could not read the StatefulSet yet.
 std::string standbyStatusJson(const config::Mapping& mapping, const std::string& reason,
-                              const EventCounts& events);
+                              const EventCounts& events, const char* state = "Standby");
 
 // /status "leaderElection": this replica's role and what it last read of the Lease.
 std::string leaderStatusJson(const k8s::ElectionStatus& status, bool leading,

@@ -165,6 +165,20 @@ struct OnFailureConfig {
   Location at;
 };
 
+// Pods mode (docs/kubernetes.md): where the mapping's poller pods are, read by `kesm
+// controller` and `kesm poller` only.
+struct PodsConfig {
+  // The poller StatefulSet (a DNS-1123 label of at most 52 characters: its pods' names and
+  // revision label add to it). Default "kesm-" + name; empty when that is no such label, which
+  // `kesm controller` refuses (at name_at).
+  std::string stateful_set;
+  // The headless Service governing it, whose EndpointSlices list the pods; default stateful_set.
+  std::string service;
+  int pollers_per_pod = 1;       // 1..64: each pod's pollers; replicas = ceil(pollers / this)
+  Millis status_interval{15000}; // how often the controller reads every pod's /status; 1 s..5 min
+  Location name_at;              // where the mapping's name was written
+};
+
 struct Mapping {
   std::string name; // [A-Za-z0-9._-]{1,64}, unique
   SourceConfig source;
@@ -176,6 +190,7 @@ struct Mapping {
   // Records matching none of these patterns are committed without invocation; null: no
   // filtering (every record is delivered).
   std::shared_ptr<const filter::Filters> filters;
+  PodsConfig pods;
 };
 
 struct ServerConfig {

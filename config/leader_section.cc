@@ -11,6 +11,12 @@ namespace {
 
 bool lowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
+std::string text(const Field* f, Millis value) {
+  return f != nullptr ? f->value.Scalar() : formatDuration(value) + ", the default";
+}
+
+} // namespace
+
 // Kubernetes' rule for most object names (RFC 1123 subdomain): lowercase letters, digits, '-'
 // and '.', starting and ending with a letter or digit, at most 253 characters.
 bool validSubdomain(std::string_view s) {
@@ -26,15 +32,13 @@ bool validSubdomain(std::string_view s) {
 }
 
 // Namespaces are RFC 1123 labels: the same without '.', at most 63 characters.
-bool validLabel(std::string_view s) {
-  return s.size() <= 63 && validSubdomain(s) && s.find('.') == std::string_view::npos;
+bool validLabel(std::string_view s, std::size_t max) {
+  return s.size() <= max && validSubdomain(s) && s.find('.') == std::string_view::npos;
 }
 
-std::string text(const Field* f, Millis value) {
-  return f != nullptr ? f->value.Scalar() : formatDuration(value) + ", the default";
+bool validDns1035Label(std::string_view s) {
+  return validLabel(s) && s.front() >= 'a' && s.front() <= 'z';
 }
-
-} // namespace
 
 void readLeaderElection(Reporter& reporter, const Field& field, LeaderElectionConfig& out) {
   out.at = locationOf(field);

@@ -24,7 +24,9 @@ const Section kLeaderElectionSection{
 const Section kServerSection{"under server", {"listen"}};
 const Section kMappingSection{
     "in a mapping (an entry of the mappings list)",
-    {"name", "source", "function", "batching", "scaling", "retry", "onFailure", "filters"}};
+    {"name", "source", "function", "batching", "scaling", "retry", "onFailure", "filters", "pods"}};
+const Section kPodsSection{"under a mapping's pods",
+                           {"statefulSet", "service", "pollersPerPod", "statusInterval"}};
 const Section kSourceSection{"under a mapping's source",
                              {"bootstrapServers", "topics", "consumerGroupId", "startingPosition",
                               "startingPositionTimestamp", "partitionAssignor", "security",
@@ -54,10 +56,10 @@ namespace {
 
 const std::vector<const Section*>& allSections() {
   static const std::vector<const Section*> sections{
-      &kTopSection,      &kServerSection,   &kLeaderElectionSection, &kMappingSection,
-      &kSourceSection,   &kSecuritySection, &kSaslSection,           &kTlsSection,
-      &kFunctionSection, &kBatchingSection, &kScalingSection,        &kRetrySection,
-      &kOnFailureSection};
+      &kTopSection,       &kServerSection,   &kLeaderElectionSection, &kMappingSection,
+      &kSourceSection,    &kSecuritySection, &kSaslSection,           &kTlsSection,
+      &kFunctionSection,  &kBatchingSection, &kScalingSection,        &kRetrySection,
+      &kOnFailureSection, &kPodsSection};
   return sections;
 }
 

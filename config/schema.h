@@ -32,6 +32,7 @@ extern const Section kBatchingSection;
 extern const Section kScalingSection;
 extern const Section kRetrySection;
 extern const Section kOnFailureSection;
+extern const Section kPodsSection;
 
 // Why `key` is not allowed in `section`: merge keys and secrets have their own rule; else a
 // near miss ("did you mean"), the section it belongs to, AWS's name for a kesm key, or the
@@ -73,6 +74,11 @@ inline constexpr DurationRange kLeaseDurationRange{Millis{2000}, Millis{10 * 60 
 inline constexpr DurationRange kRenewDeadlineRange{Millis{1000}, Millis{10 * 60 * 1000}, "1s",
                                                    "10m"};
 inline constexpr DurationRange kRetryPeriodRange{Millis{100}, Millis{60 * 1000}, "100ms", "60s"};
+
+inline constexpr DurationRange kStatusIntervalRange{Millis{1000}, Millis{5 * 60 * 1000}, "1s",
+                                                    "5m"};
+inline constexpr int kMaxPollersPerPod = 64;
+inline constexpr int kMaxStatefulSetName = 52;
 
 inline constexpr int kMaxBatchSize = 10000;
 inline constexpr int kMaxMinimumPollers = 200;

@@ -229,6 +229,16 @@ void readMapping(Reporter& reporter, const Field& field, const SettingValidator&
   if (auto f = section.optional("filters")) {
     readFilters(reporter, *f, mapping);
   }
+  mapping.pods.name_at = Location{field.path + ".name", places.name.line, places.name.column};
+  if (auto f = section.optional("pods")) {
+    readPods(reporter, *f, mapping.pods);
+  }
+  if (mapping.pods.stateful_set.empty()) {
+    mapping.pods.stateful_set = defaultStatefulSet(mapping.name);
+  }
+  if (mapping.pods.service.empty()) {
+    mapping.pods.service = mapping.pods.stateful_set;
+  }
 }
 
 } // namespace

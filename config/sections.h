@@ -8,7 +8,10 @@
 #include "config/config.h"
 #include "config/yaml_diagnostics.h"
 
+#include <cstddef>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace kesm::config::detail {
@@ -16,6 +19,17 @@ namespace kesm::config::detail {
 void readServer(Reporter& reporter, const Field& field, ServerConfig& server);
 // leader_section.cc
 void readLeaderElection(Reporter& reporter, const Field& field, LeaderElectionConfig& out);
+// Kubernetes object names (leader_section.cc): an RFC 1123 subdomain (most objects), an RFC
+// 1123 label (namespaces, at most `max` characters) and an RFC 1035 label (Services: starting
+// with a letter).
+bool validSubdomain(std::string_view s);
+bool validLabel(std::string_view s, std::size_t max = 63);
+bool validDns1035Label(std::string_view s);
+// A mapping's pods section (pods_section.cc); `pods.name_at` and the defaults derived from the
+// name are filled by the caller.
+void readPods(Reporter& reporter, const Field& field, PodsConfig& pods);
+// "kesm-" + name when that makes a StatefulSet name, else empty.
+std::string defaultStatefulSet(const std::string& mapping_name);
 void readMappings(Reporter& reporter, const Field& field, const SettingValidator& validate_setting,
                   std::vector<Mapping>& mappings);
 

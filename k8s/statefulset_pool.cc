@@ -11,6 +11,7 @@ namespace kesm::k8s {
 StatefulSetPool::StatefulSetPool(std::unique_ptr<ScaleClient> client,
                                  StatefulSetPoolOptions options)
     : client_(std::move(client)), options_(std::move(options)) {
+  options_.pollers_per_pod = std::max(1, options_.pollers_per_pod);
   const std::string target = client_->describe();
   const auto slash = target.rfind('/');
   statefulset_ = slash == std::string::npos ? target : target.substr(slash + 1);
@@ -68,7 +69,7 @@ StatefulSetPool::Read StatefulSetPool::readLocked(const char* why) {
   return Read{result.ok(), result.outcome, result.ok() ? std::string() : result.message};
 }
 
-scaler::ScaleResult StatefulSetPool::seed() {
+scaler::ScaleResult StatefulSetPool::seedReplicas() {
   std::lock_guard io(io_mutex_);
   const Read read = readLocked("seed");
   std::lock_guard lock(mutex_);
@@ -156,7 +157,21 @@ void StatefulSetPool::writeSucceeded(int desired, const ScaleCallResult& result)
   }
 }
 
-scaler::ScaleResult StatefulSetPool::scaleTo(int desired) {
+scaler::ScaleResult StatefulSetPool::scaleTo(int pollers) {
+  const int per_pod = options_.pollers_per_pod;
+  scaler::ScaleResult result =
+      scaleReplicas(pollers < 0 ? pollers : (pollers + per_pod - 1) / per_pod);
+  result.active *= per_pod;
+  return result;
+}
+
+scaler::ScaleResult StatefulSetPool::seed() {
+  scaler::ScaleResult result = seedReplicas();
+  result.active *= options_.pollers_per_pod;
+  return result;
+}
+
+scaler::ScaleResult StatefulSetPool::scaleReplicas(int desired) {
   std::lock_guard io(io_mutex_);
   {
     std::lock_guard lock(mutex_);
@@ -228,16 +243,17 @@ scaler::PoolStatus StatefulSetPool::status() {
   scaler::PoolStatus s;
   const int spec = activeNow();
   const int pods = known_ ? known_->status_replicas : 0;
-  s.active = spec;
-  s.running = std::min(spec, pods);
-  s.stopping = std::max(0, pods - spec);
+  const int per_pod = options_.pollers_per_pod;
+  s.active = spec * per_pod;
+  s.running = std::min(spec, pods) * per_pod;
+  s.stopping = std::max(0, pods - spec) * per_pod;
   s.spawn_error = write_error_;
   const int ordinals = std::max(spec, pods);
   s.pollers.reserve(static_cast<std::size_t>(ordinals));
   for (int i = 0; i < ordinals; ++i) {
-    scaler::WorkerState state = i < s.running ? scaler::WorkerState::kRunning
-                                : i < spec    ? scaler::WorkerState::kStarting
-                                              : scaler::WorkerState::kStopping;
+    scaler::WorkerState state = i < std::min(spec, pods) ? scaler::WorkerState::kRunning
+                                : i < spec               ? scaler::WorkerState::kStarting
+                                                         : scaler::WorkerState::kStopping;
     s.pollers.push_back({statefulset_ + "-" + std::to_string(i), state, 0});
   }
   return s;

@@ -32,6 +32,9 @@ struct StatefulSetPoolOptions {
   // A desired count above this (the mapping's maximumPollers; the config allows up to 2000)
   // or below 0 is refused and never written: kInvalid in the metrics.
   int max_replicas = 2000;
+  // Pollers each pod runs (`kesm poller --pollers`): scaleTo(n) writes ceil(n / this) replicas
+  // and status() counts pollers (replicas times this). 1..64.
+  int pollers_per_pod = 1;
   metrics::ScaleProbe* probe = nullptr; // outlives the pool; null: no metrics
   // Where log lines go; empty: kesm::log(level, "pool", line). Never called under the lock
   // status() takes.
@@ -50,12 +53,14 @@ public:
   // from status().active. Writes nothing. The error says why when the read failed.
   scaler::ScaleResult seed();
 
-  // Writes `desired` as spec.replicas when it differs from the count last read or written;
-  // otherwise re-reads the Scale (one GET) to refresh status() and to see a count changed by
-  // someone else. Before any successful read it reads first and never writes blind.
+  // `desired` counts pollers: ceil(desired / pollers_per_pod) is the replica count. (Below,
+  // "desired" is that count.) Writes `desired` as spec.replicas when it differs from the count last
+  // read or written; otherwise re-reads the Scale (one GET) to refresh status() and to see a count
+  // changed by someone else. Before any successful read it reads first and never writes blind.
   // active: spec.replicas as the API server last returned it.
   scaler::ScaleResult scaleTo(int desired) override;
 
+  // Counts are pollers (replicas times pollers_per_pod); below, in replicas.
   // active: spec.replicas as last read or written; running: status.replicas up to that (pods
   // the StatefulSet controller created, not pods known to consume: the scale subresource
   // tells no more); stopping: status.replicas above it; pollers: one entry per ordinal
@@ -78,6 +83,8 @@ private:
     std::string error;
   };
   Read readLocked(const char* why); // io_mutex_ held
+  scaler::ScaleResult seedReplicas();
+  scaler::ScaleResult scaleReplicas(int replicas);
   enum class Attempt {
     kSent,       // the write reached the API server and was refused or failed
     kReadFailed, // the read a first write needs failed: nothing was sent

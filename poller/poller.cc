@@ -3,8 +3,10 @@
 #include "common/log.h"
 #include "common/resources.h"
 #include "filter/filter.h"
+#include "invoker/invoker.h"
 #include "invoker/payload.h"
 #include "kafka/rdkafka_adapter.h"
+#include "poller/dead_letter.h"
 #include "poller/poller_impl.h"
 
 #include <algorithm>
@@ -75,6 +77,23 @@ invoker::EventFormat eventFormat(const config::Mapping& mapping) {
                      ? invoker::NullStyle::kOmit
                      : invoker::NullStyle::kEmpty;
   return format;
+}
+
+PollerContext basePollerContext(const config::Mapping& mapping) {
+  PollerContext base;
+  base.mapping = mapping;
+  invoker::HttpInvokerOptions opts;
+  opts.url = mapping.function.url;
+  opts.timeout = mapping.function.timeout;
+  opts.bootstrap_servers = kafka::joinServers(mapping.source.bootstrap_servers);
+  opts.format = eventFormat(mapping);
+  opts.detect_error_body = mapping.function.detect_error_body;
+  opts.log_name = mapping.name;
+  base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
+  if (!mapping.on_failure.destination_topic.empty()) {
+    base.dead_letters = makeKafkaDeadLetterSink(mapping, std::chrono::milliseconds(30000));
+  }
+  return base;
 }
 
 Poller::Impl::Impl(Poller& owner, PollerContext context)

@@ -81,6 +81,11 @@ struct PollerContext {
 // The event's shape for this mapping's function (function.nullValues).
 invoker::EventFormat eventFormat(const config::Mapping& mapping);
 
+// What every poller of `mapping` shares, in `kesm run` and `kesm poller` alike: the mapping,
+// its HTTP invoker and, with an onFailure destination, its dead-letter producer. The caller
+// adds the probe, ids, sinks and tallies.
+PollerContext basePollerContext(const config::Mapping& mapping);
+
 // Owns one thread, which alone owns the consumer. Public methods are thread-safe.
 class Poller {
 public:

@@ -27,6 +27,7 @@ Controller::Controller(config::Mapping mapping, ControllerParts parts)
       invocations_(std::move(parts.invocations)),
       partitions_at_start_(std::move(parts.partitions_at_start)),
       history_(std::move(parts.history)), clock_(required(parts.clock, "a clock")),
+      remote_workers_(parts.remote_workers),
       registry_(required(parts.registry, "a metrics registry")),
       probe_(required(parts.probe, "a mapping probe")), scaler_(policyOf(mapping_)) {
   if (!parts.make_pool || !lag_source_ || !invocations_) {
@@ -73,7 +74,7 @@ void Controller::start(Runner runner) {
     noteChange(0, first, "start",
                first == mapping_.scaling.minimum_pollers ? "scaling.minimumPollers"
                                                          : "the pollers already running");
-    if (!result.ok()) {
+    if (!result.ok() && !remote_workers_) {
       throw ResourceError(result.error);
     }
   }
@@ -140,7 +141,7 @@ bool Controller::ready() {
   }
   auto running = pool_->status().running;
   std::lock_guard lock(mutex_);
-  return !lag_stale_ && running > 0;
+  return !lag_stale_ && (running > 0 || remote_workers_);
 }
 
 // LATEST: the partitions that exist now start at their end, any added later at their

@@ -45,6 +45,10 @@ struct ControllerParts {
   // Where each evaluation leaves a sample and each change of the desired count its reason
   // (/status/history); may be null.
   std::shared_ptr<StatusHistory> history;
+  // Pods mode (k8s/statefulset_pool.h): the workers are pods this controller does not run, so
+  // readiness needs the lag only, and a first scaleTo() that fails holds (the pool retries it
+  // at every evaluation) instead of failing start().
+  bool remote_workers = false;
 };
 
 // What /status and the live line show of a mapping's control.
@@ -114,6 +118,7 @@ private:
   std::shared_ptr<PartitionsAtStart> partitions_at_start_;
   std::shared_ptr<StatusHistory> history_;
   const Clock& clock_;
+  const bool remote_workers_;
   metrics::Registry& registry_;
   metrics::MappingProbe& probe_;
   Scaler scaler_;

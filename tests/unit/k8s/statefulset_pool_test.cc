@@ -319,3 +319,74 @@ TEST_CASE("pods pool: a controller started over 8 running replicas keeps them, a
   CHECK(server.calls.size() == sets_before_stop);
   CHECK(pool != nullptr);
 }
+
+TEST_CASE("pods pool: with 4 pollers per pod it writes ceil(pollers / 4) replicas and counts "
+          "pollers",
+          "[unit]") {
+  FakeScaleClient::Server server;
+  server.spec = 2;
+  server.pods = 3; // one pod still stopping
+  StatefulSetPool pool(
+      std::make_unique<FakeScaleClient>(server),
+      StatefulSetPoolOptions{
+          .mapping = "orders", .max_replicas = 5, .pollers_per_pod = 4, .log = [](auto, auto&) {}});
+  CHECK(pool.seed().active == 8);
+  auto s = pool.status();
+  CHECK(s.active == 8);
+  CHECK(s.running == 8);
+  CHECK(s.stopping == 4);
+  CHECK(s.pollers.size() == 3); // one entry per pod
+  CHECK(pool.scaleTo(9).active == 12);
+  CHECK(server.spec == 3);
+  CHECK(pool.scaleTo(12).ok());
+  CHECK(server.spec == 3); // 12 pollers still fit 3 pods: nothing written
+  CHECK(pool.scaleTo(1).active == 4);
+  CHECK(server.spec == 1);
+  CHECK(pool.scaleTo(0).active == 0);
+  CHECK(server.spec == 0);
+  // max_replicas counts pods: 20 pollers are 5 pods, 21 would be 6.
+  CHECK(pool.scaleTo(20).ok());
+  CHECK(server.spec == 5);
+  CHECK_FALSE(pool.scaleTo(21).ok());
+  CHECK(server.spec == 5);
+}
+
+TEST_CASE("pods pool: a controller whose first write is refused starts all the same, holds and "
+          "is ready on the lag alone",
+          "[unit]") {
+  FakeScaleClient::Server server; // a new StatefulSet at 0: the minimum must be written
+  config::Mapping mapping;
+  mapping.name = "orders";
+  mapping.source.topics = {"t"};
+  mapping.scaling.minimum_pollers = 2;
+  mapping.scaling.maximum_pollers = 4;
+  fakes::FakeClock clock;
+  metrics::Registry registry;
+  metrics::MappingProbe probe{registry, "orders"};
+  auto* lag = new fakes::FakeLagSource();
+  lag->steady = fakes::probeOk(fakes::lagSample(4, 0));
+  server.set_failures = {ScaleOutcome::kForbidden};
+  scaler::ControllerParts parts;
+  parts.make_pool = [&](scaler::FatalSink&) {
+    auto p = std::make_unique<StatefulSetPool>(
+        std::make_unique<FakeScaleClient>(server),
+        StatefulSetPoolOptions{.mapping = "orders", .max_replicas = 4, .log = [](auto, auto&) {}});
+    REQUIRE(p->seed().ok());
+    return std::unique_ptr<scaler::WorkerPool>(std::move(p));
+  };
+  parts.lag_source = std::unique_ptr<scaler::LagSource>(lag);
+  parts.invocations = std::make_shared<fakes::FakeInvocationStats>();
+  parts.clock = &clock;
+  parts.registry = &registry;
+  parts.probe = &probe;
+  parts.remote_workers = true;
+  scaler::Controller controller(mapping, std::move(parts));
+  REQUIRE_NOTHROW(controller.start(scaler::Runner::kNone)); // threads would throw here
+  CHECK(server.spec == 0);
+  CHECK_FALSE(controller.snapshot().pool.spawn_error.empty());
+  clock.advance(mapping.scaling.evaluation_interval);
+  controller.evaluate();
+  CHECK(server.spec == 2);   // the held minimum, written at the next evaluation
+  CHECK(controller.ready()); // no pod has started (status.replicas 0), the lag is known
+  CHECK(controller.snapshot().pool.running == 0);
+}
