@@ -138,7 +138,7 @@ K8sAdmin::K8sAdmin(const ApiServerInfo& api) : impl_(std::make_unique<Impl>()) {
   impl_->token = api.admin_token;
   net::TlsOptions tls;
   tls.ca_file = api.ca_file;
-  impl_->http = std::make_unique<net::HttpClient>(net::parseHttpUrl(api.url + "/"), tls);
+  impl_->http = std::make_unique<net::HttpClient>(net::parseUrl(api.url + "/"), tls);
 }
 
 K8sAdmin::~K8sAdmin() = default;

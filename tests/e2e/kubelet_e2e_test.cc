@@ -80,6 +80,8 @@ TEST_CASE("FakeKubelet: kesm poller processes follow spec.replicas (lowest ordin
                                               .start_delay = kStartDelay});
   const auto origin = Steady::now();
   DumpKubeletOnFailure dump(kubelet, origin);
+  // Its first read of the StatefulSet (0 replicas) comes before the scale.
+  REQUIRE(waitUntil(10s, [&] { return !kubelet.replicasSeen().empty(); }));
 
   adminScale(admin, ns.ns, kSts, 3);
   REQUIRE(waitUntil(60s, [&] {
