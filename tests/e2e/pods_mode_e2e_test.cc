@@ -270,7 +270,7 @@ std::string sequence(const std::vector<int>& values) {
 } // namespace
 
 TEST_CASE("pods mode: a burst raises the StatefulSet's replicas, the pods drain it, replicas "
-          "come back to the minimum; everything delivered in order, never more pollers than "
+          "come back to the minimum, everything delivered in order, never more pollers than "
           "partitions",
           "[e2e][k8s]") {
   PodsMode rig("pods-burst");
