@@ -37,8 +37,7 @@ void readPods(Reporter& reporter, const Field& field, PodsConfig& pods) {
       pods.service = *value;
     }
   }
-  readInt(reporter, section.optional("pollersPerPod"), 1, kMaxPollersPerPod,
-          pods.pollers_per_pod);
+  readInt(reporter, section.optional("pollersPerPod"), 1, kMaxPollersPerPod, pods.pollers_per_pod);
   readDuration(reporter, section.optional("statusInterval"), kStatusIntervalRange,
                pods.status_interval);
 }
