@@ -45,7 +45,7 @@ TEST_CASE("pods: a name that makes no StatefulSet name leaves it empty", "[unit]
         "kesm-" + std::string(47, 'a'));
 }
 
-TEST_CASE("pods: every key read; service defaults to the StatefulSet", "[unit]") {
+TEST_CASE("pods: every key read, and service defaults to the StatefulSet", "[unit]") {
   auto c = parse(mapping("Orders_EU", "    pods:\n"
                                       "      statefulSet: orders-eu\n"
                                       "      pollersPerPod: 4\n"
