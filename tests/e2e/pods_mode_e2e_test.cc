@@ -304,6 +304,13 @@ TEST_CASE("pods mode: a burst raises the StatefulSet's replicas, the pods drain 
   CHECK(rig.kubelet().errors().empty());
   CHECK(metricOr0(rig.controllerPort(), "kesm_scale_writes_total",
                   {{"mapping", kMapping}, {"outcome", "ok"}}) >= 2);
+  // The channel: the controller listed the pods through their EndpointSlices and read their
+  // /status (the invocation times the decision sizes by).
+  CHECK(metricOr0(rig.controllerPort(), "kesm_pod_status_reads_total",
+                  {{"mapping", kMapping}, {"outcome", "ok"}}) >= 2);
+  CHECK(metricOr0(rig.controllerPort(), "kesm_pod_status_list_errors_total",
+                  {{"mapping", kMapping}}) == 0);
+  CHECK(metricOr0(rig.controllerPort(), "kesm_pods_seen", {{"mapping", kMapping}}) >= 1);
 }
 
 TEST_CASE("pods mode: the controller killed with kill -9 mid-burst and restarted leaves "
