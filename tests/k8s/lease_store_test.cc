@@ -6,6 +6,7 @@
 #include "k8s/api_client.h"
 #include "k8s/in_cluster.h"
 #include "k8s/lease.h"
+#include "tests/k8s/apiserver_env.h"
 #include "tests/unit/net/tls_peer.h"
 
 #include <boost/json/parse.hpp>
@@ -26,48 +27,11 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 using SteadyTime = std::chrono::steady_clock;
 
+using namespace kesm::k8s::apitest;
+
 namespace {
 
 constexpr const char* kLeaseName = "kesm-leader";
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-// Writes path atomically (a rename over it), as a rotating writer must.
-void writeAtomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream(tmp) << text;
-  fs::rename(tmp, path);
-}
-
-std::map<std::string, std::string> apiserverEnv() {
-  const char* dir = std::getenv("KESM_K8S_DIR");
-  REQUIRE(dir != nullptr);
-  std::istringstream in(slurp(std::string(dir) + "/run/env"));
-  std::map<std::string, std::string> env;
-  for (std::string line; std::getline(in, line);) {
-    if (auto eq = line.find('='); eq != std::string::npos) {
-      env[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-  }
-  REQUIRE(env.count("APISERVER_URL") == 1);
-  return env;
-}
-
-std::uint16_t portOf(const std::string& url) {
-  return static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
-}
-
-std::string randomSuffix() {
-  std::random_device rd;
-  std::ostringstream out;
-  out << std::hex << (rd() & 0xffffff);
-  return out.str();
-}
 
 // A namespace with ServiceAccount "kesm" whose Role allows: create leases (any name: create
 // cannot be limited by name), get/update the lease kesm-leader only. Set up with the admin

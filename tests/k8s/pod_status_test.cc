@@ -11,6 +11,7 @@
 #include "k8s/in_cluster.h"
 #include "k8s/pod_status_scraper.h"
 #include "net/http.h"
+#include "tests/k8s/apiserver_env.h"
 
 #include <arpa/inet.h>
 #include <atomic>
@@ -38,41 +39,11 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using SteadyTime = std::chrono::steady_clock;
 
+using namespace kesm::k8s::apitest;
+
 namespace {
 
 constexpr const char* kService = "kesm-orders";
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-std::map<std::string, std::string> apiserverEnv() {
-  const char* dir = std::getenv("KESM_K8S_DIR");
-  REQUIRE(dir != nullptr);
-  std::istringstream in(slurp(std::string(dir) + "/run/env"));
-  std::map<std::string, std::string> env;
-  for (std::string line; std::getline(in, line);) {
-    if (auto eq = line.find('='); eq != std::string::npos) {
-      env[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-  }
-  REQUIRE(env.count("APISERVER_URL") == 1);
-  return env;
-}
-
-std::uint16_t portOf(const std::string& url) {
-  return static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
-}
-
-std::string randomSuffix() {
-  std::random_device rd;
-  std::ostringstream out;
-  out << std::hex << (rd() & 0xffffff);
-  return out.str();
-}
 
 // A non-loopback, non-link-local address of an interface that is up, of `family`; empty when
 // there is none.
