@@ -15,10 +15,7 @@ namespace kesm::k8s {
 
 namespace json = boost::json;
 
-namespace {
-
-// At most `n` bytes of untrusted text for a message, control characters as '?'.
-std::string excerpt(std::string_view text, std::size_t n = 80) {
+std::string excerpt(std::string_view text, std::size_t n) {
   std::string out(text.substr(0, n));
   for (char& c : out) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
@@ -30,6 +27,8 @@ std::string excerpt(std::string_view text, std::size_t n = 80) {
   }
   return out;
 }
+
+namespace {
 
 const char* kindOf(const json::value& v) {
   switch (v.kind()) {

@@ -51,6 +51,10 @@ std::optional<EndpointList> decodeEndpointSliceList(std::string_view body, std::
 // "http://10.1.2.3:8080/status", "http://[fd00::7]:8080/status".
 std::string statusUrl(const PodEndpoint& endpoint);
 
+// At most `n` bytes of untrusted text (a pod's answer) for a message, control characters as
+// '?', "..." when cut.
+std::string excerpt(std::string_view text, std::size_t n = 80);
+
 // A /status answer larger than this is refused unread: `kesm poller`'s is under 1 KiB a
 // poller, and at most 64 pollers run in a pod.
 inline constexpr std::size_t kMaxPollerStatusBytes = 1024 * 1024;

@@ -22,20 +22,6 @@ namespace {
 // Log lines name at most this many pods a round; the rest are counted.
 constexpr std::size_t kPodsLoggedPerRound = 5;
 
-// At most `n` bytes of text a pod wrote, control characters as '?'.
-std::string clip(std::string_view text, std::size_t n = 500) {
-  std::string out(text.substr(0, n));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      c = '?';
-    }
-  }
-  if (text.size() > n) {
-    out += "...";
-  }
-  return out;
-}
-
 PodReadOutcome outcomeForTransport(const net::HttpResult& r) {
   switch (r.error) {
   case net::HttpErrorKind::kTimeout:
@@ -47,21 +33,6 @@ PodReadOutcome outcomeForTransport(const net::HttpResult& r) {
                                                                    : PodReadOutcome::kIoError;
   }
 }
-
-class ApiClientTransport final : public ApiTransport {
-public:
-  ApiClientTransport(const InCluster& cluster, milliseconds timeout)
-      : client_(cluster, ApiClientOptions{.timeout = timeout}) {}
-  net::HttpResult request(const std::string& method, const std::string& path,
-                          const std::string& body) override {
-    return client_.request(method, path, body);
-  }
-  std::string describe() const override { return client_.describe(); }
-  std::string tokenError() const override { return client_.tokenError(); }
-
-private:
-  ApiClient client_;
-};
 
 // One pod's read, written by the one worker that took its index.
 struct Read {
@@ -288,7 +259,7 @@ ScrapeRound PodStatusScraper::scrapeOnce() {
     if (!disabled.empty() && !fatal_) {
       const auto& [pod, reason] = disabled.front(); // the first by name
       fatal_ = "pod " + pod + " of Service " + service + " reports mapping " + options_.mapping +
-               " Disabled: " + (reason.empty() ? "(no reason given)" : clip(reason));
+               " Disabled: " + (reason.empty() ? "(no reason given)" : excerpt(reason, 500));
       fire = fatal_;
     }
   }
@@ -340,7 +311,7 @@ void PodStatusScraper::readPods(
         r.error = error;
       } else if (r.status->mapping != options_.mapping) {
         r.outcome = PodReadOutcome::kWrongMapping;
-        r.error = "a poller of mapping \"" + clip(r.status->mapping, 80) + "\", not " +
+        r.error = "a poller of mapping \"" + excerpt(r.status->mapping, 80) + "\", not " +
                   options_.mapping + ": the Service selects another mapping's pods";
       } else {
         r.outcome = PodReadOutcome::kOk;
@@ -436,9 +407,8 @@ std::unique_ptr<PodStatusScraper> makeApiPodStatusScraper(const InCluster& clust
                                                           PodStatusScraperOptions options,
                                                           milliseconds api_timeout) {
   const std::size_t limit = options.max_body_bytes;
-  return std::make_unique<PodStatusScraper>(
-      std::make_unique<ApiClientTransport>(cluster, api_timeout), httpStatusFetcher(limit),
-      std::move(options));
+  return std::make_unique<PodStatusScraper>(makeApiTransport(cluster, api_timeout),
+                                            httpStatusFetcher(limit), std::move(options));
 }
 
 } // namespace kesm::k8s

@@ -131,11 +131,15 @@ std::unique_ptr<ScaleClient> makeScaleClient(std::unique_ptr<ApiTransport> trans
                                                 std::move(name));
 }
 
+std::unique_ptr<ApiTransport> makeApiTransport(const InCluster& cluster,
+                                               std::chrono::milliseconds timeout) {
+  return std::make_unique<ApiClientTransport>(cluster, timeout);
+}
+
 std::unique_ptr<ScaleClient> makeApiScaleClient(const InCluster& cluster, std::string ns,
                                                 std::string name,
                                                 std::chrono::milliseconds timeout) {
-  return makeScaleClient(std::make_unique<ApiClientTransport>(cluster, timeout), std::move(ns),
-                         std::move(name));
+  return makeScaleClient(makeApiTransport(cluster, timeout), std::move(ns), std::move(name));
 }
 
 } // namespace kesm::k8s

@@ -85,6 +85,11 @@ public:
   virtual std::string tokenError() const = 0; // why the token file could not be read; empty
 };
 
+// The transport of the product: an ApiClient (k8s/api_client.h) of `cluster`, each request
+// within `timeout`. Throws std::runtime_error when the CA file cannot be loaded.
+std::unique_ptr<ApiTransport> makeApiTransport(const InCluster& cluster,
+                                               std::chrono::milliseconds timeout);
+
 std::unique_ptr<ScaleClient> makeScaleClient(std::unique_ptr<ApiTransport> transport,
                                              std::string ns, std::string name);
 
