@@ -113,13 +113,54 @@ enum class NullValues {
   kOmit,  // tombstone: no "value" (as AWS); null header value: null -- lossless, fewer readers
 };
 
+// How kesm talks to the function (docs/functions.md).
+enum class FunctionProtocol {
+  kLambdaEvent, // POST AWS Lambda's self-managed Kafka event as JSON to url
+  kAwsLambda,   // the AWS Lambda Invoke API, signed with SigV4
+  kCloudEvents, // CloudEvents over HTTP to url
+};
+
+// An https function URL: whom to trust, and the client certificate for mutual TLS.
+struct FunctionTlsConfig {
+  std::string ca_file;          // PEM; empty: the system's CA store
+  std::string certificate_file; // PEM client certificate (chain), with key_file
+  std::string key_file;         // PEM private key, unencrypted
+  // The name the server's certificate must carry, also sent as SNI; empty: the URL's host.
+  std::string server_name;
+  Location at; // the tls map
+};
+
+struct AwsLambdaConfig {
+  // A name, 123456789012:function:NAME or a full ARN, optionally ending :QUALIFIER.
+  std::string function_name;
+  std::string qualifier; // ?Qualifier=; empty: none (or the one in function_name)
+  std::string region;    // empty: the ARN's, else AWS_REGION, else AWS_DEFAULT_REGION at start
+  std::string endpoint;  // empty: https://lambda.REGION.amazonaws.com
+  Location at;           // the lambda map
+};
+
+enum class CloudEventsMode {
+  kBinary, // one record per request, attributes in ce- headers
+  kBatch,  // the batch as one application/cloudevents-batch+json array
+};
+
+struct CloudEventsConfig {
+  CloudEventsMode mode = CloudEventsMode::kBinary;
+  std::string source; // ce-source; empty: derived from the mapping (docs/functions.md)
+  std::string type = "dev.knative.kafka.event";
+};
+
 struct FunctionConfig {
-  std::string url; // required, http://host[:port]/path
+  FunctionProtocol protocol = FunctionProtocol::kLambdaEvent;
+  std::string url; // http[s]://host[:port]/path; required unless protocol is kAwsLambda
   Millis timeout{30000};
   NullValues null_values = NullValues::kEmpty;
   // A 2xx whose body is a Lambda runtime's error document (errorMessage + errorType) is a
   // function error: the Runtime Interface Emulator answers a raising handler that way.
   bool detect_error_body = true;
+  std::optional<FunctionTlsConfig> tls; // only with an https url or lambda endpoint
+  AwsLambdaConfig lambda;               // protocol kAwsLambda
+  CloudEventsConfig cloud_events;       // protocol kCloudEvents
 };
 
 struct BatchingConfig {
@@ -191,6 +232,9 @@ struct Mapping {
   // filtering (every record is delivered).
   std::shared_ptr<const filter::Filters> filters;
   PodsConfig pods;
+  // functionResponseTypes: [ReportBatchItemFailures]: the function may answer with the
+  // records that failed (docs/functions.md); lambdaEvent and awsLambda only.
+  bool report_batch_item_failures = false;
 };
 
 struct ServerConfig {

@@ -22,9 +22,9 @@ const Section kLeaderElectionSection{
     "under leaderElection",
     {"enabled", "leaseName", "namespace", "leaseDuration", "renewDeadline", "retryPeriod"}};
 const Section kServerSection{"under server", {"listen"}};
-const Section kMappingSection{
-    "in a mapping (an entry of the mappings list)",
-    {"name", "source", "function", "batching", "scaling", "retry", "onFailure", "filters", "pods"}};
+const Section kMappingSection{"in a mapping (an entry of the mappings list)",
+                              {"name", "source", "function", "batching", "scaling", "retry",
+                               "onFailure", "filters", "pods", "functionResponseTypes"}};
 const Section kPodsSection{"under a mapping's pods",
                            {"statefulSet", "service", "pollersPerPod", "statusInterval"}};
 const Section kSourceSection{"under a mapping's source",
@@ -40,7 +40,14 @@ const Section kTlsSection{"under a mapping's source.security.tls",
                            "keyPasswordEnv", "verifyHostname"}};
 const Section kOnFailureSection{"under a mapping's onFailure", {"destination"}};
 const Section kFunctionSection{"under a mapping's function",
-                               {"url", "timeout", "nullValues", "detectErrorBody"}};
+                               {"protocol", "url", "timeout", "nullValues", "detectErrorBody",
+                                "tls", "lambda", "cloudEvents"}};
+const Section kFunctionTlsSection{"under a mapping's function.tls",
+                                  {"caFile", "certificateFile", "keyFile", "serverName"}};
+const Section kLambdaSection{"under a mapping's function.lambda",
+                             {"functionName", "qualifier", "region", "endpoint"}};
+const Section kCloudEventsSection{"under a mapping's function.cloudEvents",
+                                  {"mode", "source", "type"}};
 const Section kBatchingSection{"under a mapping's batching",
                                {"batchSize", "maximumBatchingWindow"}};
 const Section kScalingSection{"under a mapping's scaling",
@@ -56,10 +63,11 @@ namespace {
 
 const std::vector<const Section*>& allSections() {
   static const std::vector<const Section*> sections{
-      &kTopSection,       &kServerSection,   &kLeaderElectionSection, &kMappingSection,
-      &kSourceSection,    &kSecuritySection, &kSaslSection,           &kTlsSection,
-      &kFunctionSection,  &kBatchingSection, &kScalingSection,        &kRetrySection,
-      &kOnFailureSection, &kPodsSection};
+      &kTopSection,        &kServerSection,   &kLeaderElectionSection, &kMappingSection,
+      &kSourceSection,     &kSecuritySection, &kSaslSection,           &kTlsSection,
+      &kFunctionSection,   &kBatchingSection, &kScalingSection,        &kRetrySection,
+      &kOnFailureSection,  &kPodsSection,     &kFunctionTlsSection,    &kLambdaSection,
+      &kCloudEventsSection};
   return sections;
 }
 

@@ -12,35 +12,6 @@ namespace kesm::config::detail {
 
 namespace {
 
-void readFunction(Reporter& reporter, const Field& field, FunctionConfig& function) {
-  if (!expectMap(reporter, field, "a map with url and optionally timeout")) {
-    return;
-  }
-  SectionReader section(reporter, field.value, field.path, field.value_pos, kFunctionSection);
-  if (auto f = section.required("url", "give the function's URL, like http://my-fn:8080/invoke")) {
-    auto text = readScalar(reporter, *f, "an http:// URL like http://host:8080/path");
-    if (text) {
-      if (auto error = httpUrlError(*text)) {
-        reporter.add(f->value_pos, f->path, *error);
-      } else {
-        function.url = *text;
-      }
-    }
-  }
-  readDuration(reporter, section.optional("timeout"), kTimeoutRange, function.timeout);
-  if (const Field* f = section.optional("nullValues")) {
-    auto text = readScalar(reporter, *f, "empty or omit");
-    if (text && *text == "empty") {
-      function.null_values = NullValues::kEmpty;
-    } else if (text && *text == "omit") {
-      function.null_values = NullValues::kOmit;
-    } else if (text) {
-      reporter.add(f->value_pos, f->path, "must be empty or omit, got " + describe(f->value));
-    }
-  }
-  readBool(reporter, section.optional("detectErrorBody"), function.detect_error_body);
-}
-
 void readBatching(Reporter& reporter, const Field& field, BatchingConfig& batching) {
   if (!expectMap(reporter, field, "a map with batchSize and maximumBatchingWindow")) {
     return;
@@ -213,6 +184,9 @@ void readMapping(Reporter& reporter, const Field& field, const SettingValidator&
   }
   if (auto f = section.required("function", "say which function to invoke, with url")) {
     readFunction(reporter, *f, mapping.function);
+  }
+  if (auto f = section.optional("functionResponseTypes")) {
+    readFunctionResponseTypes(reporter, *f, mapping);
   }
   if (auto f = section.optional("batching")) {
     readBatching(reporter, *f, mapping.batching);

@@ -30,6 +30,11 @@ bool validDns1035Label(std::string_view s);
 void readPods(Reporter& reporter, const Field& field, PodsConfig& pods);
 // "kesm-" + name when that makes a StatefulSet name, else empty.
 std::string defaultStatefulSet(const std::string& mapping_name);
+// A path to a file, read at startup; only its shape is checked here (source_section.cc).
+std::optional<std::string> readPath(Reporter& reporter, const Field& field);
+// A mapping's function (function_section.cc), and its functionResponseTypes list.
+void readFunction(Reporter& reporter, const Field& field, FunctionConfig& function);
+void readFunctionResponseTypes(Reporter& reporter, const Field& field, Mapping& mapping);
 void readMappings(Reporter& reporter, const Field& field, const SettingValidator& validate_setting,
                   std::vector<Mapping>& mappings);
 

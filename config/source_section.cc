@@ -12,6 +12,16 @@
 
 namespace kesm::config::detail {
 
+// A path to a file, read at startup; only its shape is checked here.
+std::optional<std::string> readPath(Reporter& reporter, const Field& field) {
+  auto text = readScalar(reporter, field, "a file path");
+  if (text && text->empty()) {
+    reporter.add(field.value_pos, field.path, "must be a file path, got an empty string");
+    return std::nullopt;
+  }
+  return text;
+}
+
 namespace {
 
 void readBootstrapServers(Reporter& reporter, const Field& field, SourceConfig& source) {
@@ -121,15 +131,6 @@ void readTopics(Reporter& reporter, const Field& field, SourceConfig& source) {
   }
 }
 
-// A path to a file, read at startup; only its shape is checked here.
-std::optional<std::string> readPath(Reporter& reporter, const Field& field) {
-  auto text = readScalar(reporter, field, "a file path");
-  if (text && text->empty()) {
-    reporter.add(field.value_pos, field.path, "must be a file path, got an empty string");
-    return std::nullopt;
-  }
-  return text;
-}
 
 // One secret given by exactly one of <base> (a literal, where allowed), <base>File or
 // <base>Env. `what` names the secret in messages.

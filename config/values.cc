@@ -65,18 +65,6 @@ bool validHostPort(std::string_view text, int lo) {
   return port >= lo && port <= 65535;
 }
 
-namespace {
-
-// `prefix` in lower case.
-bool startsWithNoCase(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() &&
-         std::equal(prefix.begin(), prefix.end(), text.begin(), [](char p, char t) {
-           return p == static_cast<char>(std::tolower(static_cast<unsigned char>(t)));
-         });
-}
-
-} // namespace
-
 std::string redactUserinfo(std::string_view url) {
   auto scheme = url.find("://");
   std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
@@ -96,14 +84,13 @@ std::optional<std::string> httpUrlError(std::string_view url) {
            "credentials to the function; got " +
            quote(shown);
   }
-  const std::string shape = "must be an http:// URL like http://host:8080/path, got " + quote(url);
-  if (startsWithNoCase(url, "https://")) {
-    return "https is not supported yet; " + shape;
-  }
-  if (url.substr(0, 7) != "http://") {
+  const std::string shape =
+      "must be an http:// or https:// URL like https://host:8443/path, got " + quote(url);
+  std::size_t scheme = url.substr(0, 7) == "http://" ? 7 : url.substr(0, 8) == "https://" ? 8 : 0;
+  if (scheme == 0) {
     return shape;
   }
-  auto rest = url.substr(7);
+  auto rest = url.substr(scheme);
   auto slash = rest.find('/');
   auto authority = rest.substr(0, slash);
   auto path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);

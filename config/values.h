@@ -23,7 +23,7 @@ bool validEnvName(std::string_view name);
 // The URL with any user:password@ before the host replaced by ***@, for messages: a password
 // written in the URL must not reach a terminal or a log.
 std::string redactUserinfo(std::string_view url);
-// http://host[:port][/path]; the rule it breaks when the URL is not one (never showing a
+// http[s]://host[:port][/path]; the rule it breaks when the URL is not one (never showing a
 // password written in it).
 std::optional<std::string> httpUrlError(std::string_view url);
 

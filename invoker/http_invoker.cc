@@ -26,6 +26,8 @@ const char* toString(InvokeOutcome outcome) {
     return "connection_error";
   case InvokeOutcome::kPayloadTooLarge:
     return "payload_too_large";
+  case InvokeOutcome::kPartialFailure:
+    return "partial_failure";
   }
   return "unknown";
 }

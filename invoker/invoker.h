@@ -8,8 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kesm::invoker {
 
@@ -20,14 +22,26 @@ enum class InvokeOutcome {
   kTimeout,         // no complete answer within the function timeout
   kConnectionError, // connect/read/write failed
   kPayloadTooLarge, // HTTP 413: the function's limit is below this batch's size
+  kPartialFailure,  // the function named the records that failed: see item_failures
 };
 
 const char* toString(InvokeOutcome outcome); // "success", "function_error", ...
+
+// The first record of a partition that failed; the partition's records before it succeeded.
+struct ItemFailure {
+  TopicPartition tp;
+  std::int64_t offset = 0;
+};
 
 struct InvokeResult {
   InvokeOutcome outcome = InvokeOutcome::kSuccess;
   int http_status = 0; // 0 when there was no response
   std::string detail;  // human-readable reason for logs; never a secret
+  // A 429's Retry-After, when the answer gave one.
+  std::optional<std::chrono::milliseconds> retry_after;
+  // With kPartialFailure: one entry per partition that failed, at its first failed record.
+  // Records of partitions not listed succeeded.
+  std::vector<ItemFailure> item_failures;
   bool ok() const { return outcome == InvokeOutcome::kSuccess; }
 };
 

@@ -9,6 +9,7 @@ FailureClass classify(const invoker::InvokeResult& result) {
   case invoker::InvokeOutcome::kSuccess:
   case invoker::InvokeOutcome::kFunctionError:
   case invoker::InvokeOutcome::kTimeout:
+  case invoker::InvokeOutcome::kPartialFailure: // the records not reported succeeded
     return FailureClass::kFunctionError;
   case invoker::InvokeOutcome::kConnectionError:
     return FailureClass::kUnreachable;

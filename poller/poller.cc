@@ -7,6 +7,7 @@
 #include "invoker/payload.h"
 #include "kafka/rdkafka_adapter.h"
 #include "poller/dead_letter.h"
+#include "poller/invoker_factory.h"
 #include "poller/poller_impl.h"
 
 #include <algorithm>
@@ -82,14 +83,7 @@ invoker::EventFormat eventFormat(const config::Mapping& mapping) {
 PollerContext basePollerContext(const config::Mapping& mapping) {
   PollerContext base;
   base.mapping = mapping;
-  invoker::HttpInvokerOptions opts;
-  opts.url = mapping.function.url;
-  opts.timeout = mapping.function.timeout;
-  opts.bootstrap_servers = kafka::joinServers(mapping.source.bootstrap_servers);
-  opts.format = eventFormat(mapping);
-  opts.detect_error_body = mapping.function.detect_error_body;
-  opts.log_name = mapping.name;
-  base.make_invoker = [opts] { return invoker::makeHttpInvoker(opts); };
+  base.make_invoker = invokerFactory(mapping);
   if (!mapping.on_failure.destination_topic.empty()) {
     base.dead_letters = makeKafkaDeadLetterSink(mapping, std::chrono::milliseconds(30000));
   }

@@ -13,6 +13,7 @@
 #include "kafka/kafka.h"
 #include "metrics/metrics.h"
 #include "poller/dead_letter.h"
+#include "poller/invoker_factory.h"
 #include "scaler/signals.h"
 
 #include <atomic>
@@ -34,8 +35,6 @@ enum class PollerState {
 };
 
 const char* toString(PollerState state);
-
-using InvokerFactory = std::function<std::unique_ptr<invoker::FunctionInvoker>()>;
 
 // What pollers say of partitions they cannot move past (a batch retried, a record too large
 // held): read by /status. Thread-safe; shared by a mapping's pollers.

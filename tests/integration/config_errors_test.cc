@@ -300,16 +300,16 @@ const std::vector<BadConfig>& badConfigs() {
                "    source: {bootstrapServers: $BOOTSTRAP, topics: [orders]}\n"
                "    function: {url: 'ftp://fn/invoke'}\n",
        .command = kValidate,
-       .stderr_text = "$FILE:4:21: mappings[0].function.url: must be an http:// URL like "
-                      "http://host:8080/path, got 'ftp://fn/invoke'\n"},
+       .stderr_text = "$FILE:4:21: mappings[0].function.url: must be an http:// or https:// "
+                      "URL like https://host:8443/path, got 'ftp://fn/invoke'\n"},
       {.name = "a URL without a host",
        .yaml = "mappings:\n"
                "  - name: orders\n"
                "    source: {bootstrapServers: $BOOTSTRAP, topics: [orders]}\n"
                "    function: {url: 'http://:8080/invoke'}\n",
        .command = kValidate,
-       .stderr_text = "$FILE:4:21: mappings[0].function.url: must be an http:// URL like "
-                      "http://host:8080/path, got 'http://:8080/invoke'\n"},
+       .stderr_text = "$FILE:4:21: mappings[0].function.url: must be an http:// or https:// "
+                      "URL like https://host:8443/path, got 'http://:8080/invoke'\n"},
       // ---- source ----
       {.name = "bootstrapServers missing",
        .yaml = "mappings:\n"

@@ -264,7 +264,7 @@ mappings:
       bootstrapServers: kafka-0:9092
       topics: []
     function:
-      url: https://fn/invoke
+      url: ftp://fn/invoke
     batching:
       batchSize: 20000
       maximumBatchingWindow: 10m

@@ -583,7 +583,8 @@ TEST_CASE("rules: source", "[unit]") {
 }
 
 TEST_CASE("rules: function", "[unit]") {
-  const std::string url_shape = "must be an http:// URL like http://host:8080/path, got ";
+  const std::string url_shape =
+      "must be an http:// or https:// URL like https://host:8443/path, got ";
   auto c = GENERATE_COPY(from_range(std::vector<RuleCase>{
       {.rule = "url missing",
        .yaml = withFunction("      timeout: 5s\n"),
@@ -592,12 +593,12 @@ TEST_CASE("rules: function", "[unit]") {
        .column = 7,
        .message = "required key is missing; give the function's URL, like "
                   "http://my-fn:8080/invoke"},
-      {.rule = "url with https",
-       .yaml = withFunction("      url: https://fn/invoke\n"),
+      {.rule = "url with https and no host",
+       .yaml = withFunction("      url: https://:8443/invoke\n"),
        .key = "mappings[0].function.url",
        .line = 7,
        .column = 12,
-       .message = "https is not supported yet; " + url_shape + "'https://fn/invoke'"},
+       .message = url_shape + "'https://:8443/invoke'"},
       {.rule = "url with credentials: refused, the password not shown",
        .yaml = withFunction("      url: http://admin:s3cret@fn:8080/invoke\n"),
        .key = "mappings[0].function.url",
@@ -641,7 +642,7 @@ TEST_CASE("rules: function", "[unit]") {
        .key = "mappings[0].function.url",
        .line = 7,
        .column = 12,
-       .message = "must be an http:// URL like http://host:8080/path, got a list"},
+       .message = "must be an http:// or https:// URL like https://host:8443/path, got a list"},
       {.rule = "timeout 0",
        .yaml = withFunction("      url: http://fn:8080/\n      timeout: 0\n"),
        .key = "mappings[0].function.timeout",
