@@ -8,18 +8,19 @@
 // Contract of sign():
 //  - request.headers are the headers as they will be sent; they must include Host (with the
 //    port when it is not the scheme's default). All of them are signed except those a proxy or
-//    client may change (User-Agent, Expect, X-Amzn-Trace-Id, Transfer-Encoding, Connection) and
-//    those sign() sets itself (Authorization, X-Amz-Date, X-Amz-Security-Token,
-//    X-Amz-Content-Sha256), which are ignored when present.
+//    client may change (User-Agent, Connection, Expect, Transfer-Encoding, X-Amzn-Trace-Id and
+//    the others of botocore's list, see sigv4.cc) and those sign() sets itself (Authorization,
+//    X-Amz-Date, X-Amz-Security-Token, X-Amz-Content-Sha256), which are ignored when present.
 //  - sign() signs X-Amz-Date, X-Amz-Security-Token (when credentials.session_token is not
-//    empty) and X-Amz-Content-Sha256 (when params.content_sha256_header); the caller must send
-//    the returned values under exactly these names, plus Authorization, and nothing else changed.
-//  - request.target is the path and query exactly as sent on the wire (already percent-encoded
-//    once, e.g.
-//    "/2015-03-31/functions/arn%3Aaws%3Alambda%3A...%3Amy-fn/invocations?Qualifier=live"). In the
-//    canonical request each path segment is encoded again (double_encode_path: every service but
-//    S3), so "%3A" is signed as "%253A". Query parameters are decoded, re-encoded (RFC 3986
-//    unreserved set, upper-case hex) and sorted by name, then value.
+//    empty, unless !params.sign_security_token) and X-Amz-Content-Sha256 (when
+//    params.content_sha256_header); the caller must send the returned values under exactly these
+//    names, plus Authorization, and nothing else changed.
+//  - request.target is the path and query exactly as sent on the wire, already percent-encoded
+//    once: "/2015-03-31/functions/arn%3Aaws%3Alambda%3A...%3Amy-fn/invocations?Qualifier=live".
+//    With double_encode_path (every service but S3) the canonical URI encodes that path once
+//    more, so "%3A" is signed as "%253A"; without it the path is signed as sent. Query
+//    parameters are decoded, re-encoded (RFC 3986 unreserved set, upper-case hex) and sorted by
+//    name, then value; send "%20", not "+", for a space.
 //  - Secrets (secret_access_key, session_token) appear only in what must carry them (the
 //    signature derives from the secret; security_token is the token) and never in errors.
 
@@ -49,19 +50,21 @@ struct SigningRequest {
 };
 
 struct SigningParams {
-  std::string region;                         // "us-east-1"
-  std::string service;                        // "lambda"
-  std::chrono::system_clock::time_point time; // the request time (X-Amz-Date), UTC
-  bool double_encode_path = true;             // false for S3
-  bool normalize_path = true;                 // remove "." / ".." / empty segments; false for S3
-  bool sign_body = true;                      // false: the payload hash is "UNSIGNED-PAYLOAD"
-  bool content_sha256_header = false;         // sign and send X-Amz-Content-Sha256 (S3 needs it)
+  std::string region;                           // "us-east-1"
+  std::string service;                          // "lambda"
+  std::chrono::system_clock::time_point time{}; // the request time (X-Amz-Date), UTC
+  bool double_encode_path = true;               // false for S3
+  bool normalize_path = true;                   // remove "." / ".." / empty segments; false for S3
+  bool sign_body = true;                        // false: the payload hash is "UNSIGNED-PAYLOAD"
+  bool content_sha256_header = false;           // sign and send X-Amz-Content-Sha256 (S3 needs it)
+  bool sign_security_token = true; // false: X-Amz-Security-Token is sent but not signed (IoT)
 };
 
 struct SignedHeaders {
-  std::string
-      authorization;    // "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request, ..."
-  std::string amz_date; // X-Amz-Date: "20150830T123600Z"
+  // "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request, SignedHeaders=...,
+  // Signature=..."
+  std::string authorization;
+  std::string amz_date;       // X-Amz-Date: "20150830T123600Z"
   std::string security_token; // X-Amz-Security-Token; empty if none
   std::string content_sha256; // X-Amz-Content-Sha256; empty unless params.content_sha256_header
 };
