@@ -2,7 +2,7 @@
 
 // AWS Signature Version 4 for one HTTP request, header form (an Authorization header; no
 // presigned URLs, no SigV4a). Pure: the time is passed in, nothing is read from the
-// environment, nothing is logged, nothing throws on well-formed input. Thread-safe (no state).
+// environment, nothing is logged, nothing throws (bar std::bad_alloc). Thread-safe (no state).
 // Checked against the AWS SigV4 test suite and against botocore (tests/unit/aws, tests/aws).
 //
 // Contract of sign():
