@@ -131,7 +131,6 @@ void readTopics(Reporter& reporter, const Field& field, SourceConfig& source) {
   }
 }
 
-
 // One secret given by exactly one of <base> (a literal, where allowed), <base>File or
 // <base>Env. `what` names the secret in messages.
 SecretSource readSecret(Reporter& reporter, const SectionReader& section, const Field& parent,
