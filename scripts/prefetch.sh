@@ -14,9 +14,11 @@
 # builds), idempotent, holding a flock in its cache while it builds. A fixture that ctest
 # reaches while its step runs waits on that lock, then finds the result; a step that failed
 # left nothing, so its fixture does the work again and fails in ctest's output if it fails.
-# Priority: SCHED_IDLE (chrt --idle; else nice 19), inherited by every child (go, mvn, pip,
-# podman and the compile in the image), so the prefetch only takes CPU time that the C++
-# build and the tests leave idle. PREFETCH=0 (make test PREFETCH=0) skips it.
+# Priority, per step (the list's second column): `net` steps (downloads: they wait on the
+# network and need little CPU) run at normal priority, so they finish during the compile;
+# `cpu` steps (the builds) run at SCHED_IDLE (chrt --idle; else nice 19), inherited by every
+# child (go, podman and the compile in the image), so they only take CPU time that the C++
+# build and the tests leave idle. PREFETCH=0 (make test PREFETCH=0) skips it all.
 # KESM_PREFETCH_LIST: another list (default scripts/prefetch.list).
 set -euo pipefail
 
@@ -38,27 +40,37 @@ cmd_start() {
     log "already running (pid $(cat "$dir/prefetch.pid")); log: $dir/prefetch.log"
     return 0
   fi
+  rm -f "$dir/prefetch.status"
+  "$0" run "$dir" >"$dir/prefetch.log" 2>&1 </dev/null &
+  echo $! >"$dir/prefetch.pid"
+  log "started (pid $!): $(grep -cv '^\s*\(#\|$\)' "$LIST") steps of ${LIST#"$ROOT"/}; log: $dir/prefetch.log"
+}
+
+idle_prefix() {  # the command prefix of a `cpu` step
   local prio=(nice -n 19)
   if chrt --idle 0 true 2>/dev/null; then prio=(chrt --idle 0); fi
   if ionice -c 3 true 2>/dev/null; then prio+=(ionice -c 3); fi
-  rm -f "$dir/prefetch.status"
-  "${prio[@]}" "$0" run "$dir" >"$dir/prefetch.log" 2>&1 </dev/null &
-  echo $! >"$dir/prefetch.pid"
-  log "started (pid $!, ${prio[*]}): $(grep -cv '^\s*\(#\|$\)' "$LIST") steps of ${LIST#"$ROOT"/}; log: $dir/prefetch.log"
+  echo "${prio[*]}"
 }
 
 cmd_run() {
-  local dir=$1 name cmd t0 rc
+  local dir=$1 name kind cmd t0 rc prefix idle
   mkdir -p "$dir"
   : >"$dir/prefetch.status"
   cd "$ROOT"
-  while read -r name cmd; do
+  idle=$(idle_prefix)
+  while read -r name kind cmd; do
     [[ -z $name || $name == \#* ]] && continue
-    echo "== prefetch $name: $cmd ($(date -u +%T) UTC)"
+    case $kind in
+    net) prefix="" ;;
+    cpu) prefix=$idle ;;
+    *) echo "== prefetch $name: unknown kind '$kind' (net|cpu) in $LIST" >&2; exit 2 ;;
+    esac
+    echo "== prefetch $name: ${prefix:+$prefix }$cmd ($(date -u +%T) UTC)"
     t0=$SECONDS
     rc=0
     # shellcheck disable=SC2086 # the list's commands are split on blanks, by design
-    $cmd </dev/null || rc=$?
+    $prefix $cmd </dev/null || rc=$?
     if ((rc == 0)); then
       echo "$name ok 0 $((SECONDS - t0))" >>"$dir/prefetch.status"
       echo "== prefetch $name: ok in $((SECONDS - t0)) s"
