@@ -31,7 +31,9 @@ usage() {
 }
 log() { echo "prefetch.sh: $*" >&2; }
 
-alive() { [[ -f $1/prefetch.pid ]] && kill -0 "$(cat "$1/prefetch.pid")" 2>/dev/null; }
+alive() {  # the pid of DIR/prefetch.pid runs, and is a prefetch (not a reused pid)
+  [[ -f $1/prefetch.pid ]] && tr '\0' ' ' <"/proc/$(cat "$1/prefetch.pid")/cmdline" 2>/dev/null | grep -q 'prefetch.sh run'
+}
 
 cmd_start() {
   local dir=$1

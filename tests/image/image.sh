@@ -217,7 +217,9 @@ cmd_build() {
   # One build at a time (the fixture and scripts/prefetch.sh may run together): the second
   # waits here, then rebuilds from podman's layer cache in seconds.
   exec 9>"$CACHE/.build.lock"
-  flock 9
+  # shellcheck source=../../scripts/lock.sh
+  . "$ROOT/scripts/lock.sh"
+  kesm_lock 9 "$CACHE/.build.lock" "the image build"
   cmd_base
   local t0 t1 revision
   revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)

@@ -139,7 +139,9 @@ cmd_setup() {
   if bins_built; then log "built: $BIN_DIR ($(k8s_version))"; return 0; fi
   mkdir -p "$BIN_DIR"
   exec 9>"$BIN_DIR/.build.lock"
-  flock 9
+  # shellcheck source=../../scripts/lock.sh
+  . "$REPO_ROOT/scripts/lock.sh"
+  kesm_lock 9 "$BIN_DIR/.build.lock" "the API server's build"
   if bins_built; then exec 9>&-; return 0; fi
   go_env
   local ld t0=$SECONDS
