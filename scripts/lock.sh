@@ -14,7 +14,8 @@ kesm_lock() {
   real=$(readlink -f "$file")
   # The holders: every other process with the lock file open (the `flock` command that took
   # the lock has exited; the script that ran it and its children keep the descriptor).
-  for link in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "$real" 2>/dev/null); do
+  local lockfd=$fd  # closed for find: it must not count itself
+  for link in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "$real" 2>/dev/null {lockfd}>&-); do
     pid=${link#/proc/}; pid=${pid%%/*}
     [[ $pid == "$$" || $pid == "$BASHPID" ]] || holders+=" $pid"
   done
@@ -33,7 +34,7 @@ kesm_lock() {
       done
     done
     pid=${holders# }; pid=${pid%% *}
-    echo "waiting for pid$holders ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-100)) to finish $what; raised $(wc -w <<<"$pids") processes to normal priority" >&2
+    echo "waiting for pid$holders ($(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-100)) to finish $what; raised $(wc -w <<<"$pids") processes to normal priority" >&2
   fi
   flock "$fd"
   echo "waited $((SECONDS - t0)) s for $what" >&2

@@ -77,7 +77,8 @@ if [ "$NPROC" = unlimited ] || [ "$NPROC" -gt 32768 ]; then
 fi
 ULIMITS=(--ulimit "nofile=$NOFILE:$NOFILE" --ulimit "nproc=$NPROC:$NPROC")
 
-podman_() { podman "${PODMAN_FLAGS[@]}" "$@"; }
+# 9>&-: podman never keeps the build lock (scripts/lock.sh) open in a process of its own.
+podman_() { podman "${PODMAN_FLAGS[@]}" "$@" 9>&-; }
 
 need() {
   command -v "$1" >/dev/null || die "$1 not found: run scripts/install-deps.sh ($2)"
