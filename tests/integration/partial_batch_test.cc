@@ -28,8 +28,9 @@ constexpr std::int64_t kPerPartition = 200;
 class PartialFunction {
 public:
   // (partition, offset) -> how many times the record fails before it succeeds.
-  explicit PartialFunction(std::map<std::pair<int, std::int64_t>, int> failures)
-      : failures_(std::move(failures)),
+  explicit PartialFunction(std::map<std::pair<int, std::int64_t>, int> failures,
+                           std::int64_t per_partition = kPerPartition)
+      : per_partition_(per_partition), failures_(std::move(failures)),
         server_(
             "127.0.0.1:0", [this](const net::HttpRequest& r) { return handle(r); },
             serverOptions()) {}
@@ -42,13 +43,13 @@ public:
     std::lock_guard lock(mutex_);
     return violations_;
   }
-  // The lowest offset of each partition that has not succeeded yet (kPerPartition: none).
+  // The lowest offset of each partition that has not succeeded yet (per_partition: none).
   std::map<int, std::int64_t> firstUnsucceeded() const {
     std::lock_guard lock(mutex_);
     std::map<int, std::int64_t> out;
     for (int p = 0; p < kPartitions; ++p) {
       std::int64_t o = 0;
-      while (o < kPerPartition && succeeded_.count({p, o})) {
+      while (o < per_partition_ && succeeded_.count({p, o})) {
         ++o;
       }
       out[p] = o;
@@ -67,6 +68,11 @@ public:
     std::lock_guard lock(mutex_);
     return partial_answers_;
   }
+  // The partitions of each invocation, in order.
+  std::vector<std::set<int>> invocations() const {
+    std::lock_guard lock(mutex_);
+    return invocations_;
+  }
 
 private:
   static net::HttpServerOptions serverOptions() {
@@ -84,7 +90,9 @@ private:
     for (const auto& r : records) {
       slices[r.partition].push_back(r.offset);
     }
+    invocations_.emplace_back();
     for (const auto& [p, offsets] : slices) {
+      invocations_.back().insert(p);
       for (std::size_t i = 1; i < offsets.size(); ++i) {
         if (offsets[i] != offsets[i - 1] + 1) {
           violations_.push_back("partition " + std::to_string(p) + " not contiguous at " +
@@ -135,8 +143,10 @@ private:
     return response;
   }
 
+  const std::int64_t per_partition_;
   mutable std::mutex mutex_;
   std::map<std::pair<int, std::int64_t>, int> failures_;
+  std::vector<std::set<int>> invocations_;
   std::set<std::pair<int, std::int64_t>> succeeded_;
   std::map<int, std::int64_t> sent_end_; // last offset sent, per partition
   std::map<int, std::int64_t> pending_;  // first failure answered, per partition
@@ -239,4 +249,39 @@ TEST_CASE("partial batch responses: only the failed rest reaches the onFailure t
   CHECK(metricValue(metrics, "kesm_events_on_failure_delivered_total{mapping=\"ledger\"}") ==
         static_cast<double>(failed.size()));
   CHECK(function.firstUnsucceeded().at(0) == 30);
+}
+
+TEST_CASE("partial batch responses: in a batch of several partitions, those not listed are "
+          "committed whole and only the listed one is sent again",
+          "[integration][partial]") {
+  app::MockKafkaCluster cluster(1);
+  cluster.createTopic("ledger", kPartitions);
+  // Few records: the first batch holds every partition.
+  constexpr std::int64_t kFew = 5;
+  produceNumbered(cluster.bootstrapServers(), "ledger", kPartitions, kFew);
+  PartialFunction function({{{1, 2}, 1}}, kFew);
+  MappingYaml m = testMapping("ledger", cluster.bootstrapServers(), "ledger", function.url(), 1, 1);
+  m.extra_lines = "    functionResponseTypes: [ReportBatchItemFailures]\n";
+  m.batching.set("maximumBatchingWindow", "1s"); // one batch of all 15 records
+  auto config = config::parseConfig(configYaml(m), "test.yaml", kafka::checkSetting);
+  app::Runtime runtime(config, {});
+  runtime.start();
+  bool done = waitUntil(60s, [&] {
+    auto committed = committedOffsets(config.mappings[0]);
+    return committed.size() == kPartitions &&
+           std::all_of(committed.begin(), committed.end(),
+                       [](const auto& c) { return c.second == kFew; });
+  });
+  std::string metrics = scrape(runtime, "/metrics");
+  REQUIRE(runtime.stop());
+  INFO(metrics);
+  REQUIRE(done);
+  CHECK(function.violations().empty());
+  auto invocations = function.invocations();
+  REQUIRE(invocations.size() == 2);
+  CHECK(invocations[0] == std::set<int>{0, 1, 2});
+  CHECK(invocations[1] == std::set<int>{1}); // partitions 0 and 2 were not sent again
+  CHECK(function.resent() == 3);             // 1@2..4
+  CHECK(function.received() == kPartitions * kFew + 3);
+  CHECK(metricValue(metrics, "kesm_events_failed_invoke_total{mapping=\"ledger\"}") == 3);
 }
