@@ -1,5 +1,6 @@
 #include "common/json.h"
 #include "common/log.h"
+#include "invoker/batch_item_failures.h"
 #include "invoker/invoker.h"
 #include "invoker/payload.h"
 #include "net/http.h"
@@ -155,30 +156,60 @@ public:
                       excerpt(response.body);
       return result;
     }
-    switch (options_.detect_error_body ? classifySuccessBody(response.body)
-                                       : SuccessBody::kSuccess) {
-    case SuccessBody::kLambdaError:
+    SuccessBody kind =
+        options_.detect_error_body ? classifySuccessBody(response.body) : SuccessBody::kSuccess;
+    if (kind == SuccessBody::kLambdaError) {
       result.outcome = InvokeOutcome::kFunctionError;
       result.detail = "HTTP " + std::to_string(response.status) +
                       " with a Lambda error document: " + excerpt(response.body);
       return result;
-    case SuccessBody::kBatchFailures:
-      // Like AWS without ReportBatchItemFailures: the whole batch succeeded. Say so once.
-      if (!options_.warned_ignored_body->exchange(true)) {
-        log(LogLevel::kWarn, "invoker", options_.log_name,
-            ": the function answered with batchItemFailures; kesm does not support partial "
-            "batch responses yet, so the whole batch counts as succeeded (logged once): ",
-            excerpt(response.body));
+    }
+    if (options_.report_batch_item_failures) {
+      // Any size: a long list of failures must not pass as a success.
+      if (response.body.find("batchItemFailures") != std::string::npos) {
+        reportedFailures(batch, response, result);
+        return result;
       }
-      break;
-    case SuccessBody::kSuccess:
-      break;
+    } else if (kind == SuccessBody::kBatchFailures &&
+               !options_.warned_ignored_body->exchange(true)) {
+      // Like AWS without ReportBatchItemFailures: the whole batch succeeded. Said once.
+      log(LogLevel::kWarn, "invoker", options_.log_name,
+          ": the function answered with batchItemFailures, but the mapping does not set "
+          "functionResponseTypes: [ReportBatchItemFailures], so the whole batch counts as "
+          "succeeded (logged once): ",
+          excerpt(response.body));
     }
     result.outcome = InvokeOutcome::kSuccess;
     return result;
   }
 
 private:
+  // A 2xx answer under ReportBatchItemFailures: success, the records that failed, or (a
+  // malformed list) the whole batch failed, as AWS does.
+  void reportedFailures(const Batch& batch, const net::HttpResponse& response,
+                        InvokeResult& result) const {
+    BatchItemFailures answer = parseBatchItemFailures(response.body, batch);
+    switch (answer.verdict) {
+    case BatchItemFailures::Verdict::kAllSucceeded:
+      result.outcome = InvokeOutcome::kSuccess;
+      return;
+    case BatchItemFailures::Verdict::kMalformed:
+      result.outcome = InvokeOutcome::kFunctionError;
+      result.detail = "malformed batchItemFailures (" + answer.error +
+                      "): the whole batch failed: " + excerpt(response.body);
+      return;
+    case BatchItemFailures::Verdict::kFailures:
+      break;
+    }
+    result.outcome = InvokeOutcome::kPartialFailure;
+    result.detail = "batchItemFailures from";
+    for (const auto& failure : answer.failures) {
+      result.detail += " " + failure.tp.topic + "-" + std::to_string(failure.tp.partition.value()) +
+                       "@" + std::to_string(failure.offset);
+    }
+    result.item_failures = std::move(answer.failures);
+  }
+
   net::HttpClient client_;
   HttpInvokerOptions options_;
 };

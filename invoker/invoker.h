@@ -58,7 +58,10 @@ struct HttpInvokerOptions {
   std::string bootstrap_servers; // comma-separated, copied into the event
   EventFormat format;
   bool detect_error_body = true; // see classifySuccessBody()
-  std::string log_name;          // who logs, e.g. "orders"
+  // functionResponseTypes: [ReportBatchItemFailures]: a 2xx body's batchItemFailures makes the
+  // outcome kPartialFailure (invoker/batch_item_failures.h); without it the body is ignored.
+  bool report_batch_item_failures = false;
+  std::string log_name; // who logs, e.g. "orders"
   // Shared by the invokers of one mapping: a body kesm ignores is logged once, not per batch.
   std::shared_ptr<std::atomic<bool>> warned_ignored_body = std::make_shared<std::atomic<bool>>();
 };
@@ -66,7 +69,7 @@ struct HttpInvokerOptions {
 enum class SuccessBody {
   kSuccess,       // anything else: the batch succeeded
   kLambdaError,   // {"errorMessage": "...", "errorType": "...", ...} or "Task timed out after"
-  kBatchFailures, // a partial batch response (batchItemFailures), which kesm does not honour
+  kBatchFailures, // a partial batch response (batchItemFailures): see report_batch_item_failures
 };
 
 // What a 2xx body says. The Lambda Runtime Interface Emulator (and so every Lambda container

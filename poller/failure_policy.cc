@@ -1,5 +1,7 @@
 #include "poller/failure_policy.h"
 
+#include <map>
+
 namespace kesm::poller {
 
 FailureClass classify(const invoker::InvokeResult& result) {
@@ -110,6 +112,29 @@ std::pair<Batch, Batch> bisectBatch(const Batch& batch) {
       batch.records.empty() ? 0 : batch.payload_bytes * half / batch.records.size();
   right.payload_bytes = batch.payload_bytes - left.payload_bytes;
   return {std::move(left), std::move(right)};
+}
+
+PartialSplit splitAtFailures(const Batch& batch,
+                             const std::vector<invoker::ItemFailure>& failures) {
+  std::map<TopicPartition, std::int64_t> failed_from;
+  for (const auto& failure : failures) {
+    auto [it, inserted] = failed_from.emplace(failure.tp, failure.offset);
+    if (!inserted && failure.offset < it->second) {
+      it->second = failure.offset;
+    }
+  }
+  PartialSplit split;
+  for (const auto& r : batch.records) {
+    auto it = failed_from.find(TopicPartition{r.topic, r.partition});
+    bool failed = it != failed_from.end() && r.offset.value() >= it->second;
+    (failed ? split.remainder : split.succeeded).records.push_back(r);
+  }
+  if (!batch.records.empty()) {
+    split.succeeded.payload_bytes =
+        batch.payload_bytes * split.succeeded.records.size() / batch.records.size();
+    split.remainder.payload_bytes = batch.payload_bytes - split.succeeded.payload_bytes;
+  }
+  return split;
 }
 
 } // namespace kesm::poller

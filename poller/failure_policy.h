@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <optional>
 #include <utility>
+#include <vector>
 
 namespace kesm::poller {
 
@@ -91,5 +92,14 @@ private:
 // so attempting the left half before the right keeps every partition in offset order. The
 // payload estimate is split in proportion. Needs at least two records.
 std::pair<Batch, Batch> bisectBatch(const Batch& batch);
+
+// A partial batch response (ReportBatchItemFailures) split `batch`: the records of each listed
+// partition before its failed offset, and every record of partitions not listed, succeeded;
+// the rest, in batch order, is to be retried. The payload estimate is split in proportion.
+struct PartialSplit {
+  Batch succeeded;
+  Batch remainder;
+};
+PartialSplit splitAtFailures(const Batch& batch, const std::vector<invoker::ItemFailure>& failures);
 
 } // namespace kesm::poller

@@ -14,6 +14,20 @@ Step stepTo(Next next) {
   return step;
 }
 
+// `ranges` lose the records of `done`: each partition resumes after done's last offset.
+void advance(PartitionRanges& ranges, const PartitionRanges& done) {
+  for (const auto& [tp, range] : done) {
+    auto it = ranges.find(tp);
+    if (it == ranges.end()) {
+      continue;
+    }
+    it->second.first = Offset{range.last.value() + 1};
+    if (it->second.first > it->second.last) {
+      ranges.erase(it);
+    }
+  }
+}
+
 } // namespace
 
 InFlight openBatch(Batch cut) {
@@ -81,6 +95,26 @@ Step InFlightMachine::afterAttempt(InFlight& f, const invoker::InvokeResult& res
   }
   f.last_error = std::string(invoker::toString(result.outcome)) +
                  (result.detail.empty() ? "" : ": " + result.detail);
+  PartitionRanges succeeded;
+  std::size_t succeeded_records = 0;
+  if (result.outcome == invoker::InvokeOutcome::kPartialFailure) {
+    PartialSplit split = splitAtFailures(f.piece(), result.item_failures);
+    if (!split.succeeded.records.empty() && !split.remainder.records.empty()) {
+      succeeded = rangesOf(split.succeeded);
+      succeeded_records = split.succeeded.records.size();
+      advance(f.ranges, succeeded);
+      f.pieces.front() = std::make_shared<Batch>(std::move(split.remainder));
+      if (settings_.retry.bisect_batch_on_function_error) {
+        f.attempts = 0;
+        f.counted_failures = 0;
+        f.retry_at = now;
+        Step step = stepTo(Next::kRetry);
+        step.succeeded = std::move(succeeded);
+        step.succeeded_records = succeeded_records;
+        return step;
+      }
+    }
+  }
   FailedAttempt failed;
   failed.failure = classify(result);
   failed.records = f.piece().records.size();
@@ -116,6 +150,9 @@ Step InFlightMachine::afterAttempt(InFlight& f, const invoker::InvokeResult& res
       // no two attempts of a batch run at the function at once.
       delay = std::max(delay, settings_.function_timeout);
     }
+    if (failed.failure == FailureClass::kThrottled && result.retry_after) {
+      delay = std::max(delay, *result.retry_after); // the function's Retry-After is a floor
+    }
     f.retry_at = now + delay;
     step.next = Next::kRetry;
     step.delay = delay;
@@ -123,6 +160,8 @@ Step InFlightMachine::afterAttempt(InFlight& f, const invoker::InvokeResult& res
   }
   }
   step.failure = failed.failure;
+  step.succeeded = std::move(succeeded);
+  step.succeeded_records = succeeded_records;
   return step;
 }
 
@@ -147,16 +186,7 @@ Step InFlightMachine::afterDestinationWrite(InFlight& f, DestinationWrite writte
 InFlightMachine::PieceDone InFlightMachine::pieceDone(InFlight& f, Clock::time_point now) const {
   PieceDone done;
   done.ranges = rangesOf(f.piece());
-  for (const auto& [tp, range] : done.ranges) {
-    auto it = f.ranges.find(tp);
-    if (it == f.ranges.end()) {
-      continue;
-    }
-    it->second.first = Offset{range.last.value() + 1};
-    if (it->second.first > it->second.last) {
-      f.ranges.erase(it);
-    }
-  }
+  advance(f.ranges, done.ranges);
   f.pieces.pop_front();
   done.batch_done = f.pieces.empty();
   f.attempts = 0;

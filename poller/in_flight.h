@@ -62,6 +62,10 @@ struct Step {
   bool too_large = false;                              // one record that can never be invoked
   std::chrono::milliseconds delay{0};                  // kRetry: retry_at - now
   std::shared_ptr<const Batch> split;                  // kBisect: the piece that was split
+  // A partial failure (ReportBatchItemFailures): the records that succeeded left the batch and
+  // are committable now; the front piece is the rest.
+  PartitionRanges succeeded;
+  std::size_t succeeded_records = 0;
 };
 
 struct InFlightSettings {
@@ -90,8 +94,13 @@ public:
                      std::chrono::milliseconds oldest_record_age, Clock::time_point now) const;
   // An attempt (or destination write) of the front piece goes out now.
   void submitted(InFlight& f) const;
-  // The attempt of the front piece came back. `oldest_record_age` matters only on failure;
-  // `random01` in [0, 1) chooses the backoff jitter.
+  // The attempt of the front piece came back. `oldest_record_age` matters only on failure (for
+  // a partial failure: of the records to retry); `random01` in [0, 1) chooses the backoff
+  // jitter. A partial failure commits the records before each partition's first failure
+  // (Step::succeeded) and goes on with the rest: with bisectBatchOnFunctionError the rest is a
+  // new piece with fresh attempts, sent at once (AWS bisects at the failure); else it is the
+  // same piece's retry, counted, with backoff. A partial failure that succeeded nothing is a
+  // function error of the whole piece.
   Step afterAttempt(InFlight& f, const invoker::InvokeResult& result,
                     std::chrono::milliseconds oldest_record_age, Clock::time_point now,
                     double random01);

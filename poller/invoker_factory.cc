@@ -17,6 +17,7 @@ InvokerFactory lambdaEventFactory(const config::Mapping& mapping) {
   opts.format = eventFormat(mapping);
   opts.detect_error_body = mapping.function.detect_error_body;
   opts.log_name = mapping.name;
+  opts.report_batch_item_failures = mapping.report_batch_item_failures;
   return [opts] { return invoker::makeHttpInvoker(opts); };
 }
 

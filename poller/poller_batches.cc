@@ -199,12 +199,27 @@ bool Poller::Impl::settle(Slot& f, const InvokeWorker::Outcome& outcome) {
   if (ctx_.invocations) {
     ctx_.invocations->add(outcome.elapsed.count());
   }
-  const std::size_t n = f.piece().records.size();
+  const std::size_t sent = f.piece().records.size();
+  auto age = milliseconds(0);
+  if (result.outcome == invoker::InvokeOutcome::kPartialFailure) {
+    age = oldestAge(splitAtFailures(f.piece(), result.item_failures).remainder);
+  } else if (!result.ok()) {
+    age = oldestAge(f.piece());
+  }
+  Step step = machine_.afterAttempt(f, result, age, clock_.now(), random01_());
+  // After a partial failure the front piece holds only the records that failed.
+  const std::size_t n = sent - step.succeeded_records;
   if (!result.ok()) {
     ctx_.probe->events_failed.Increment(static_cast<double>(n));
   }
-  auto age = result.ok() ? milliseconds(0) : oldestAge(f.piece());
-  Step step = machine_.afterAttempt(f, result, age, clock_.now(), random01_());
+  if (step.succeeded_records > 0) {
+    clearNotes(step.succeeded);
+    commits_.succeeded(step.succeeded);
+    log(LogLevel::kInfo, "poller", ctx_.client_id, ": ", step.succeeded_records, " of ", sent,
+        " records succeeded (", describe(step.succeeded), "); ", n, " reported failed, to retry (",
+        describe(rangesOf(f.piece())), ")");
+    flushCommits();
+  }
   if (!result.ok() && step.failure == FailureClass::kThrottled) {
     ctx_.probe->invocations_throttled.Increment();
   }
@@ -214,6 +229,9 @@ bool Poller::Impl::settle(Slot& f, const InvokeWorker::Outcome& outcome) {
                 result.detail + "): retrying cannot fix it");
     return false; // kept uncommitted; abandoned when the poller stops
   case Next::kRetry:
+    if (f.attempts == 0) {
+      return false; // the rest of a partial failure, a new piece: said above
+    }
     note(f, "retrying since attempt 1 failed; attempt " + std::to_string(f.attempts) + ": " +
                 f.last_error);
     // The first failure and then every tenth, so a long outage does not flood the log.

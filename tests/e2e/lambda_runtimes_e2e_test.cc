@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <netinet/in.h>
+#include <optional>
 #include <set>
 #include <spawn.h>
 #include <sstream>
@@ -522,4 +523,114 @@ TEST_CASE("A raising Python handler's records are retried and not committed unti
     }
   }
   CHECK(delivered == std::set<std::int64_t>{0, 1, 2, 3, 4});
+}
+
+TEST_CASE("powertools' BatchProcessor(EventType.Kafka) under the Lambda emulator: only each "
+          "partition's rest from its first failed record is sent again, nothing is lost",
+          "[e2e][lambda]") {
+  const std::string bootstrap = sharedBroker();
+  const std::string topic = uniqueName("lambda-partial");
+  constexpr int kPartitions = 2;
+  constexpr std::int64_t kRecords = 30; // per partition
+  createTopic(bootstrap, topic, kPartitions);
+  // Two failures in partition 0 (the lower is where it resumes), one in partition 1, each
+  // failing the first time the handler sees it.
+  const std::set<std::pair<int, std::int64_t>> fail_once = {{0, 4}, {0, 9}, {1, 21}};
+  {
+    app::Producer producer(bootstrap);
+    for (std::int64_t i = 0; i < kRecords; ++i) {
+      for (int p = 0; p < kPartitions; ++p) {
+        std::string value = "p" + std::to_string(p) + "-" + std::to_string(i);
+        producer.produce(topic, p, "k" + std::to_string(i),
+                         fail_once.count({p, i}) ? value + " fail-once" : value);
+      }
+    }
+    producer.flush(60s);
+  }
+  const std::string out = writeTempFile("lambda-partial.jsonl", "");
+  auto env = pythonEnv(out);
+  env["KESM_LAMBDA_FAILED"] = writeTempFile("lambda-partial.failed", "");
+  Rie rie(pythonHandler("partial"), env, writeTempFile("rie-partial.log", ""));
+  MappingYaml mapping = lambdaMapping(topic, bootstrap, topic, rie.url());
+  mapping.extra_lines = "    functionResponseTypes: [ReportBatchItemFailures]\n";
+  // Small batches, so that a failure has records after it in other batches too.
+  mapping.batching.set("batchSize", 8);
+  const std::string config = writeTempFile("partial.yaml", e2eConfigYaml(0, {mapping}));
+  const std::string kesm_log = writeTempFile("partial-kesm.log", "");
+  DumpLogOnFailure dump(kesm_log);
+
+  const std::string group = "kesm-" + topic;
+  auto committed = [&](int partition) -> std::int64_t {
+    try {
+      auto rows = kafkaToolOffsets(sharedBrokerDir(), group, topic);
+      return rows.count(partition) != 0 ? rows[partition].committed : -1;
+    } catch (const std::runtime_error& e) {
+      if (std::string(e.what()).find("GroupIdNotFoundException") != std::string::npos) {
+        return -1;
+      }
+      throw;
+    }
+  };
+  KesmProcess kesm({"run", "--verbose", "--config", config}, kesm_log);
+  bool done = waitUntil(
+      120s, [&] { return committed(0) == kRecords && committed(1) == kRecords; }, 1s);
+  INFO("emulator log:\n" << rie.log().substr(0, 20000));
+  kesm.signal(SIGTERM);
+  CHECK(kesm.wait(30s) == 0);
+  REQUIRE(done);
+
+  // Each invocation's records per partition, in the order the invocations ran.
+  struct Slice {
+    std::vector<std::int64_t> offsets;
+    std::optional<std::int64_t> first_failure;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, std::map<int, Slice>> invocations;
+  std::set<std::pair<int, std::int64_t>> succeeded;
+  std::map<std::pair<int, std::int64_t>, int> failures;
+  for (const json::Value& v : readJsonLines(out)) {
+    const std::string id = v.find("invocation")->text;
+    if (!invocations.count(id)) {
+      order.push_back(id);
+    }
+    const int p = std::stoi(v.find("partition")->text);
+    const std::int64_t offset = std::stoll(v.find("offset")->text);
+    Slice& slice = invocations[id][p];
+    slice.offsets.push_back(offset);
+    if (v.find("failed")->boolean) {
+      failures[{p, offset}]++;
+      if (!slice.first_failure) {
+        slice.first_failure = offset;
+      }
+    } else {
+      succeeded.insert({p, offset});
+    }
+  }
+  // Every record succeeded; the chosen ones failed exactly once first.
+  CHECK(succeeded.size() == static_cast<std::size_t>(kPartitions * kRecords));
+  for (const auto& f : fail_once) {
+    CHECK(failures[f] == 1);
+  }
+  CHECK(failures.size() == fail_once.size());
+  // Per partition: contiguous slices in offset order, each starting right after the previous
+  // one, or at the previous one's first failure. So nothing before a failure was sent again,
+  // and a partition without a failure was sent once.
+  std::map<int, std::int64_t> next;
+  std::map<int, std::size_t> sent;
+  for (const std::string& id : order) {
+    for (const auto& [p, slice] : invocations[id]) {
+      INFO("invocation " << id << " partition " << p << " from " << slice.offsets.front());
+      CHECK(slice.offsets.front() == next[p]);
+      for (std::size_t i = 1; i < slice.offsets.size(); ++i) {
+        CHECK(slice.offsets[i] == slice.offsets[i - 1] + 1);
+      }
+      next[p] = slice.first_failure ? *slice.first_failure : slice.offsets.back() + 1;
+      sent[p] += slice.offsets.size();
+    }
+  }
+  CHECK(next[0] == kRecords);
+  CHECK(next[1] == kRecords);
+  // Sent again: only records from a failure to the end of its batch's slice.
+  CHECK(sent[0] > static_cast<std::size_t>(kRecords));
+  CHECK(sent[1] > static_cast<std::size_t>(kRecords));
 }

@@ -4,7 +4,11 @@ Interface Emulator (tests/e2e/lambda_runtimes_e2e_test.cc).
 `decode` reads each event through three aws-lambda-powertools APIs, each on its own, and
 appends what each decoded to the file named by KESM_LAMBDA_OUT, one JSON line per record
 and API; bytes are hex, a library error is kept as text. `raising` raises while the file
-KESM_LAMBDA_RAISE_FLAG exists, and logs the offsets of each invocation first.
+KESM_LAMBDA_RAISE_FLAG exists, and logs the offsets of each invocation first. `partial`
+processes each record with powertools' BatchProcessor(EventType.Kafka) and answers its partial
+batch response: a record whose value holds "fail-once" fails the first time it is seen (the
+records already failed are listed in the file KESM_LAMBDA_FAILED), and every record is logged
+with the invocation's request id and whether it failed.
 """
 
 import json
@@ -147,3 +151,45 @@ def raising(event, context):
     if raise_now:
         raise RuntimeError("kesm e2e: the raising handler raises while its flag file exists")
     return {"processed": len(lines)}
+
+
+_invocations = [0]
+
+
+def partial(event, context):
+    # The request id, and a count in case an emulator reuses ids.
+    _invocations[0] += 1
+    invocation = f"{context.aws_request_id}#{_invocations[0]}"
+    failed_file = os.environ["KESM_LAMBDA_FAILED"]
+    with open(failed_file, encoding="utf-8") as f:
+        failed_before = set(f.read().split())
+    lines = []
+
+    def record_handler(record):
+        ident = f"{record.topic}-{record.partition}-{record.offset}"
+        value = record.decoded_value.decode("utf-8")
+        fail = "fail-once" in value and ident not in failed_before
+        lines.append(
+            {
+                "api": "partial",
+                "invocation": invocation,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "failed": fail,
+            }
+        )
+        if fail:
+            with open(failed_file, "a", encoding="utf-8") as f:
+                f.write(ident + "\n")
+            raise ValueError(f"kesm e2e: {ident} fails once")
+
+    processor = BatchProcessor(event_type=EventType.Kafka)
+    try:
+        # Raises BatchProcessingError when every record failed: the whole batch failed.
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        lines.sort(key=lambda line: (line["partition"], line["offset"]))
+        _write(lines)
