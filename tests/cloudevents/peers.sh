@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# tests/cloudevents/peers.sh -- the real CloudEvents peers of kesm's cloudEvents tests:
+#
+#   peers.sh setup [--dir D]   build D/bin/cloudevents-sink (sink/, the CloudEvents Go SDK from
+#                              the Go module proxy) and install Google's Functions Framework
+#                              (functions_framework/requirements.txt, PyPI) into D/venv;
+#                              idempotent, cheap when nothing changed
+#
+# D defaults to <repo>/.cache/cloudevents. Needs go (>= the go line of sink/go.mod) and
+# python3 with venv (Debian: python3-venv). Go modules and build results go to Go's own
+# caches (GOMODCACHE, GOCACHE).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+DIR=$REPO_ROOT/.cache/cloudevents
+
+log() { echo "peers.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+setup_sink() {
+  command -v go >/dev/null || die "go not found on PATH"
+  mkdir -p "$DIR/bin"
+  # GOTOOLCHAIN=local: never fetch another Go; -mod=readonly: go.mod and go.sum are the pins.
+  (cd "$SCRIPT_DIR/sink" &&
+    GOTOOLCHAIN=local GOFLAGS=-mod=readonly go build -o "$DIR/bin/cloudevents-sink" .) ||
+    die "go build of the CloudEvents sink failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+  log "ready: $DIR/bin/cloudevents-sink ($(grep 'cloudevents/sdk-go/v2 ' "$SCRIPT_DIR/sink/go.mod" | xargs))"
+}
+
+setup_functions_framework() {
+  local req=$SCRIPT_DIR/functions_framework/requirements.txt stamp=$DIR/venv/kesm-requirements.txt
+  if [[ -x $DIR/venv/bin/functions-framework ]] && cmp -s "$req" "$stamp"; then
+    log "ready: $(cat "$req") in $DIR/venv"
+    return 0
+  fi
+  command -v python3 >/dev/null || die "python3 not found on PATH"
+  rm -rf "$DIR/venv"
+  python3 -m venv "$DIR/venv" ||
+    die "python3 -m venv failed (Debian: apt-get install python3-venv; scripts/install-deps.sh does)"
+  log "installing $(cat "$req") into $DIR/venv"
+  "$DIR/venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
+    -r "$req" || die "pip install -r $req failed (is PyPI reachable?)"
+  cp "$req" "$stamp"
+}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
+
+[[ $# -ge 1 ]] || usage
+command=$1
+shift
+while [[ $# -gt 0 ]]; do
+  case $1 in
+  --dir) DIR=$2; shift 2 ;;
+  *) usage ;;
+  esac
+done
+case $command in
+setup) setup_sink; setup_functions_framework ;;
+*) usage ;;
+esac
