@@ -37,7 +37,7 @@ std::string header(const net::Headers& headers, const std::string& name) {
 
 } // namespace
 
-TEST_CASE("a record becomes a CloudEvent with Knative's id and subject") {
+TEST_CASE("cloudEvents: a record becomes a CloudEvent with Knative's id and subject") {
   Record r = makeRecord(3, 42);
   r.headers = {{"traceparent", "00-abc-01"},
                {"content-type", "application/json"},
@@ -64,7 +64,7 @@ TEST_CASE("a record becomes a CloudEvent with Knative's id and subject") {
   CHECK(e.data == std::optional<std::string>(R"({"n":1})"));
 }
 
-TEST_CASE("no key, no timestamp, a tombstone: no partitionkey, no time, no data") {
+TEST_CASE("cloudEvents: no key, no timestamp, a tombstone: no partitionkey, no time, no data") {
   Record r = makeRecord(0, 0);
   r.key.reset();
   r.value.reset();
@@ -77,7 +77,8 @@ TEST_CASE("no key, no timestamp, a tombstone: no partitionkey, no time, no data"
   CHECK(encodeBatch({e}).find("data") == std::string::npos);
 }
 
-TEST_CASE("a record that is a CloudEvent in the Kafka binding passes through as that event") {
+TEST_CASE("cloudEvents: a record that is a CloudEvent in the Kafka binding passes through as that "
+          "event") {
   Record r = makeRecord(1, 7);
   r.headers = {{"ce_specversion", "1.0"},
                {"ce_id", "order-17"},
@@ -104,7 +105,7 @@ TEST_CASE("a record that is a CloudEvent in the Kafka binding passes through as 
   CHECK(*recordToCloudEvent(r, "/p", "t").attribute("id") == "partition:1/offset:7");
 }
 
-TEST_CASE("attribute names and strings") {
+TEST_CASE("cloudEvents: attribute names and strings") {
   CHECK(isAttributeName("a"));
   CHECK(isAttributeName("traceparent"));
   CHECK(isAttributeName("abcdefghij0123456789"));
@@ -123,13 +124,13 @@ TEST_CASE("attribute names and strings") {
   CHECK(*recordToCloudEvent(r, "/s", "t").attribute("partitionkey") == "\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
-TEST_CASE("RFC 3339 times in UTC with milliseconds") {
+TEST_CASE("cloudEvents: RFC 3339 times in UTC with milliseconds") {
   CHECK(rfc3339Millis(0) == "1970-01-01T00:00:00.000Z");
   CHECK(rfc3339Millis(951782400999) == "2000-02-29T00:00:00.999Z");
   CHECK(rfc3339Millis(253402300799000) == "9999-12-31T23:59:59.000Z");
 }
 
-TEST_CASE("binary mode: ce- headers percent-encoded as the HTTP binding requires") {
+TEST_CASE("cloudEvents: binary mode: ce- headers percent-encoded as the HTTP binding requires") {
   CHECK(percentEncodeHeaderValue("partition:0/offset:1") == "partition:0/offset:1");
   CHECK(percentEncodeHeaderValue("a b\"c%d") == "a%20b%22c%25d");
   CHECK(percentEncodeHeaderValue("caf\xC3\xA9\n") == "caf%C3%A9%0A");
@@ -146,7 +147,7 @@ TEST_CASE("binary mode: ce- headers percent-encoded as the HTTP binding requires
         "application/octet-stream");
 }
 
-TEST_CASE("batch mode: a JSON array of structured events, data by content type") {
+TEST_CASE("cloudEvents: batch mode: a JSON array of structured events, data by content type") {
   Record json_record = makeRecord(0, 1);
   Record text_record = makeRecord(0, 2);
   text_record.value = "caf\xC3\xA9 \"quoted\"";
@@ -201,7 +202,8 @@ struct Sink {
 
 } // namespace
 
-TEST_CASE("binary mode sends one record per request in order and stops at the first failure") {
+TEST_CASE("cloudEvents: binary mode sends one record per request in order and stops at the first "
+          "failure") {
   Sink sink;
   CloudEventsInvokerOptions opts;
   opts.url = sink.url();
@@ -246,7 +248,7 @@ TEST_CASE("binary mode sends one record per request in order and stops at the fi
   }
 }
 
-TEST_CASE("batch mode sends one application/cloudevents-batch+json request") {
+TEST_CASE("cloudEvents: batch mode sends one application/cloudevents-batch+json request") {
   std::mutex mutex;
   std::vector<net::HttpRequest> requests;
   net::HttpServerOptions server_opts;
