@@ -1,8 +1,9 @@
 // A CloudEvents sink built on the CloudEvents Go SDK (github.com/cloudevents/sdk-go/v2), for
 // kesm's tests: it parses each request as the SDK does (binary or structured mode with
 // NewEventFromHTTPRequest, a batch with NewEventsFromHTTPRequest), Validate()s every event,
-// and appends each valid event to -out as one JSON line (the SDK's structured JSON). An
-// event that does not parse or validate is answered 400 and written as {"error": "..."}.
+// and appends each valid event to -out as one JSON line (the SDK's structured JSON; data
+// that is not UTF-8 as data_base64). An event that does not parse or validate is answered
+// 400 and written as {"error": "..."}.
 //
 // Usage: sink -listen 127.0.0.1:0 -addr-file F -out F [-fail-once id1,id2]
 //
@@ -20,6 +21,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
@@ -76,6 +78,10 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, e := range events {
+		// Bytes that are not text are written as data_base64, so the line stays JSON.
+		if !utf8.Valid(e.Data()) {
+			e.DataBase64 = true
+		}
 		s.writeLine(e)
 	}
 	w.WriteHeader(http.StatusAccepted)
