@@ -347,16 +347,28 @@ private:
 
   InvokeResult invokeBinary(const Batch& batch) {
     const auto& records = batch.records;
+    // The function timeout bounds the whole attempt, as the poller expects of any invoker
+    // (shutdown and rebalance waits); each request gets what is left of it.
+    const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
     bool sent_any = false;
     for (std::size_t i = 0; i < records.size(); ++i) {
       if (records[i].filtered) {
         continue;
       }
-      const CloudEvent event =
-          recordToCloudEvent(records[i], options_.source_prefix, options_.type);
-      const net::HttpResult http = client_.post(event.data.value_or(std::string()),
-                                                binaryModeHeaders(event), options_.timeout);
-      auto failure = httpFailure(http);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      std::optional<InvokeResult> failure;
+      if (left.count() <= 0) {
+        failure.emplace();
+        failure->outcome = InvokeOutcome::kTimeout;
+        failure->detail = "the function timeout (" + std::to_string(options_.timeout.count()) +
+                          " ms) ran out before this record was sent";
+      } else {
+        const CloudEvent event =
+            recordToCloudEvent(records[i], options_.source_prefix, options_.type);
+        failure = httpFailure(
+            client_.post(event.data.value_or(std::string()), binaryModeHeaders(event), left));
+      }
       if (!failure) {
         sent_any = true;
         continue;

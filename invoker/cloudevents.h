@@ -67,7 +67,7 @@ enum class CloudEventsMode { kBinary, kBatch };
 struct CloudEventsInvokerOptions {
   std::string url; // http[s]://host[:port]/path
   net::TlsOptions tls;
-  std::chrono::milliseconds timeout{30000}; // per request
+  std::chrono::milliseconds timeout{30000}; // per invoke() call, all its requests
   CloudEventsMode mode = CloudEventsMode::kBinary;
   std::string source_prefix; // each event's source is source_prefix#TOPIC
   std::string type = "dev.knative.kafka.event";
@@ -76,7 +76,8 @@ struct CloudEventsInvokerOptions {
 // Binary mode sends the batch's records one per request, in batch order, and stops at the
 // first that fails: the result is kPartialFailure with item_failures naming that record and
 // the first unsent record of every other partition not yet fully sent (or the request's
-// own outcome when the batch's first record failed). Batch mode sends one request. A 2xx
+// own outcome when the batch's first record failed). `timeout` bounds the whole attempt:
+// each request gets what is left of it. Batch mode sends one request. A 2xx
 // is success; other statuses and transport errors map as for lambdaEvent.
 // Throws std::runtime_error when a TLS file cannot be loaded.
 std::unique_ptr<FunctionInvoker> makeCloudEventsInvoker(const CloudEventsInvokerOptions& options);

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <mutex>
 #include <set>
+#include <thread>
 
 using namespace kesm;
 using namespace kesm::invoker;
@@ -272,4 +273,30 @@ TEST_CASE("cloudEvents: batch mode sends one application/cloudevents-batch+json 
   CHECK(requests[0].target == "/events");
   CHECK(requests[0].header("Content-Type") == "application/cloudevents-batch+json");
   CHECK(json::parse(requests[0].body).items.size() == 2);
+}
+
+TEST_CASE("cloudEvents: binary mode: the function timeout bounds the whole batch") {
+  net::HttpServerOptions server_opts;
+  server_opts.body_limit_bytes = 1 << 20;
+  net::HttpServer server(
+      "127.0.0.1:0",
+      [](const net::HttpRequest&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        return net::HttpResponse{};
+      },
+      server_opts);
+  CloudEventsInvokerOptions opts;
+  opts.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/";
+  opts.timeout = std::chrono::milliseconds(500);
+  opts.source_prefix = "/s";
+  Batch batch;
+  batch.records = {makeRecord(0, 1), makeRecord(0, 2), makeRecord(0, 3)};
+  const auto start = std::chrono::steady_clock::now();
+  InvokeResult r = makeCloudEventsInvoker(opts)->invoke(batch);
+  const auto took = std::chrono::steady_clock::now() - start;
+  // The first record took 300 ms, the second had 200 ms left and timed out.
+  CHECK(r.outcome == InvokeOutcome::kPartialFailure);
+  REQUIRE(r.item_failures.size() == 1);
+  CHECK(r.item_failures[0].offset == 2);
+  CHECK(took < std::chrono::milliseconds(1500));
 }
