@@ -128,7 +128,9 @@ state_version() {
 # Two classpaths from one pom (profiles): libs/ = the broker, tools-libs/ = the admin
 # CLIs. 4.4.0 (pom.xml): broker 4.4.0, kafka-tools 4.3.1 stack (4.4.0 tools are not
 # served here; see pom.xml). 3.9.1 (pom-3.9.xml): broker and kafka-tools 3.9.1.
-pom_stamp() { { sha256sum "$POM"; echo "$KAFKA_VERSION"; } | sha256sum | cut -d' ' -f1; }
+pom_stamp() {  # the pom's content, not its path: worktrees share .cache
+  { sha256sum <"$POM"; echo "$KAFKA_VERSION"; } | sha256sum | cut -d' ' -f1
+}
 
 libs_cached() {
   [[ -f $CACHE_DIR/libs.stamp && -d $LIBS_DIR && -d $TOOLS_LIBS_DIR ]] &&

@@ -35,7 +35,9 @@ build() {
   [[ -x $bin ]] && { echo "$bin"; return 0; }
   mkdir -p "$CACHE"
   exec 9>"$CACHE/.build.lock"
-  flock 9
+  # shellcheck source=../../scripts/lock.sh
+  . "$REPO_ROOT/scripts/lock.sh"
+  kesm_lock 9 "$CACHE/.build.lock" "the dashboard validator's build"
   if [[ ! -x $bin ]]; then
     export GOMODCACHE=${GOMODCACHE:-$REPO_ROOT/.cache/go/mod}
     export GOCACHE=${GOCACHE:-$REPO_ROOT/.cache/go/build}

