@@ -7,8 +7,9 @@
 #                              idempotent, cheap when nothing changed
 #
 # D defaults to <repo>/.cache/cloudevents. Needs go (>= the go line of sink/go.mod) and
-# python3 with venv (Debian: python3-venv). Go modules and build results go to Go's own
-# caches (GOMODCACHE, GOCACHE).
+# python3 with venv (Debian: python3-venv). Go modules and build results go to
+# <repo>/.cache/go/{mod,build} unless GOMODCACHE/GOCACHE say otherwise. One setup at a time:
+# the ctest fixture and scripts/prefetch.sh (scripts/prefetch.list) may run it together.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,24 +22,28 @@ die() { log "error: $*"; exit 1; }
 setup_sink() {
   command -v go >/dev/null || die "go not found on PATH"
   mkdir -p "$DIR/bin"
+  export GOMODCACHE=${GOMODCACHE:-$REPO_ROOT/.cache/go/mod}
+  export GOCACHE=${GOCACHE:-$REPO_ROOT/.cache/go/build}
   # GOTOOLCHAIN=local: never fetch another Go; -mod=readonly: go.mod and go.sum are the pins.
-  (cd "$SCRIPT_DIR/sink" &&
-    GOTOOLCHAIN=local GOFLAGS=-mod=readonly go build -o "$DIR/bin/cloudevents-sink" .) ||
+  # go build is incremental (GOCACHE): a second setup takes a second.
+  (cd "$SCRIPT_DIR/sink" && GOTOOLCHAIN=local GOFLAGS="-mod=readonly -modcacherw" \
+    go build -o "$DIR/bin/cloudevents-sink.tmp" .) ||
     die "go build of the CloudEvents sink failed (is the Go module proxy reachable? GOPROXY=$(go env GOPROXY))"
+  mv "$DIR/bin/cloudevents-sink.tmp" "$DIR/bin/cloudevents-sink"
   log "ready: $DIR/bin/cloudevents-sink ($(grep 'cloudevents/sdk-go/v2 ' "$SCRIPT_DIR/sink/go.mod" | xargs))"
 }
 
 setup_functions_framework() {
   local req=$SCRIPT_DIR/functions_framework/requirements.txt stamp=$DIR/venv/kesm-requirements.txt
   if [[ -x $DIR/venv/bin/functions-framework ]] && cmp -s "$req" "$stamp"; then
-    log "ready: $(cat "$req") in $DIR/venv"
+    log "ready: $(grep '^functions-framework==' "$req") ($(grep -c '==' "$req") pinned packages) in $DIR/venv"
     return 0
   fi
   command -v python3 >/dev/null || die "python3 not found on PATH"
   rm -rf "$DIR/venv"
   python3 -m venv "$DIR/venv" ||
     die "python3 -m venv failed (Debian: apt-get install python3-venv; scripts/install-deps.sh does)"
-  log "installing $(cat "$req") into $DIR/venv"
+  log "installing $(grep -c '==' "$req") pinned Python packages into $DIR/venv"
   "$DIR/venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
     -r "$req" || die "pip install -r $req failed (is PyPI reachable?)"
   cp "$req" "$stamp"
@@ -56,6 +61,14 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 case $command in
-setup) setup_sink; setup_functions_framework ;;
+setup)
+  mkdir -p "$DIR"
+  exec 9>"$DIR/.setup.lock"
+  # shellcheck source=../../scripts/lock.sh
+  . "$REPO_ROOT/scripts/lock.sh"
+  kesm_lock 9 "$DIR/.setup.lock" "the CloudEvents peers' setup"
+  setup_sink
+  setup_functions_framework
+  ;;
 *) usage ;;
 esac
