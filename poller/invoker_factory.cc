@@ -1,5 +1,6 @@
 #include "poller/invoker_factory.h"
 
+#include "invoker/cloudevents.h"
 #include "kafka/rdkafka_adapter.h"
 #include "poller/poller.h"
 
@@ -21,6 +22,21 @@ InvokerFactory lambdaEventFactory(const config::Mapping& mapping) {
   return [opts] { return invoker::makeHttpInvoker(opts); };
 }
 
+// docs/functions.md, "CloudEvents (cloudEvents)".
+InvokerFactory cloudEventsFactory(const config::Mapping& mapping) {
+  const config::CloudEventsConfig& ce = mapping.function.cloud_events;
+  invoker::CloudEventsInvokerOptions opts;
+  opts.url = mapping.function.url;
+  // TODO(issue 18): functionTlsOptions(mapping.function) once the https helper's lands.
+  opts.timeout = mapping.function.timeout;
+  opts.mode = ce.mode == config::CloudEventsMode::kBatch ? invoker::CloudEventsMode::kBatch
+                                                         : invoker::CloudEventsMode::kBinary;
+  opts.source_prefix = ce.source.empty() ? "/kesm/mappings/" + mapping.name : ce.source;
+  opts.type = ce.type;
+  invoker::makeCloudEventsInvoker(opts); // a TLS file that cannot be read fails the start
+  return [opts] { return invoker::makeCloudEventsInvoker(opts); };
+}
+
 } // namespace
 
 InvokerFactory invokerFactory(const config::Mapping& mapping) {
@@ -30,7 +46,7 @@ InvokerFactory invokerFactory(const config::Mapping& mapping) {
   case config::FunctionProtocol::kAwsLambda:
     throw std::runtime_error("protocol awsLambda is not built yet");
   case config::FunctionProtocol::kCloudEvents:
-    throw std::runtime_error("protocol cloudEvents is not built yet");
+    return cloudEventsFactory(mapping);
   }
   throw std::runtime_error("unknown function protocol");
 }

@@ -1,0 +1,18 @@
+#pragma once
+
+// How an HTTP exchange with a function maps to an InvokeResult, shared by the invokers that
+// POST to a URL (lambdaEvent, cloudEvents). Pure.
+
+#include "invoker/invoker.h"
+#include "net/http.h"
+
+#include <optional>
+
+namespace kesm::invoker {
+
+// The failure an exchange stands for, or nullopt for a 2xx (whose body is the caller's to
+// judge): a transport error is kTimeout or kConnectionError, 413 kPayloadTooLarge, any other
+// status kHttpError, with http_status and a detail holding a body excerpt.
+std::optional<InvokeResult> httpFailure(const net::HttpResult& http);
+
+} // namespace kesm::invoker
