@@ -1,5 +1,5 @@
-// parseUrl (Boost.URL): http and https, IPv6 literals, default ports; parseHttpUrl still
-// refuses https for the function invoker.
+// parseUrl (Boost.URL): http and https, IPv6 literals, default ports; parseHttpUrl is the
+// same parser.
 
 #include "net/http.h"
 
@@ -73,7 +73,8 @@ TEST_CASE("url: parseUrl rejects what it cannot connect to, saying why", "[unit]
   CHECK_THROWS_WITH(net::parseUrl(bad.url), Catch::Contains(bad.why));
 }
 
-TEST_CASE("url: parseHttpUrl still refuses https for its callers", "[unit]") {
-  CHECK_THROWS_WITH(net::parseHttpUrl("https://fn/"), Catch::Contains("https is not supported"));
+TEST_CASE("url: parseHttpUrl is parseUrl: https with its default port too", "[unit]") {
+  CHECK(net::parseHttpUrl("https://fn/").scheme == net::Scheme::kHttps);
+  CHECK(net::parseHttpUrl("https://fn/").port == 443);
   CHECK(net::parseHttpUrl("http://fn:81/x").scheme == net::Scheme::kHttp);
 }
