@@ -66,6 +66,8 @@ TEST_CASE("url: parseUrl rejects what it cannot connect to, saying why", "[unit]
                       Bad{.url = "https://fn:/", .why = "port must be"},
                       Bad{.url = "https://fn:0/", .why = "port must be"},
                       Bad{.url = "https://fn:65536/", .why = "port must be"},
+                      Bad{.url = "http://fn:8x", .why = "port must be"},
+                      Bad{.url = "http://fn:8x/p", .why = "port must be"},
                       Bad{.url = "https://[::1/", .why = "not a URL"},
                       Bad{.url = "https://user:pw@fn/", .why = "user info"},
                       Bad{.url = "https://fn/#frag", .why = "fragment"});
