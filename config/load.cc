@@ -118,6 +118,11 @@ void loadSecrets(Config& config) {
       checkReadable(config, tls.certificate_file, tls.certificate_file_at, errors);
       checkReadable(config, tls.key_file, tls.key_file_at, errors);
     }
+    if (const auto& fn_tls = mapping.function.tls) { // their PEM is checked when kesm starts
+      checkReadable(config, fn_tls->ca_file, fn_tls->at, errors);
+      checkReadable(config, fn_tls->certificate_file, fn_tls->at, errors);
+      checkReadable(config, fn_tls->key_file, fn_tls->at, errors);
+    }
   }
   if (!errors.empty()) {
     throw ConfigError(std::move(errors));

@@ -108,7 +108,7 @@ std::string excerpt(const std::string& body) {
 class HttpInvoker final : public FunctionInvoker {
 public:
   explicit HttpInvoker(const HttpInvokerOptions& options)
-      : client_(net::parseHttpUrl(options.url)), options_(options) {}
+      : client_(net::parseUrl(options.url), options.tls), options_(options) {}
 
   InvokeResult invoke(const Batch& batch) override {
     InvokeResult result;

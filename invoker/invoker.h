@@ -4,6 +4,7 @@
 
 #include "common/types.h"
 #include "invoker/payload.h"
+#include "net/http.h"
 
 #include <atomic>
 #include <chrono>
@@ -53,7 +54,10 @@ public:
 };
 
 struct HttpInvokerOptions {
-  std::string url; // http://host[:port]/path
+  std::string url; // http[s]://host[:port]/path
+  // https: whom to trust, the client certificate, the server name. Its context is loaded once
+  // per mapping (poller::functionTlsOptions) and shared by the mapping's invokers.
+  net::TlsOptions tls;
   std::chrono::milliseconds timeout{30000};
   std::string bootstrap_servers; // comma-separated, copied into the event
   EventFormat format;
@@ -77,7 +81,8 @@ enum class SuccessBody {
 // one with 200 "Task timed out after ...", without X-Amz-Function-Error. Pure.
 SuccessBody classifySuccessBody(std::string_view body);
 
-// POSTs AWS Lambda's self-managed Kafka event as JSON, keep-alive, one connection.
+// POSTs AWS Lambda's self-managed Kafka event as JSON, keep-alive, one connection, over TLS
+// for an https url (a TLS failure is kConnectionError, its detail saying why: retried).
 // Success is a 2xx without an X-Amz-Function-Error header whose body is no Lambda error
 // document (unless detect_error_body is off).
 std::unique_ptr<FunctionInvoker> makeHttpInvoker(const HttpInvokerOptions& options);

@@ -77,8 +77,7 @@ bool isIpAddress(const std::string& host) {
 
 // The client side of TLS: verify the server against ca_file (or the system store), TLS 1.2
 // at least, and a client certificate when mutual TLS is asked for.
-std::unique_ptr<ssl::context> makeTlsContext(const TlsOptions& options) {
-  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+void configureTlsContext(ssl::context* ctx, const TlsOptions& options) {
   ::SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
   error_code ec;
   if (options.ca_file.empty()) {
@@ -108,7 +107,6 @@ std::unique_ptr<ssl::context> makeTlsContext(const TlsOptions& options) {
     }
   }
   ctx->set_verify_mode(ssl::verify_peer);
-  return ctx;
 }
 
 template <class Fields> void copyHeaders(const Fields& fields, Headers& out) {
@@ -119,81 +117,24 @@ template <class Fields> void copyHeaders(const Fields& fields, Headers& out) {
 
 } // namespace
 
+class TlsContext {
+public:
+  ssl::context ctx{ssl::context::tls_client};
+};
+
+std::shared_ptr<TlsContext> loadTlsContext(const TlsOptions& options) {
+  auto context = std::make_shared<TlsContext>();
+  configureTlsContext(&context->ctx, options);
+  return context;
+}
+
 std::string HttpRequest::header(const std::string& name) const { return findHeader(headers, name); }
 
 std::string HttpResponse::header(const std::string& name) const {
   return findHeader(headers, name);
 }
 
-Url parseHttpUrl(const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind("https://", 0) == 0) {
-    throw std::invalid_argument("'" + url + "': https is not supported, use http://");
-  }
-  if (url.rfind(scheme, 0) != 0) {
-    throw std::invalid_argument("'" + url + "': expected http://host[:port][/path]");
-  }
-  std::string rest = url.substr(scheme.size());
-  Url out;
-  std::size_t slash = rest.find_first_of("/?#");
-  std::string authority = rest.substr(0, slash);
-  if (slash != std::string::npos) {
-    if (rest[slash] == '#') {
-      throw std::invalid_argument("'" + url + "': a fragment is not allowed");
-    }
-    out.target = rest.substr(slash);
-    if (out.target.front() == '?') {
-      out.target.insert(out.target.begin(), '/');
-    }
-  }
-  if (authority.find('@') != std::string::npos) {
-    throw std::invalid_argument("'" + url + "': user info is not supported");
-  }
-  std::string port_text;
-  if (!authority.empty() && authority.front() == '[') {
-    std::size_t close = authority.find(']');
-    if (close == std::string::npos) {
-      throw std::invalid_argument("'" + url + "': unterminated IPv6 address");
-    }
-    out.host = authority.substr(1, close - 1);
-    std::string after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        throw std::invalid_argument("'" + url + "': unexpected text after the IPv6 address");
-      }
-      port_text = after.substr(1);
-      if (port_text.empty()) {
-        throw std::invalid_argument("'" + url + "': empty port");
-      }
-    }
-  } else {
-    std::size_t colon = authority.find(':');
-    out.host = authority.substr(0, colon);
-    if (colon != std::string::npos) {
-      port_text = authority.substr(colon + 1);
-      if (port_text.empty()) {
-        throw std::invalid_argument("'" + url + "': empty port");
-      }
-    }
-  }
-  if (out.host.empty()) {
-    throw std::invalid_argument("'" + url + "': missing host");
-  }
-  if (!port_text.empty()) {
-    unsigned long port = 0;
-    for (char c : port_text) {
-      if (!std::isdigit(static_cast<unsigned char>(c)) || port > 65535) {
-        throw std::invalid_argument("'" + url + "': port must be a number from 1 to 65535");
-      }
-      port = port * 10 + static_cast<unsigned long>(c - '0');
-    }
-    if (port == 0 || port > 65535) {
-      throw std::invalid_argument("'" + url + "': port must be a number from 1 to 65535");
-    }
-    out.port = static_cast<std::uint16_t>(port);
-  }
-  return out;
-}
+Url parseHttpUrl(const std::string& url) { return parseUrl(url); }
 
 // ---------------------------------------------------------------------------------------
 // HttpClient: asynchronous operations on a private io_context, run to completion inside
@@ -207,7 +148,7 @@ struct HttpClient::Impl {
       : url(std::move(u)), tls_options(std::move(options)), host_header(hostHeader(url)),
         verify_name(tls_options.server_name.empty() ? url.host : tls_options.server_name) {
     if (url.scheme == Scheme::kHttps) {
-      tls_context = makeTlsContext(tls_options);
+      tls_context = tls_options.context ? tls_options.context : loadTlsContext(tls_options);
     }
   }
 
@@ -258,7 +199,7 @@ struct HttpClient::Impl {
   // A fresh TLS stream for each connection (an SSL object is not reusable), set to verify
   // the chain and then the host name, remembering why verification failed.
   void newTlsStream() {
-    tls = std::make_unique<TlsStream>(ioc, *tls_context);
+    tls = std::make_unique<TlsStream>(ioc, tls_context->ctx);
     verify_error.clear();
     if (!isIpAddress(verify_name)) {
       // SNI carries names only (RFC 6066); a server picks its certificate by it.
@@ -440,10 +381,10 @@ struct HttpClient::Impl {
   std::string host_header;
   std::string verify_name; // the name (or IP) the server's certificate must carry
   asio::io_context ioc{1};
-  std::unique_ptr<ssl::context> tls_context; // set for https
-  beast::tcp_stream plain{ioc};              // http
-  std::unique_ptr<TlsStream> tls;            // https: one per connection
-  std::string verify_error;                  // why the last handshake's verification failed
+  std::shared_ptr<TlsContext> tls_context; // set for https
+  beast::tcp_stream plain{ioc};            // http
+  std::unique_ptr<TlsStream> tls;          // https: one per connection
+  std::string verify_error;                // why the last handshake's verification failed
   beast::flat_buffer buffer;
   bool connected = false;
   std::uint64_t connections_opened = 0;

@@ -59,8 +59,7 @@ struct Url {
   std::string target = "/";
   Scheme scheme = Scheme::kHttp;
 };
-// Parses "http://host[:port][/path]". Throws std::invalid_argument on anything else, https
-// included (the function invoker does not speak TLS yet).
+// The same as parseUrl (kept for its many callers, which pass http:// URLs).
 Url parseHttpUrl(const std::string& url);
 // Parses "http://" and "https://" URLs (Boost.URL): host name, IPv4 or bracketed IPv6
 // literal, optional port (default 80 / 443), path and query. No user info, no fragment.
@@ -69,8 +68,12 @@ Url parseUrl(const std::string& url);
 // A TCP port written as 1 to 5 decimal digits, 1 to 65535; nullopt for anything else.
 std::optional<std::uint16_t> parsePort(std::string_view text);
 
+// A client TLS context loaded from TlsOptions' files once (loadTlsContext) and shared by
+// many HttpClients on any threads: OpenSSL's SSL_CTX is safe to share once set up. Opaque.
+class TlsContext;
+
 // How an https client trusts its server and proves itself. Files are PEM, read when the
-// client is constructed.
+// client is constructed, unless `context` was loaded from them already.
 struct TlsOptions {
   std::string ca_file{};   // CAs that may sign the server's certificate; empty: the system store
   std::string cert_file{}; // client certificate (chain) for mutual TLS; empty: none
@@ -78,7 +81,13 @@ struct TlsOptions {
   // The name the server's certificate must carry, and the SNI sent; empty: the URL's host.
   // An IP address is matched against the certificate's IP SANs and never sent as SNI.
   std::string server_name{};
+  // The files above, loaded by loadTlsContext; null: each client loads them itself.
+  std::shared_ptr<TlsContext> context{};
 };
+
+// Loads the CA store (ca_file or the system's) and the client certificate of `options` once,
+// for clients to share. Throws std::runtime_error naming the file that cannot be loaded.
+std::shared_ptr<TlsContext> loadTlsContext(const TlsOptions& options);
 
 // A keep-alive HTTP/1.1 client for one origin, plain or TLS (url.scheme). Owned and used by
 // one thread at a time. Reconnects transparently when the server closed an idle connection.

@@ -57,6 +57,11 @@ Url parseUrl(const std::string& text) {
     }
     out.port = *port;
   }
+  // Boost 1.81 reads "fn:8x" as port 8 and the path "x"; RFC 3986 wants "/" after an
+  // authority, and only a port can end in anything else.
+  if (!u.encoded_path().empty() && u.encoded_path().front() != '/') {
+    throw fail("port must be a number from 1 to 65535");
+  }
   // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict on `"?" + string`.
   std::string target(u.encoded_path());
   if (target.empty()) {

@@ -5,6 +5,7 @@
 #include "poller/poller.h"
 
 #include <stdexcept>
+#include <string>
 
 namespace kesm::poller {
 
@@ -19,6 +20,7 @@ InvokerFactory lambdaEventFactory(const config::Mapping& mapping) {
   opts.detect_error_body = mapping.function.detect_error_body;
   opts.log_name = mapping.name;
   opts.report_batch_item_failures = mapping.report_batch_item_failures;
+  opts.tls = functionTlsOptions(mapping.function);
   return [opts] { return invoker::makeHttpInvoker(opts); };
 }
 
@@ -27,7 +29,7 @@ InvokerFactory cloudEventsFactory(const config::Mapping& mapping) {
   const config::CloudEventsConfig& ce = mapping.function.cloud_events;
   invoker::CloudEventsInvokerOptions opts;
   opts.url = mapping.function.url;
-  // TODO(issue 18): functionTlsOptions(mapping.function) once the https helper's lands.
+  opts.tls = functionTlsOptions(mapping.function);
   opts.timeout = mapping.function.timeout;
   opts.mode = ce.mode == config::CloudEventsMode::kBatch ? invoker::CloudEventsMode::kBatch
                                                          : invoker::CloudEventsMode::kBinary;
@@ -38,6 +40,43 @@ InvokerFactory cloudEventsFactory(const config::Mapping& mapping) {
 }
 
 } // namespace
+
+net::TlsOptions functionTlsOptions(const config::FunctionConfig& function) {
+  const bool aws = function.protocol == config::FunctionProtocol::kAwsLambda;
+  const std::string& url = aws ? function.lambda.endpoint : function.url;
+  bool https = aws && url.empty(); // AWS's endpoint
+  if (!url.empty()) {
+    try {
+      https = net::parseUrl(url).scheme == net::Scheme::kHttps;
+    } catch (const std::invalid_argument&) {
+      // The config refused it already; a Config built in code fails in its client.
+    }
+  }
+  net::TlsOptions tls;
+  if (!https) {
+    return tls;
+  }
+  if (function.tls) {
+    tls.ca_file = function.tls->ca_file;
+    tls.cert_file = function.tls->certificate_file;
+    tls.key_file = function.tls->key_file;
+    tls.server_name = function.tls->server_name;
+  }
+  // Once per mapping, not per poller: the system store alone is 144 certificates to parse.
+  try {
+    tls.context = net::loadTlsContext(tls);
+  } catch (const std::exception& e) {
+    std::string where;
+    if (function.tls && !function.tls->at.key.empty()) {
+      where = function.tls->at.key +
+              (function.tls->at.line > 0 ? " (line " + std::to_string(function.tls->at.line) + ")"
+                                         : "") +
+              ": ";
+    }
+    throw std::runtime_error(where + e.what());
+  }
+  return tls;
+}
 
 InvokerFactory invokerFactory(const config::Mapping& mapping) {
   switch (mapping.function.protocol) {

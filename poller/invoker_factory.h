@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "invoker/invoker.h"
+#include "net/http.h"
 
 #include <functional>
 #include <memory>
@@ -17,5 +18,10 @@ using InvokerFactory = std::function<std::unique_ptr<invoker::FunctionInvoker>()
 // Throws std::runtime_error on what only shows at start (an unreadable TLS file, no AWS
 // region or credentials).
 InvokerFactory invokerFactory(const config::Mapping& mapping);
+
+// The TlsOptions of an https function: function.tls's files and server name, with their
+// context loaded once (shared by every invoker of the mapping). Plain http: empty options.
+// Throws std::runtime_error naming the file that cannot be loaded.
+net::TlsOptions functionTlsOptions(const config::FunctionConfig& function);
 
 } // namespace kesm::poller

@@ -12,7 +12,7 @@ PACKAGES=(
   libboost1.81-dev libboost-system1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev # TLS to the Kubernetes API server (Boost.Asio's OpenSSL streams)
   catch2 clang-format curl
-  openssl # certificates for the e2e broker (tests/e2e/kafka.sh) and the TLS client tests; their s_server peer
+  openssl # certificates for the e2e broker (tests/e2e/kafka.sh) and the TLS client and HTTPS function tests; their s_server peer
   # The container image tests (tests/image/image.sh): podman builds and runs deploy/Dockerfile
   # as root with the kernel's overlayfs (no uidmap or fuse-overlayfs needed), with runc (crun
   # fails on these hybrid cgroups); debootstrap makes the base image; skopeo and jq read the

@@ -5,6 +5,8 @@
 #include "tests/unit/net/tls_peer.h"
 
 #include <catch2/catch.hpp>
+#include <thread>
+#include <vector>
 
 using namespace kesm;
 using namespace std::chrono_literals;
@@ -171,4 +173,38 @@ TEST_CASE("tls: unreadable TLS files are a construction error", "[unit]") {
                                           .cert_file = pki.path("client.pem"),
                                           .key_file = pki.path("ca.key")}),
                     Catch::Contains("client key"));
+}
+
+TEST_CASE("tls: one loaded context serves clients on several threads, each verifying its server",
+          "[unit]") {
+  test::TestPki pki;
+  test::SServer server(pki, "127.0.0.1:0");
+  net::TlsOptions options{.ca_file = pki.path("ca.pem")};
+  options.context = net::loadTlsContext(options);
+  // A name the certificate does not carry, on the same shared context: verification is per
+  // connection, not per context.
+  net::TlsOptions wrong_name = options;
+  wrong_name.server_name = "other.example";
+  std::vector<net::HttpResult> results(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      net::HttpClient client(httpsUrl("127.0.0.1", server.port()), i == 0 ? wrong_name : options);
+      results[i] = getHello(client);
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  CHECK(results[0].error == net::HttpErrorKind::kTls);
+  CHECK_THAT(results[0].error_message, Catch::Contains("hostname mismatch"));
+  for (std::size_t i = 1; i < results.size(); ++i) {
+    INFO(i << ": " << results[i].error_message << "\n" << server.log());
+    CHECK(results[i].transportOk());
+  }
+  // Files are read by loadTlsContext alone: a client with a context never opens them.
+  net::TlsOptions gone = options;
+  gone.ca_file = pki.path("missing.pem");
+  CHECK_NOTHROW(net::HttpClient(httpsUrl("127.0.0.1", server.port()), gone));
+  CHECK_THROWS_WITH(net::loadTlsContext(gone), Catch::Contains("missing.pem"));
 }

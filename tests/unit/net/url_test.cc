@@ -1,5 +1,5 @@
-// parseUrl (Boost.URL): http and https, IPv6 literals, default ports; parseHttpUrl still
-// refuses https for the function invoker.
+// parseUrl (Boost.URL): http and https, IPv6 literals, default ports; parseHttpUrl is the
+// same parser.
 
 #include "net/http.h"
 
@@ -66,6 +66,8 @@ TEST_CASE("url: parseUrl rejects what it cannot connect to, saying why", "[unit]
                       Bad{.url = "https://fn:/", .why = "port must be"},
                       Bad{.url = "https://fn:0/", .why = "port must be"},
                       Bad{.url = "https://fn:65536/", .why = "port must be"},
+                      Bad{.url = "http://fn:8x", .why = "port must be"},
+                      Bad{.url = "http://fn:8x/p", .why = "port must be"},
                       Bad{.url = "https://[::1/", .why = "not a URL"},
                       Bad{.url = "https://user:pw@fn/", .why = "user info"},
                       Bad{.url = "https://fn/#frag", .why = "fragment"});
@@ -73,7 +75,8 @@ TEST_CASE("url: parseUrl rejects what it cannot connect to, saying why", "[unit]
   CHECK_THROWS_WITH(net::parseUrl(bad.url), Catch::Contains(bad.why));
 }
 
-TEST_CASE("url: parseHttpUrl still refuses https for its callers", "[unit]") {
-  CHECK_THROWS_WITH(net::parseHttpUrl("https://fn/"), Catch::Contains("https is not supported"));
+TEST_CASE("url: parseHttpUrl is parseUrl: https with its default port too", "[unit]") {
+  CHECK(net::parseHttpUrl("https://fn/").scheme == net::Scheme::kHttps);
+  CHECK(net::parseHttpUrl("https://fn/").port == 443);
   CHECK(net::parseHttpUrl("http://fn:81/x").scheme == net::Scheme::kHttp);
 }
