@@ -4,7 +4,8 @@
 // /2015-03-31/functions/NAME/invocations[?Qualifier=Q] with X-Amz-Invocation-Type:
 // RequestResponse, the same Kafka event as lambdaEvent, SigV4-signed per request (service
 // "lambda"). Transport and the classification of answers are the HTTP invoker's (one code path
-// for both protocols); this file adds the request side.
+// for both protocols); this file adds the request side. Each invoker is owned by one thread
+// (as every FunctionInvoker); the credentials provider is shared by a mapping's invokers.
 
 #include "aws/credentials.h"
 #include "invoker/invoker.h"
