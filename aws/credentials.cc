@@ -44,7 +44,8 @@ std::optional<std::string> envValue(const CredentialsEnvironment& e, const std::
 
 } // namespace
 
-CredentialsEnvironment systemEnvironment(std::function<HttpAnswer(const HttpCall&)> http) {
+CredentialsEnvironment systemEnvironment(std::function<HttpAnswer(const HttpCall&)> http,
+                                         std::function<void(const std::string&)> warn) {
   CredentialsEnvironment e;
   e.env = [](const std::string& name) -> std::optional<std::string> {
     const char* value = std::getenv(name.c_str());
@@ -67,6 +68,7 @@ CredentialsEnvironment systemEnvironment(std::function<HttpAnswer(const HttpCall
   };
   e.http = std::move(http);
   e.now = [] { return std::chrono::system_clock::now(); };
+  e.warn = std::move(warn);
   return e;
 }
 
@@ -79,11 +81,14 @@ TimePoint refreshTime(TimePoint obtained, TimePoint expiration) {
 
 namespace {
 
+constexpr std::chrono::seconds kRetryRefreshAfter{10};
+
 class RefreshingProvider final : public CredentialsProvider {
 public:
   RefreshingProvider(std::string source, std::function<TimedCredentials()> fetch,
-                     std::function<TimePoint()> now)
-      : source_(std::move(source)), fetch_(std::move(fetch)), now_(std::move(now)) {}
+                     std::function<TimePoint()> now, std::function<void(const std::string&)> warn)
+      : source_(std::move(source)), fetch_(std::move(fetch)), now_(std::move(now)),
+        warn_(std::move(warn)) {}
 
   Credentials get() override {
     std::lock_guard lock(mutex_);
@@ -97,7 +102,13 @@ public:
       current_ = std::move(fresh);
     } catch (const std::runtime_error& e) {
       if (current_ && current_->expiration && now < *current_->expiration) {
-        return current_->credentials; // still valid: the next get() tries again
+        // Still valid: keep them, and try again in a while rather than at every invoke.
+        refresh_at_ = std::min(now + kRetryRefreshAfter, *current_->expiration);
+        if (warn_) {
+          warn_("refreshing AWS credentials from " + source_ +
+                " failed; the current ones stay in use until they expire: " + e.what());
+        }
+        return current_->credentials;
       }
       throw std::runtime_error("AWS credentials from " + source_ + ": " + e.what());
     }
@@ -110,6 +121,7 @@ private:
   const std::string source_;
   const std::function<TimedCredentials()> fetch_;
   const std::function<TimePoint()> now_;
+  const std::function<void(const std::string&)> warn_;
   std::mutex mutex_;
   std::optional<TimedCredentials> current_; // guarded by mutex_
   TimePoint refresh_at_{};                  // guarded by mutex_
@@ -117,10 +129,12 @@ private:
 
 } // namespace
 
-std::shared_ptr<CredentialsProvider> makeRefreshingProvider(std::string source,
-                                                            std::function<TimedCredentials()> fetch,
-                                                            std::function<TimePoint()> now) {
-  return std::make_shared<RefreshingProvider>(std::move(source), std::move(fetch), std::move(now));
+std::shared_ptr<CredentialsProvider>
+makeRefreshingProvider(std::string source, std::function<TimedCredentials()> fetch,
+                       std::function<TimePoint()> now,
+                       std::function<void(const std::string&)> warn) {
+  return std::make_shared<RefreshingProvider>(std::move(source), std::move(fetch), std::move(now),
+                                              std::move(warn));
 }
 
 IniSections parseIni(std::string_view text) {
@@ -428,7 +442,7 @@ std::shared_ptr<CredentialsProvider> makeDefaultChain(const CredentialsEnvironme
                                  "): " + err.what());
       }
     };
-    return makeRefreshingProvider("web identity (role " + *role_arn + ")", fetch, e.now);
+    return makeRefreshingProvider("web identity (role " + *role_arn + ")", fetch, e.now, e.warn);
   }
 
   // 4. Container credentials.
@@ -468,7 +482,7 @@ std::shared_ptr<CredentialsProvider> makeDefaultChain(const CredentialsEnvironme
       }
       return parseContainerCredentials(answer.body);
     };
-    return makeRefreshingProvider("container credentials (" + *uri + ")", fetch, e.now);
+    return makeRefreshingProvider("container credentials (" + *uri + ")", fetch, e.now, e.warn);
   }
 
   if (profile_env && !profile_seen) {

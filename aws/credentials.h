@@ -53,10 +53,14 @@ struct CredentialsEnvironment {
   // One HTTP exchange (STS, the container endpoint), within a few seconds.
   std::function<HttpAnswer(const HttpCall& call)> http;
   std::function<TimePoint()> now;
+  // Told about a failed refresh while the current credentials still work (may be empty).
+  std::function<void(const std::string& message)> warn;
 };
 
-// getenv, whole-file reads and the system clock; `http` is the caller's (aws/ has no HTTP).
-CredentialsEnvironment systemEnvironment(std::function<HttpAnswer(const HttpCall&)> http);
+// getenv, whole-file reads and the system clock; `http` is the caller's (aws/ has no HTTP),
+// so is `warn` (aws/ does not log).
+CredentialsEnvironment systemEnvironment(std::function<HttpAnswer(const HttpCall&)> http,
+                                         std::function<void(const std::string&)> warn = {});
 
 // Credentials and when they stop working (nullopt: long-term keys).
 struct TimedCredentials {
@@ -77,14 +81,15 @@ public:
 
 // Refreshes at expiration - min(5 min, half the lifetime): long-lived credentials 5 minutes
 // before they expire, short ones halfway. A failed refresh keeps the current credentials
-// while they are still valid (the next get() tries again) and throws after.
+// while they are still valid (logged; tried again 10 s later) and throws after.
 TimePoint refreshTime(TimePoint obtained, TimePoint expiration);
 
 // A provider over a fetch function, with the caching and refresh above. `fetch` throws
 // std::runtime_error on failure.
-std::shared_ptr<CredentialsProvider> makeRefreshingProvider(std::string source,
-                                                            std::function<TimedCredentials()> fetch,
-                                                            std::function<TimePoint()> now);
+std::shared_ptr<CredentialsProvider>
+makeRefreshingProvider(std::string source, std::function<TimedCredentials()> fetch,
+                       std::function<TimePoint()> now,
+                       std::function<void(const std::string&)> warn = {});
 
 // The chain above. `region` locates STS when no endpoint is set (empty: the global endpoint).
 // Throws std::runtime_error at start when no source is configured, or when the chosen one is

@@ -28,8 +28,10 @@ InvokerFactory lambdaEventFactory(const config::Mapping& mapping) {
 // TlsOptions plumbing is in main (the HTTP invoker then takes TLS options for the endpoint).
 InvokerFactory awsLambdaFactory(const config::Mapping& mapping) {
   const config::AwsLambdaConfig& lambda = mapping.function.lambda;
-  const aws::CredentialsEnvironment environment =
-      aws::systemEnvironment(invoker::fetchForCredentials);
+  const aws::CredentialsEnvironment environment = aws::systemEnvironment(
+      invoker::fetchForCredentials, [name = mapping.name](const std::string& message) {
+        log(LogLevel::kWarn, "invoker", name, ": ", message);
+      });
   invoker::LambdaInvokerOptions opts;
   opts.function_name = lambda.function_name;
   opts.qualifier = lambda.qualifier;

@@ -24,6 +24,7 @@ struct FakeWorld {
   std::vector<aws::HttpCall> calls;
   std::function<aws::HttpAnswer(const aws::HttpCall&)> answer;
   aws::TimePoint now = kT0;
+  std::vector<std::string> warnings;
   std::mutex mutex;
 
   aws::CredentialsEnvironment environment() {
@@ -42,6 +43,7 @@ struct FakeWorld {
       return answer(call);
     };
     e.now = [this] { return now; };
+    e.warn = [this](const std::string& message) { warnings.push_back(message); };
     return e;
   }
 };
@@ -199,6 +201,16 @@ TEST_CASE("credentials: web identity through STS AssumeRoleWithWebIdentity, refr
     };
     w.now = kT0 + 56min;
     CHECK(p->get().access_key_id == "ASIA1");
+    CHECK(w.calls.size() == 2);
+    REQUIRE(w.warnings.size() == 1);
+    CHECK(w.warnings[0].find("AccessDenied") != std::string::npos);
+    CHECK(w.warnings[0].find("jwt-1") == std::string::npos);
+    w.now = kT0 + 56min + 9s; // not at every invoke: 10 s later
+    CHECK(p->get().access_key_id == "ASIA1");
+    CHECK(w.calls.size() == 2);
+    w.now = kT0 + 56min + 10s;
+    CHECK(p->get().access_key_id == "ASIA1");
+    CHECK(w.calls.size() == 3);
     w.now = kT0 + 60min;
     try {
       p->get();
