@@ -5,7 +5,9 @@
 #include "invoker/payload.h"
 #include "net/http.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -79,6 +81,28 @@ SuccessBody classifySuccessBody(std::string_view body) {
   return SuccessBody::kSuccess;
 }
 
+std::optional<std::chrono::milliseconds> parseRetryAfter(std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+    value.remove_prefix(1);
+  }
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+    value.remove_suffix(1);
+  }
+  // delta-seconds only; an HTTP-date (rare from functions) is ignored. A day at most.
+  constexpr std::int64_t kMaxSeconds = 24 * 3600;
+  if (value.empty() || value.size() > 9) {
+    return std::nullopt;
+  }
+  std::int64_t seconds = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    seconds = seconds * 10 + (c - '0');
+  }
+  return std::chrono::milliseconds(std::min(seconds, kMaxSeconds) * 1000);
+}
+
 namespace {
 
 constexpr std::size_t kBodyExcerptBytes = 200;
@@ -116,9 +140,13 @@ public:
     try {
       const std::string body =
           encodeLambdaKafkaEvent(batch, options_.bootstrap_servers, options_.format);
-      http = client_.post(body, {}, options_.timeout);
+      if (options_.target.empty() && !options_.sign) {
+        http = client_.post(body, {}, options_.timeout);
+      } else {
+        http = signedPost(body);
+      }
     } catch (const std::exception& e) {
-      // Only allocation failure can get here; report it as a failed attempt.
+      // Allocation failure, or the sign hook could not get credentials: a failed attempt.
       result.outcome = InvokeOutcome::kConnectionError;
       result.detail = std::string("invoke failed: ") + e.what();
       return result;
@@ -142,7 +170,13 @@ public:
     if (response.status < 200 || response.status > 299) {
       result.outcome =
           response.status == 413 ? InvokeOutcome::kPayloadTooLarge : InvokeOutcome::kHttpError;
-      result.detail = "HTTP " + std::to_string(response.status) + ": " + excerpt(response.body);
+      // AWS names the error in x-amzn-ErrorType (the body's message says the rest).
+      const std::string error_type = response.header("x-amzn-ErrorType");
+      result.detail = "HTTP " + std::to_string(response.status) +
+                      (error_type.empty() ? "" : " " + error_type) + ": " + excerpt(response.body);
+      if (response.status == 429) {
+        result.retry_after = parseRetryAfter(response.header("Retry-After"));
+      }
       return result;
     }
     // AWS marks a handler that raised with this header on an otherwise normal 200.
@@ -210,8 +244,20 @@ private:
     result.item_failures = std::move(answer.failures);
   }
 
+  net::HttpResult signedPost(const std::string& body) {
+    OutgoingRequest request{"POST", options_.target.empty() ? url_target_ : options_.target,
+                            options_.headers, body};
+    if (options_.sign) {
+      HeaderList added = options_.sign(request);
+      request.headers.insert(request.headers.end(), added.begin(), added.end());
+    }
+    return client_.request(request.method, request.target, request.body, request.headers,
+                           options_.timeout);
+  }
+
   net::HttpClient client_;
   HttpInvokerOptions options_;
+  std::string url_target_ = net::parseHttpUrl(options_.url).target; // after options_
 };
 
 } // namespace

@@ -8,10 +8,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kesm::invoker {
@@ -53,11 +55,29 @@ public:
   virtual InvokeResult invoke(const Batch& batch) = 0;
 };
 
+using HeaderList = std::vector<std::pair<std::string, std::string>>; // name, value; order kept
+
+// One request as it will be sent, for a protocol that signs it (awsLambda).
+struct OutgoingRequest {
+  std::string method; // "POST"
+  std::string target; // path and query as sent
+  HeaderList headers; // HttpInvokerOptions::headers (the client adds Host and User-Agent)
+  std::string body;
+};
+
 struct HttpInvokerOptions {
   std::string url; // http[s]://host[:port]/path
   // https: whom to trust, the client certificate, the server name. Its context is loaded once
   // per mapping (poller::functionTlsOptions) and shared by the mapping's invokers.
   net::TlsOptions tls;
+  // Request side of protocols other than lambdaEvent: the path and query sent instead of the
+  // url's (empty: the url's), headers sent with every request, and a hook called per request
+  // that returns headers to add (SigV4's). The hook is called from the invoking thread; it
+  // throws std::runtime_error when it cannot sign (credentials unavailable): the attempt
+  // then fails as kConnectionError with what() (never a secret) as the detail.
+  std::string target;
+  HeaderList headers;
+  std::function<HeaderList(const OutgoingRequest&)> sign;
   std::chrono::milliseconds timeout{30000};
   std::string bootstrap_servers; // comma-separated, copied into the event
   EventFormat format;
@@ -80,6 +100,10 @@ enum class SuccessBody {
 // image) answers a raising handler with 200 and the runtime's error document, and a timed-out
 // one with 200 "Task timed out after ...", without X-Amz-Function-Error. Pure.
 SuccessBody classifySuccessBody(std::string_view body);
+
+// A Retry-After header's delay: delta-seconds (capped at a day); nullopt for an HTTP-date, an
+// empty or a malformed value. Pure.
+std::optional<std::chrono::milliseconds> parseRetryAfter(std::string_view value);
 
 // POSTs AWS Lambda's self-managed Kafka event as JSON, keep-alive, one connection, over TLS
 // for an https url (a TLS failure is kConnectionError, its detail saying why: retried).

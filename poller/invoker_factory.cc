@@ -1,6 +1,8 @@
 #include "poller/invoker_factory.h"
 
+#include "common/log.h"
 #include "invoker/cloudevents.h"
+#include "invoker/lambda_invoker.h"
 #include "kafka/rdkafka_adapter.h"
 #include "poller/poller.h"
 
@@ -37,6 +39,40 @@ InvokerFactory cloudEventsFactory(const config::Mapping& mapping) {
   opts.type = ce.type;
   invoker::makeCloudEventsInvoker(opts); // a TLS file that cannot be read fails the start
   return [opts] { return invoker::makeCloudEventsInvoker(opts); };
+}
+
+// One credential provider per mapping, shared by its invokers (they sign concurrently). The
+// region, endpoint and credential source are resolved here, at start: what is missing is a
+// startup error.
+InvokerFactory awsLambdaFactory(const config::Mapping& mapping) {
+  const config::AwsLambdaConfig& lambda = mapping.function.lambda;
+  const aws::CredentialsEnvironment environment = aws::systemEnvironment(
+      invoker::fetchForCredentials, [name = mapping.name](const std::string& message) {
+        log(LogLevel::kWarn, "invoker", name, ": ", message);
+      });
+  invoker::LambdaInvokerOptions opts;
+  opts.function_name = lambda.function_name;
+  opts.qualifier = lambda.qualifier;
+  opts.region = invoker::lambdaRegion(lambda.region, environment.env);
+  opts.endpoint = invoker::lambdaEndpoint(lambda.endpoint, opts.region);
+  opts.tls = functionTlsOptions(mapping.function);
+  opts.report_batch_item_failures = mapping.report_batch_item_failures;
+  opts.timeout = mapping.function.timeout;
+  opts.bootstrap_servers = kafka::joinServers(mapping.source.bootstrap_servers);
+  opts.format = eventFormat(mapping);
+  opts.detect_error_body = mapping.function.detect_error_body;
+  opts.log_name = mapping.name;
+  opts.credentials = aws::makeDefaultChain(environment, opts.region);
+  opts.now = environment.now;
+  log(LogLevel::kInfo, "invoker", mapping.name, ": awsLambda ", lambda.function_name, " at ",
+      opts.endpoint, " (", opts.region, "), AWS credentials from ", opts.credentials->source());
+  try {
+    invoker::makeLambdaInvoker(opts); // fails now, not in a poller thread
+  } catch (const std::exception& e) {
+    throw std::runtime_error("mapping " + mapping.name + ": awsLambda endpoint " + opts.endpoint +
+                             ": " + e.what());
+  }
+  return [opts] { return invoker::makeLambdaInvoker(opts); };
 }
 
 } // namespace
@@ -83,7 +119,7 @@ InvokerFactory invokerFactory(const config::Mapping& mapping) {
   case config::FunctionProtocol::kLambdaEvent:
     return lambdaEventFactory(mapping);
   case config::FunctionProtocol::kAwsLambda:
-    throw std::runtime_error("protocol awsLambda is not built yet");
+    return awsLambdaFactory(mapping);
   case config::FunctionProtocol::kCloudEvents:
     return cloudEventsFactory(mapping);
   }
