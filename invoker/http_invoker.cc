@@ -1,6 +1,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "invoker/batch_item_failures.h"
+#include "invoker/http_outcome.h"
 #include "invoker/invoker.h"
 #include "invoker/payload.h"
 #include "net/http.h"
@@ -105,7 +106,6 @@ std::optional<std::chrono::milliseconds> parseRetryAfter(std::string_view value)
 
 namespace {
 
-constexpr std::size_t kBodyExcerptBytes = 200;
 constexpr const char* kFunctionErrorHeader = "X-Amz-Function-Error";
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
@@ -119,13 +119,6 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
     }
   }
   return true;
-}
-
-std::string excerpt(const std::string& body) {
-  if (body.size() <= kBodyExcerptBytes) {
-    return body;
-  }
-  return body.substr(0, kBodyExcerptBytes) + "...";
 }
 
 // Owned by one thread (the poller's invoke worker); keeps one keep-alive connection.
@@ -151,34 +144,11 @@ public:
       result.detail = std::string("invoke failed: ") + e.what();
       return result;
     }
-    switch (http.error) {
-    case net::HttpErrorKind::kNone:
-      break;
-    case net::HttpErrorKind::kTimeout:
-      result.outcome = InvokeOutcome::kTimeout;
-      result.detail = http.error_message;
-      return result;
-    case net::HttpErrorKind::kConnect:
-    case net::HttpErrorKind::kIo:
-    case net::HttpErrorKind::kTls:
-      result.outcome = InvokeOutcome::kConnectionError;
-      result.detail = http.error_message;
-      return result;
+    if (std::optional<InvokeResult> failure = httpFailure(http)) {
+      return *failure;
     }
     const net::HttpResponse& response = http.response;
     result.http_status = response.status;
-    if (response.status < 200 || response.status > 299) {
-      result.outcome =
-          response.status == 413 ? InvokeOutcome::kPayloadTooLarge : InvokeOutcome::kHttpError;
-      // AWS names the error in x-amzn-ErrorType (the body's message says the rest).
-      const std::string error_type = response.header("x-amzn-ErrorType");
-      result.detail = "HTTP " + std::to_string(response.status) +
-                      (error_type.empty() ? "" : " " + error_type) + ": " + excerpt(response.body);
-      if (response.status == 429) {
-        result.retry_after = parseRetryAfter(response.header("Retry-After"));
-      }
-      return result;
-    }
     // AWS marks a handler that raised with this header on an otherwise normal 200.
     bool has_function_error = false;
     for (const auto& [name, value] : response.headers) {
@@ -187,7 +157,7 @@ public:
     if (has_function_error) {
       result.outcome = InvokeOutcome::kFunctionError;
       result.detail = "X-Amz-Function-Error: " + response.header(kFunctionErrorHeader) + ": " +
-                      excerpt(response.body);
+                      bodyExcerpt(response.body);
       return result;
     }
     SuccessBody kind =
@@ -195,7 +165,7 @@ public:
     if (kind == SuccessBody::kLambdaError) {
       result.outcome = InvokeOutcome::kFunctionError;
       result.detail = "HTTP " + std::to_string(response.status) +
-                      " with a Lambda error document: " + excerpt(response.body);
+                      " with a Lambda error document: " + bodyExcerpt(response.body);
       return result;
     }
     if (options_.report_batch_item_failures) {
@@ -211,7 +181,7 @@ public:
           ": the function answered with batchItemFailures, but the mapping does not set "
           "functionResponseTypes: [ReportBatchItemFailures], so the whole batch counts as "
           "succeeded (logged once): ",
-          excerpt(response.body));
+          bodyExcerpt(response.body));
     }
     result.outcome = InvokeOutcome::kSuccess;
     return result;
@@ -230,7 +200,7 @@ private:
     case BatchItemFailures::Verdict::kMalformed:
       result.outcome = InvokeOutcome::kFunctionError;
       result.detail = "malformed batchItemFailures (" + answer.error +
-                      "): the whole batch failed: " + excerpt(response.body);
+                      "): the whole batch failed: " + bodyExcerpt(response.body);
       return;
     case BatchItemFailures::Verdict::kFailures:
       break;

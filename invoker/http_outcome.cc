@@ -5,9 +5,10 @@
 
 namespace kesm::invoker {
 
-namespace {
-constexpr std::size_t kBodyExcerptBytes = 200;
-} // namespace
+std::string bodyExcerpt(const std::string& body) {
+  constexpr std::size_t kBodyExcerptBytes = 200;
+  return body.size() <= kBodyExcerptBytes ? body : body.substr(0, kBodyExcerptBytes) + "...";
+}
 
 std::optional<InvokeResult> httpFailure(const net::HttpResult& http) {
   InvokeResult result;
@@ -31,10 +32,13 @@ std::optional<InvokeResult> httpFailure(const net::HttpResult& http) {
   }
   result.http_status = status;
   result.outcome = status == 413 ? InvokeOutcome::kPayloadTooLarge : InvokeOutcome::kHttpError;
-  const std::string& body = http.response.body;
-  result.detail =
-      "HTTP " + std::to_string(status) + ": " +
-      (body.size() <= kBodyExcerptBytes ? body : body.substr(0, kBodyExcerptBytes) + "...");
+  // AWS names the error in x-amzn-ErrorType (the body's message says the rest).
+  const std::string error_type = http.response.header("x-amzn-ErrorType");
+  result.detail = "HTTP " + std::to_string(status) + (error_type.empty() ? "" : " " + error_type) +
+                  ": " + bodyExcerpt(http.response.body);
+  if (status == 429) {
+    result.retry_after = parseRetryAfter(http.response.header("Retry-After"));
+  }
   return result;
 }
 

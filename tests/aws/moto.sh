@@ -23,20 +23,15 @@ die() { log "error: $*"; exit 1; }
 python_bin() { echo "$DIR/venv/bin/python"; }
 
 cmd_setup() {
-  local req=$SCRIPT_DIR/moto-requirements.txt stamp=$DIR/venv/kesm-requirements.txt
-  if [[ -x $(python_bin) ]] && cmp -s "$req" "$stamp"; then
-    log "ready: $("$(python_bin)" -c 'import moto; print("moto", moto.__version__)') in $DIR/venv"
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 not found on PATH"
   mkdir -p "$DIR"
-  rm -rf "$DIR/venv"
-  python3 -m venv "$DIR/venv" ||
-    die "python3 -m venv failed (Debian: apt-get install python3-venv; scripts/install-deps.sh does)"
-  log "installing $(grep -c '==' "$req") pinned Python packages into $DIR/venv"
-  "$(python_bin)" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
-    -r "$req" || die "pip install -r $req failed (is PyPI reachable?)"
-  cp "$req" "$stamp"
+  exec 9>"$DIR/.setup.lock"
+  # shellcheck source=../../scripts/lock.sh
+  . "$REPO_ROOT/scripts/lock.sh"
+  kesm_lock 9 "$DIR/.setup.lock" "the moto venv"
+  # shellcheck source=../../scripts/venv.sh
+  . "$REPO_ROOT/scripts/venv.sh"
+  kesm_venv "$DIR/venv" "$SCRIPT_DIR/moto-requirements.txt" || die "cannot set up $DIR/venv"
+  log "ready: $("$(python_bin)" -c 'import moto; print("moto", moto.__version__)') in $DIR/venv"
 }
 
 free_port() {

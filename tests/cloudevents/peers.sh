@@ -34,19 +34,11 @@ setup_sink() {
 }
 
 setup_functions_framework() {
-  local req=$SCRIPT_DIR/functions_framework/requirements.txt stamp=$DIR/venv/kesm-requirements.txt
-  if [[ -x $DIR/venv/bin/functions-framework ]] && cmp -s "$req" "$stamp"; then
-    log "ready: $(grep '^functions-framework==' "$req") ($(grep -c '==' "$req") pinned packages) in $DIR/venv"
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 not found on PATH"
-  rm -rf "$DIR/venv"
-  python3 -m venv "$DIR/venv" ||
-    die "python3 -m venv failed (Debian: apt-get install python3-venv; scripts/install-deps.sh does)"
-  log "installing $(grep -c '==' "$req") pinned Python packages into $DIR/venv"
-  "$DIR/venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
-    -r "$req" || die "pip install -r $req failed (is PyPI reachable?)"
-  cp "$req" "$stamp"
+  local req=$SCRIPT_DIR/functions_framework/requirements.txt
+  # shellcheck source=../../scripts/venv.sh
+  . "$REPO_ROOT/scripts/venv.sh"
+  kesm_venv "$DIR/venv" "$req" || die "cannot set up $DIR/venv"
+  log "ready: $(grep '^functions-framework==' "$req") ($(grep -c '==' "$req") pinned packages) in $DIR/venv"
 }
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }

@@ -61,18 +61,9 @@ setup_go_handler() {
 }
 
 setup_venv() {
-  local req=$SCRIPT_DIR/python/requirements.txt stamp=$DIR/venv/kesm-requirements.txt
-  if [[ -x $(python_bin) ]] && cmp -s "$req" "$stamp"; then
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 not found on PATH"
-  rm -rf "$DIR/venv"
-  python3 -m venv "$DIR/venv" ||
-    die "python3 -m venv failed (Debian: apt-get install python3-venv; scripts/install-deps.sh does)"
-  log "installing $(grep -c '==' "$req") pinned Python packages into $DIR/venv"
-  "$(python_bin)" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
-    -r "$req" || die "pip install -r $req failed (is PyPI reachable?)"
-  cp "$req" "$stamp"
+  # shellcheck source=../../../scripts/venv.sh
+  . "$REPO_ROOT/scripts/venv.sh"
+  kesm_venv "$DIR/venv" "$SCRIPT_DIR/python/requirements.txt" || die "cannot set up $DIR/venv"
 }
 
 cmd_setup() {
