@@ -221,23 +221,6 @@ TimePoint parseIso8601(std::string_view text) {
   return std::chrono::system_clock::from_time_t(t - offset_seconds);
 }
 
-std::string percentEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += ch;
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-    }
-  }
-  return out;
-}
-
 TimedCredentials parseStsCredentials(std::string_view xml, std::string_view action) {
   namespace pt = boost::property_tree;
   pt::ptree tree;
@@ -428,9 +411,8 @@ std::shared_ptr<CredentialsProvider> makeDefaultChain(const CredentialsEnvironme
       call.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
                       {"Accept", "application/xml"}};
       call.body =
-          "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + percentEncode(role_arn) +
-          "&RoleSessionName=" + percentEncode(name) +
-          "&WebIdentityToken=" + percentEncode(trim(*token));
+          "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + uriEncode(role_arn) +
+          "&RoleSessionName=" + uriEncode(name) + "&WebIdentityToken=" + uriEncode(trim(*token));
       const HttpAnswer answer = e.http(call);
       if (answer.status == 0) {
         throw std::runtime_error("STS at " + sts + ": " + answer.error);

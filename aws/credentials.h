@@ -116,7 +116,4 @@ TimedCredentials parseContainerCredentials(std::string_view json);
 // "2026-12-02T03:40:00Z" (fractional seconds and a numeric offset accepted). Throws.
 TimePoint parseIso8601(std::string_view text);
 
-// "application/x-www-form-urlencoded" / query encoding: RFC 3986 unreserved kept, rest %XX.
-std::string percentEncode(std::string_view text);
-
 } // namespace kesm::aws

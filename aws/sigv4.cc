@@ -1,6 +1,8 @@
 #include "aws/sigv4.h"
 
 #include <algorithm>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
 #include <ctime>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -30,29 +32,6 @@ std::string lower(std::string_view s) {
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
     return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
   });
-  return out;
-}
-
-bool isUnreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_' || c == '.' || c == '~';
-}
-
-// RFC 3986 percent-encoding of everything but the unreserved set (and '/' when keep_slash).
-std::string uriEncode(std::string_view s, bool keep_slash) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (isUnreserved(c) || (keep_slash && c == '/')) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
   return out;
 }
 
@@ -333,6 +312,14 @@ SignedHeaders sign(const SigningRequest& request, const Credentials& credentials
     out.content_sha256 = payloadHash(request, params);
   }
   return out;
+}
+
+std::string uriEncode(std::string_view s, bool keep_slash) {
+  static constexpr boost::urls::grammar::lut_chars kWithSlash =
+      boost::urls::unreserved_chars + boost::urls::grammar::lut_chars('/');
+  // Upper-case hex and %20 for a space, as SigV4 requires: Boost.URL's defaults.
+  return keep_slash ? boost::urls::encode(s, kWithSlash)
+                    : boost::urls::encode(s, boost::urls::unreserved_chars);
 }
 
 } // namespace kesm::aws

@@ -72,6 +72,10 @@ struct SignedHeaders {
 SignedHeaders sign(const SigningRequest& request, const Credentials& credentials,
                    const SigningParams& params);
 
+// RFC 3986 percent-encoding of all but the unreserved set (and '/' when keep_slash), upper-case
+// hex, a space as %20: SigV4's UriEncode, and what AWS's query and form bodies want.
+std::string uriEncode(std::string_view s, bool keep_slash = false);
+
 // The steps of sign(), exposed for the tests.
 
 // "20150830T123600Z" (seconds truncated toward the past).

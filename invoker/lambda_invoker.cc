@@ -9,10 +9,9 @@
 namespace kesm::invoker {
 
 std::string lambdaInvokeTarget(const std::string& function_name, const std::string& qualifier) {
-  std::string target =
-      "/2015-03-31/functions/" + aws::percentEncode(function_name) + "/invocations";
+  std::string target = "/2015-03-31/functions/" + aws::uriEncode(function_name) + "/invocations";
   if (!qualifier.empty()) {
-    target += "?Qualifier=" + aws::percentEncode(qualifier);
+    target += "?Qualifier=" + aws::uriEncode(qualifier);
   }
   return target;
 }

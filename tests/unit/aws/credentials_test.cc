@@ -297,5 +297,5 @@ TEST_CASE("credentials: refreshTime, ISO 8601 and percent-encoding", "[unit]") {
   CHECK(aws::parseIso8601("2025-12-02T03:00:00.123Z") == kT0);
   CHECK(aws::parseIso8601("2025-12-02T04:00:00+01:00") == kT0);
   CHECK_THROWS(aws::parseIso8601("yesterday"));
-  CHECK(aws::percentEncode("a-b_c.d~e f:g/h$") == "a-b_c.d~e%20f%3Ag%2Fh%24");
+  CHECK(aws::uriEncode("a-b_c.d~e f:g/h$") == "a-b_c.d~e%20f%3Ag%2Fh%24");
 }
