@@ -416,7 +416,7 @@ void Poller::Impl::shutdown() {
   // Closing a cooperative-sticky consumer before its first rebalance completed can abort
   // the process in librdkafka 2.0.2 (#4308, #4312): wait for it, bounded.
   if (!had_assignment_ && ctx_.mapping.source.partition_assignor == "cooperative-sticky") {
-    auto deadline = clock_.now() + milliseconds(15000);
+    auto deadline = clock_.now() + kFirstAssignmentWait;
     while (!had_assignment_ && clock_.now() < deadline) {
       std::unique_ptr<RdKafka::Message> msg(consumer_->consume(50));
     }
@@ -460,7 +460,7 @@ Poller::Poller(PollerContext context) : impl_(std::make_unique<Impl>(*this, std:
 Poller::~Poller() {
   requestStop();
   auto bound = impl_->ctx_.mapping.scaling.grace_period + impl_->ctx_.mapping.function.timeout +
-               milliseconds(15000);
+               kFirstAssignmentWait + milliseconds(15000);
   if (!waitStopped(bound)) {
     log(LogLevel::kError, "poller", impl_->ctx_.client_id,
         ": did not stop in time; detaching its thread");

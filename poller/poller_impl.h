@@ -22,6 +22,11 @@
 
 namespace kesm::poller {
 
+// How long a cooperative-sticky poller that never got an assignment waits for one before it
+// closes (librdkafka 2.0.2 aborts on destroying it otherwise, #4312). Cooperative rebalances
+// take up to ~33 s to settle on the mock cluster; 15 s once fell short in CI.
+inline constexpr std::chrono::milliseconds kFirstAssignmentWait{45000};
+
 struct Poller::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
   using time_point = Clock::time_point;
   using milliseconds = std::chrono::milliseconds;
