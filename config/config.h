@@ -163,6 +163,10 @@ struct FunctionConfig {
   CloudEventsConfig cloud_events;       // protocol kCloudEvents
 };
 
+// Whether kesm reaches this function over TLS: an https:// url, or an awsLambda endpoint that
+// is https:// or AWS's own (function_section.cc). The one place that decides it.
+bool usesHttps(const FunctionConfig& function);
+
 struct BatchingConfig {
   int batch_size = kDefaultBatchSize;                      // 1..10000
   Millis maximum_batching_window = kDefaultBatchingWindow; // 0..300 s

@@ -35,24 +35,7 @@ void readFunctionTls(Reporter& reporter, const Field& field, FunctionTlsConfig& 
     return;
   }
   SectionReader section(reporter, field.value, field.path, field.value_pos, kFunctionTlsSection);
-  auto path = [&](const char* key, std::string& out) {
-    const Field* f = section.optional(key);
-    if (f != nullptr) {
-      if (auto text = readPath(reporter, *f)) {
-        out = *text;
-      }
-    }
-    return f;
-  };
-  path("caFile", tls.ca_file);
-  const Field* cert = path("certificateFile", tls.certificate_file);
-  const Field* key = path("keyFile", tls.key_file);
-  if ((cert == nullptr) != (key == nullptr)) {
-    const Field* given = cert != nullptr ? cert : key;
-    reporter.add(given->key_pos, given->path,
-                 "a client certificate needs both certificateFile and keyFile (mutual TLS), "
-                 "or neither");
-  }
+  readTlsFiles(reporter, section, tls.ca_file, tls.certificate_file, tls.key_file);
   if (const Field* f = section.optional("serverName")) {
     const char* rule = "a host name or IP address, like fn.example.com";
     auto text = readScalar(reporter, *f, rule);
@@ -288,11 +271,8 @@ void readFunction(Reporter& reporter, const Field& field, FunctionConfig& functi
   }
   readBool(reporter, section.optional("detectErrorBody"), function.detect_error_body);
   if (const Field* f = section.optional("tls")) {
-    // AWS's own endpoint is https; any other is as written.
-    bool https = aws ? function.lambda.endpoint.empty() || isHttps(function.lambda.endpoint)
-                     : isHttps(function.url);
     bool known = aws || !function.url.empty();
-    if (known && !https) {
+    if (known && !usesHttps(function)) {
       reporter.add(f->key_pos, f->path,
                    aws ? "tls applies to an https endpoint; lambda.endpoint is http://"
                        : "tls applies to an https URL; url is http://");
@@ -329,3 +309,15 @@ void readFunctionResponseTypes(Reporter& reporter, const Field& field, Mapping& 
 }
 
 } // namespace kesm::config::detail
+
+namespace kesm::config {
+
+bool usesHttps(const FunctionConfig& function) {
+  if (function.protocol == FunctionProtocol::kAwsLambda) {
+    // AWS's own endpoint is https; any other is as written.
+    return function.lambda.endpoint.empty() || detail::isHttps(function.lambda.endpoint);
+  }
+  return detail::isHttps(function.url);
+}
+
+} // namespace kesm::config

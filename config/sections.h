@@ -6,6 +6,7 @@
 // setting.
 
 #include "config/config.h"
+#include "config/schema.h"
 #include "config/yaml_diagnostics.h"
 
 #include <cstddef>
@@ -32,6 +33,16 @@ void readPods(Reporter& reporter, const Field& field, PodsConfig& pods);
 std::string defaultStatefulSet(const std::string& mapping_name);
 // A path to a file, read at startup; only its shape is checked here (source_section.cc).
 std::optional<std::string> readPath(Reporter& reporter, const Field& field);
+// The caFile, certificateFile and keyFile paths of a tls section, with the rule both TLS
+// sections share: a client certificate needs both files or neither (source_section.cc).
+// Returns the fields given (nullptr where absent), for their locations.
+struct TlsFileFields {
+  const Field* ca = nullptr;
+  const Field* cert = nullptr;
+  const Field* key = nullptr;
+};
+TlsFileFields readTlsFiles(Reporter& reporter, SectionReader& section, std::string& ca_file,
+                           std::string& certificate_file, std::string& key_file);
 // A mapping's function (function_section.cc), and its functionResponseTypes list.
 void readFunction(Reporter& reporter, const Field& field, FunctionConfig& function);
 void readFunctionResponseTypes(Reporter& reporter, const Field& field, Mapping& mapping);

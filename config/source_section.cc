@@ -9,6 +9,7 @@
 #include <cctype>
 #include <map>
 #include <string_view>
+#include <utility>
 
 namespace kesm::config::detail {
 
@@ -20,6 +21,28 @@ std::optional<std::string> readPath(Reporter& reporter, const Field& field) {
     return std::nullopt;
   }
   return text;
+}
+
+TlsFileFields readTlsFiles(Reporter& reporter, SectionReader& section, std::string& ca_file,
+                           std::string& certificate_file, std::string& key_file) {
+  auto path = [&](const char* key, std::string& out) {
+    const Field* f = section.optional(key);
+    if (f != nullptr) {
+      if (auto text = readPath(reporter, *f)) {
+        out = *text;
+      }
+    }
+    return f;
+  };
+  TlsFileFields files{path("caFile", ca_file), path("certificateFile", certificate_file),
+                      path("keyFile", key_file)};
+  if ((files.cert == nullptr) != (files.key == nullptr)) {
+    const Field* given = files.cert != nullptr ? files.cert : files.key;
+    reporter.add(given->key_pos, given->path,
+                 "a client certificate needs both certificateFile and keyFile (mutual TLS), "
+                 "or neither");
+  }
+  return files;
 }
 
 namespace {
@@ -221,25 +244,17 @@ void readTls(Reporter& reporter, const Field& field, TlsConfig& tls) {
     return;
   }
   SectionReader section(reporter, field.value, field.path, field.value_pos, kTlsSection);
-  auto path = [&](const char* key, std::string& out, Location& at) {
-    if (const Field* f = section.optional(key)) {
-      if (auto text = readPath(reporter, *f)) {
-        out = *text;
-        at = locationOf(*f);
-      }
-      return f;
+  const TlsFileFields files =
+      readTlsFiles(reporter, section, tls.ca_file, tls.certificate_file, tls.key_file);
+  const std::pair<const Field*, Location*> located[] = {{files.ca, &tls.ca_file_at},
+                                                        {files.cert, &tls.certificate_file_at},
+                                                        {files.key, &tls.key_file_at}};
+  for (auto [f, at] : located) {
+    if (f != nullptr) {
+      *at = locationOf(*f);
     }
-    return static_cast<const Field*>(nullptr);
-  };
-  path("caFile", tls.ca_file, tls.ca_file_at);
-  const Field* cert = path("certificateFile", tls.certificate_file, tls.certificate_file_at);
-  const Field* key = path("keyFile", tls.key_file, tls.key_file_at);
-  if ((cert == nullptr) != (key == nullptr)) {
-    const Field* given = cert != nullptr ? cert : key;
-    reporter.add(given->key_pos, given->path,
-                 "a client certificate needs both certificateFile and keyFile (mutual TLS), "
-                 "or neither");
   }
+  const Field* key = files.key;
   tls.key_password = readSecret(reporter, section, field, "keyPassword", false, false);
   if (tls.key_password.kind != SecretSource::Kind::kNone && key == nullptr) {
     reporter.add(field.value_pos, field.path, "keyPasswordFile/keyPasswordEnv need keyFile");

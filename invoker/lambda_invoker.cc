@@ -47,17 +47,8 @@ std::string hostHeader(const std::string& endpoint) {
 }
 
 HttpInvokerOptions lambdaHttpOptions(const LambdaInvokerOptions& options) {
-  HttpInvokerOptions http;
-  http.url = options.endpoint;
-  http.tls = options.tls;
-  http.report_batch_item_failures = options.report_batch_item_failures;
+  HttpInvokerOptions http = options.http;
   http.target = lambdaInvokeTarget(options.function_name, options.qualifier);
-  http.timeout = options.timeout;
-  http.bootstrap_servers = options.bootstrap_servers;
-  http.format = options.format;
-  http.detect_error_body = options.detect_error_body;
-  http.log_name = options.log_name;
-  http.warned_ignored_body = options.warned_ignored_body;
   // Content-Type is sent as given, so it is signed too.
   http.headers = {{"Content-Type", "application/json"},
                   {"X-Amz-Invocation-Type", "RequestResponse"}};
@@ -66,7 +57,7 @@ HttpInvokerOptions lambdaHttpOptions(const LambdaInvokerOptions& options) {
   }
   auto now = options.now ? options.now : [] { return std::chrono::system_clock::now(); };
   http.sign = [credentials = options.credentials, region = options.region,
-               host = hostHeader(options.endpoint), now](const OutgoingRequest& request) {
+               host = hostHeader(options.http.url), now](const OutgoingRequest& request) {
     aws::SigningRequest signing{request.method, request.target, {{"Host", host}}, request.body};
     signing.headers.insert(signing.headers.end(), request.headers.begin(), request.headers.end());
     aws::SigningParams params;

@@ -22,19 +22,13 @@ struct LambdaInvokerOptions {
   std::string function_name; // name, ACCOUNT:function:NAME or ARN, as configured
   std::string qualifier;     // empty: none
   std::string region;        // resolved (lambdaRegion)
-  std::string endpoint;      // scheme://host[:port], resolved (lambdaEndpoint)
-  net::TlsOptions tls;       // an https endpoint: poller::functionTlsOptions
-  std::chrono::milliseconds timeout{30000};
-  std::string bootstrap_servers;
-  EventFormat format;
-  bool detect_error_body = true;
-  bool report_batch_item_failures = false;
-  std::string log_name;
+  // The event, transport and answer handling, as for lambdaEvent; `http.url` is the endpoint,
+  // scheme://host[:port], resolved (lambdaEndpoint). target, headers and sign are set here.
+  HttpInvokerOptions http;
   // Shared by the invokers of one mapping; thread-safe.
   std::shared_ptr<aws::CredentialsProvider> credentials;
   // The signing time; the system clock unless a test sets it.
   std::function<std::chrono::system_clock::time_point()> now;
-  std::shared_ptr<std::atomic<bool>> warned_ignored_body = std::make_shared<std::atomic<bool>>();
 };
 
 // "/2015-03-31/functions/arn%3Aaws%3Alambda%3A...%3Amy-fn/invocations?Qualifier=live": the

@@ -13,7 +13,8 @@ namespace kesm::poller {
 
 namespace {
 
-InvokerFactory lambdaEventFactory(const config::Mapping& mapping) {
+// What lambdaEvent and awsLambda share: the event, its transport and how answers are read.
+invoker::HttpInvokerOptions httpOptions(const config::Mapping& mapping) {
   invoker::HttpInvokerOptions opts;
   opts.url = mapping.function.url;
   opts.timeout = mapping.function.timeout;
@@ -23,7 +24,11 @@ InvokerFactory lambdaEventFactory(const config::Mapping& mapping) {
   opts.log_name = mapping.name;
   opts.report_batch_item_failures = mapping.report_batch_item_failures;
   opts.tls = functionTlsOptions(mapping.function);
-  return [opts] { return invoker::makeHttpInvoker(opts); };
+  return opts;
+}
+
+InvokerFactory lambdaEventFactory(const config::Mapping& mapping) {
+  return [opts = httpOptions(mapping)] { return invoker::makeHttpInvoker(opts); };
 }
 
 // docs/functions.md, "CloudEvents (cloudEvents)".
@@ -54,22 +59,16 @@ InvokerFactory awsLambdaFactory(const config::Mapping& mapping) {
   opts.function_name = lambda.function_name;
   opts.qualifier = lambda.qualifier;
   opts.region = invoker::lambdaRegion(lambda.region, environment.env);
-  opts.endpoint = invoker::lambdaEndpoint(lambda.endpoint, opts.region);
-  opts.tls = functionTlsOptions(mapping.function);
-  opts.report_batch_item_failures = mapping.report_batch_item_failures;
-  opts.timeout = mapping.function.timeout;
-  opts.bootstrap_servers = kafka::joinServers(mapping.source.bootstrap_servers);
-  opts.format = eventFormat(mapping);
-  opts.detect_error_body = mapping.function.detect_error_body;
-  opts.log_name = mapping.name;
+  opts.http = httpOptions(mapping);
+  opts.http.url = invoker::lambdaEndpoint(lambda.endpoint, opts.region);
   opts.credentials = aws::makeDefaultChain(environment, opts.region);
   opts.now = environment.now;
   log(LogLevel::kInfo, "invoker", mapping.name, ": awsLambda ", lambda.function_name, " at ",
-      opts.endpoint, " (", opts.region, "), AWS credentials from ", opts.credentials->source());
+      opts.http.url, " (", opts.region, "), AWS credentials from ", opts.credentials->source());
   try {
     invoker::makeLambdaInvoker(opts); // fails now, not in a poller thread
   } catch (const std::exception& e) {
-    throw std::runtime_error("mapping " + mapping.name + ": awsLambda endpoint " + opts.endpoint +
+    throw std::runtime_error("mapping " + mapping.name + ": awsLambda endpoint " + opts.http.url +
                              ": " + e.what());
   }
   return [opts] { return invoker::makeLambdaInvoker(opts); };
@@ -78,18 +77,8 @@ InvokerFactory awsLambdaFactory(const config::Mapping& mapping) {
 } // namespace
 
 net::TlsOptions functionTlsOptions(const config::FunctionConfig& function) {
-  const bool aws = function.protocol == config::FunctionProtocol::kAwsLambda;
-  const std::string& url = aws ? function.lambda.endpoint : function.url;
-  bool https = aws && url.empty(); // AWS's endpoint
-  if (!url.empty()) {
-    try {
-      https = net::parseUrl(url).scheme == net::Scheme::kHttps;
-    } catch (const std::invalid_argument&) {
-      // The config refused it already; a Config built in code fails in its client.
-    }
-  }
   net::TlsOptions tls;
-  if (!https) {
+  if (!config::usesHttps(function)) {
     return tls;
   }
   if (function.tls) {

@@ -5,6 +5,8 @@
 # skipped, never silently pass.
 set(KESM_CE_DIR ${PROJECT_SOURCE_DIR}/.cache/cloudevents)
 target_compile_definitions(kesm_integration_tests PRIVATE KESM_CE_DIR="${KESM_CE_DIR}")
+# TestPki (the openssl command line's test CA and certificates) for the https case.
+target_sources(kesm_integration_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../unit/net/tls_peer.cc)
 find_program(KESM_GO go)
 find_program(KESM_PYTHON3 python3)
 if(KESM_GO AND KESM_PYTHON3)

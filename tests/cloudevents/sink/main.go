@@ -5,7 +5,8 @@
 // that is not UTF-8 as data_base64). An event that does not parse or validate is answered
 // 400 and written as {"error": "..."}.
 //
-// Usage: sink -listen 127.0.0.1:0 -addr-file F -out F [-fail-once id1,id2]
+// Usage: sink -listen 127.0.0.1:0 -addr-file F -out F [-fail-once id1,id2] [-tls-cert PEM
+// -tls-key PEM] (-tls-cert: serve HTTPS).
 //
 // -fail-once: the first request holding an event with one of these ids is answered 500 and
 // nothing of it is recorded; later requests with that id succeed.
@@ -92,6 +93,8 @@ func main() {
 	addrFile := flag.String("addr-file", "", "write the bound host:port here")
 	outPath := flag.String("out", "", "append events here, one JSON line each")
 	failOnce := flag.String("fail-once", "", "comma-separated event ids answered 500 once")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this PEM certificate (and -tls-key)")
+	tlsKey := flag.String("tls-key", "", "the PEM private key of -tls-cert")
 	flag.Parse()
 	if *outPath == "" {
 		log.Fatal("-out is required")
@@ -119,6 +122,9 @@ func main() {
 		if err := os.Rename(tmp, *addrFile); err != nil {
 			log.Fatal(err)
 		}
+	}
+	if *tlsCert != "" {
+		log.Fatal(http.ServeTLS(ln, s, *tlsCert, *tlsKey))
 	}
 	log.Fatal(http.Serve(ln, s))
 }

@@ -64,10 +64,10 @@ invoker::LambdaInvokerOptions options(const std::string& endpoint,
   o.function_name = "arn:aws:lambda:eu-west-1:123456789012:function:my-fn";
   o.qualifier = "live";
   o.region = "eu-west-1";
-  o.endpoint = endpoint;
-  o.timeout = 5s;
-  o.bootstrap_servers = "b1:9092";
-  o.log_name = "orders";
+  o.http.url = endpoint;
+  o.http.timeout = 5s;
+  o.http.bootstrap_servers = "b1:9092";
+  o.http.log_name = "orders";
   o.credentials = std::move(credentials);
   o.now = [] { return kTime; };
   return o;
