@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "e2e_harness.h"
 #include "kafka/kafka.h"
+#include "kubelet.h"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -13,7 +14,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 using namespace kesm;
@@ -40,13 +40,6 @@ double secondsSince(Steady::time_point t) {
   return std::chrono::duration<double>(Steady::now() - t).count();
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string shellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
@@ -61,33 +54,13 @@ struct ApiServer {
   int port = 0;
 
   static ApiServer shared() {
-    const char* dir = std::getenv("KESM_K8S_DIR");
-    REQUIRE(dir != nullptr);
+    const ApiServerInfo info = sharedApiServer(); // throws when the fixture did not run
     ApiServer a;
-    a.dir = dir;
-    std::istringstream env(readFile(a.dir + "/run/env"));
-    for (std::string line; std::getline(env, line);) {
-      auto eq = line.find('=');
-      if (eq == std::string::npos) {
-        continue;
-      }
-      std::string key = line.substr(0, eq), value = line.substr(eq + 1);
-      if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"')) {
-        value = value.substr(1, value.size() - 2);
-      }
-      if (key == "APISERVER_URL") {
-        a.url = value;
-      } else if (key == "APISERVER_CA_FILE") {
-        a.ca_file = value;
-      } else if (key == "APISERVER_TOKEN_FILE") {
-        a.admin_token = readFile(value);
-        while (!a.admin_token.empty() && std::isspace(a.admin_token.back())) {
-          a.admin_token.pop_back();
-        }
-      }
-    }
-    REQUIRE(!a.url.empty());
-    a.port = std::stoi(a.url.substr(a.url.rfind(':') + 1));
+    a.url = info.url;
+    a.ca_file = info.ca_file;
+    a.admin_token = info.admin_token;
+    a.dir = std::getenv("KESM_K8S_DIR");
+    a.port = info.port;
     return a;
   }
 
