@@ -19,6 +19,7 @@
 #include <iomanip>
 #include <set>
 #include <sstream>
+#include <unistd.h>
 
 using namespace kesm;
 using namespace kesm::test;
@@ -70,6 +71,33 @@ double metricOr0(std::uint16_t port, const std::string& name,
                  const std::map<std::string, std::string>& labels) {
   const double v = metric(httpGet(port, "/metrics").body, name, labels);
   return std::isnan(v) ? 0 : v;
+}
+
+// What a process used so far, from /proc: its peak resident set and its CPU time.
+struct ProcessUse {
+  double peak_rss_mib = -1;
+  double cpu_seconds = -1;
+};
+ProcessUse processUse(pid_t pid) {
+  ProcessUse use;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      use.peak_rss_mib = std::stod(line.substr(6)) / 1024; // kB
+    }
+  }
+  // utime and stime: fields 14 and 15, counted after the ")" that ends the command name.
+  const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i >= 14) {
+      ticks += std::stod(field);
+    }
+  }
+  use.cpu_seconds = ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return use;
 }
 
 // Everything one test needs: namespace and RBAC, topic, function, config, kubelet, controller.
@@ -321,11 +349,18 @@ TEST_CASE("pods mode: a burst raises the StatefulSet's replicas, the pods drain 
       120s, [&] { return rig.specReplicas() == kMinPods && rig.kubelet().alive() == kMinPods; }));
 
   const auto m = milestones(rig.kubelet().timeline(), burst);
+  // The chart's controller.resources: requests 50m / 64Mi, limits 500m / 256Mi.
+  const ProcessUse use = processUse(rig.controller().pid());
+  const double lived = seconds(Steady::now() - rig.origin());
   WARN("pods mode burst of " << kPartitions * kBurst << " records, pod start " << seconds(kPodStart)
                              << " s: " << describe(m, drained) << "; replicas "
-                             << sequence(rig.kubelet().replicasSeen()) << "\n"
+                             << sequence(rig.kubelet().replicasSeen())
+                             << "; the controller: peak RSS " << use.peak_rss_mib << " MiB, CPU "
+                             << use.cpu_seconds << " s in " << lived << " s\n"
                              << rig.kubelet().report(burst));
-  CHECK(m.peak >= 2); // it did scale out
+  CHECK(use.peak_rss_mib > 0);
+  CHECK(use.peak_rss_mib < 256); // the memory limit: above it the pod is OOM-killed
+  CHECK(m.peak >= 2);            // it did scale out
   CHECK(m.raised >= 0);
   CHECK(m.running >= m.raised + seconds(kPodStart));
   CHECK(m.scaled >= 0);
