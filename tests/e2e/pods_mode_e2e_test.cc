@@ -16,7 +16,9 @@
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <iomanip>
+#include <map>
 #include <set>
 #include <sstream>
 #include <unistd.h>
@@ -325,6 +327,57 @@ std::string sequence(const std::vector<int>& values) {
   return out.str();
 }
 
+// A burst; the leading controller SIGKILLed once it scaled out; then `after_kill` and a new
+// leader (`leads`: a restart, or a standby). Checks that the pods drain on meanwhile, that no
+// value of spec.replicas below the count at the kill is written from the kill until 5 s after
+// the new leader leads (its first evaluations: a leader seeded from the minimum would write it
+// then, stopping pods mid-burst), the scale back to the minimum, and that nothing is lost.
+void killLeaderMidBurst(PodsMode& rig, const std::function<void()>& after_kill,
+                        const std::function<bool()>& leads_now, const std::string& new_leader) {
+  constexpr int kBurst = 4000;
+  const auto burst = Steady::now(); // the controller sees lag while the records are produced
+  produceNumbered(rig.bootstrap(), rig.topic(), kPartitions, kBurst);
+  // Mid-burst: scaled out and the new pods consuming.
+  REQUIRE(waitUntil(90s, [&] { return rig.specReplicas() >= 2 && rig.kubelet().ready() >= 2; }));
+  REQUIRE(rig.deliveries().distinct() < std::size_t{kPartitions} * kBurst / 2);
+  rig.controller().signal(SIGKILL);
+  REQUIRE(rig.controller().wait(10s) >= 0);
+  const auto killed = Steady::now();
+  const int at_kill = rig.specReplicas();
+  const std::size_t delivered_at_kill = rig.deliveries().distinct();
+
+  after_kill();
+  REQUIRE(waitUntil(60s, leads_now));
+  const auto leads = Steady::now();
+  CHECK(rig.deliveries().distinct() > delivered_at_kill); // the pods kept draining
+
+  const double drained =
+      waitDrained(rig, std::size_t{kPartitions} * kBurst, burst, std::chrono::seconds(240));
+  REQUIRE(waitUntil(
+      120s, [&] { return rig.specReplicas() == kMinPods && rig.kubelet().alive() == kMinPods; }));
+
+  REQUIRE(Steady::now() > leads + 5s);
+  std::vector<int> around;
+  for (const auto& e : rig.kubelet().timeline()) {
+    if (e.event == KubeletEvent::kReplicas && e.at >= killed && e.at <= leads + 5s) {
+      around.push_back(e.value);
+    }
+  }
+  const auto m = milestones(rig.kubelet().timeline(), burst);
+  WARN("kill -9 of the leading controller at "
+       << seconds(killed - burst) << " s into the burst with " << at_kill << " replicas, "
+       << new_leader << " leading after " << seconds(leads - killed) << " s; replicas "
+       << sequence(rig.kubelet().replicasSeen()) << ", around the takeover: " << sequence(around)
+       << "; " << describe(m, drained) << "\n"
+       << rig.kubelet().report(burst));
+  for (int v : around) {
+    CHECK(v >= at_kill); // no drop at the takeover
+  }
+  checkNeverMoreThanPartitions(rig);
+  checkEverythingDelivered(rig, kBurst);
+  CHECK(rig.kubelet().errors().empty());
+}
+
 } // namespace
 
 TEST_CASE("pods mode: a burst raises the StatefulSet's replicas, the pods drain it, replicas "
@@ -387,53 +440,10 @@ TEST_CASE("pods mode: the controller killed with kill -9 mid-burst and restarted
   REQUIRE(waitUntil(60s, [&] { return rig.kubelet().ready() == kMinPods; }));
   rig.startController();
   REQUIRE(waitUntil(60s, [&] { return rig.controllerLeads(); }));
-
-  constexpr int kBurst = 4000;
-  const auto burst = Steady::now(); // the controller sees lag while the records are produced
-  produceNumbered(rig.bootstrap(), rig.topic(), kPartitions, kBurst);
-  // Mid-burst: scaled out and the new pods consuming.
-  REQUIRE(waitUntil(90s, [&] { return rig.specReplicas() >= 2 && rig.kubelet().ready() >= 2; }));
-  REQUIRE(rig.deliveries().distinct() < std::size_t{kPartitions} * kBurst / 2);
-  rig.controller().signal(SIGKILL);
-  REQUIRE(rig.controller().wait(10s) >= 0);
-  const auto killed = Steady::now();
-  const int at_kill = rig.specReplicas();
-  const std::size_t delivered_at_kill = rig.deliveries().distinct();
-
   // The same pod's container restarted (same POD_NAME): it holds the Lease again at once.
-  rig.startController();
-  REQUIRE(waitUntil(60s, [&] { return rig.controllerLeads(); }));
-  const auto leads = Steady::now();
-  // The pods kept draining while no controller ran.
-  CHECK(rig.deliveries().distinct() > delivered_at_kill);
-
-  const double drained =
-      waitDrained(rig, std::size_t{kPartitions} * kBurst, burst, std::chrono::seconds(240));
-  REQUIRE(waitUntil(
-      120s, [&] { return rig.specReplicas() == kMinPods && rig.kubelet().alive() == kMinPods; }));
-
-  // Every value spec.replicas took from the kill until 5 s after the new controller leads
-  // (its first evaluations: a controller seeded from the minimum would write it then).
-  REQUIRE(Steady::now() > leads + 5s);
-  std::vector<int> around_restart;
-  for (const auto& e : rig.kubelet().timeline()) {
-    if (e.event == KubeletEvent::kReplicas && e.at >= killed && e.at <= leads + 5s) {
-      around_restart.push_back(e.value);
-    }
-  }
-  const auto m = milestones(rig.kubelet().timeline(), burst);
-  WARN("kill -9 of the controller at "
-       << seconds(killed - burst) << " s into the burst with " << at_kill
-       << " replicas, leading again after " << seconds(leads - killed) << " s; replicas "
-       << sequence(rig.kubelet().replicasSeen()) << ", around the restart: "
-       << sequence(around_restart) << "; " << describe(m, drained) << "\n"
-       << rig.kubelet().report(burst));
-  for (int v : around_restart) {
-    CHECK(v >= at_kill); // no drop at the restart
-  }
-  checkNeverMoreThanPartitions(rig);
-  checkEverythingDelivered(rig, kBurst);
-  CHECK(rig.kubelet().errors().empty());
+  killLeaderMidBurst(
+      rig, [&] { rig.startController(); }, [&] { return rig.controllerLeads(); },
+      "the controller restarted");
 }
 
 TEST_CASE("pods mode: the leading controller killed with kill -9 mid-burst, the standby replica "
@@ -448,56 +458,13 @@ TEST_CASE("pods mode: the leading controller killed with kill -9 mid-burst, the 
   rig.startStandby();
   DumpLogOnFailure dump_standby(rig.standbyLog());
   REQUIRE(waitUntil(60s, [&] { return rig.standbyRole() == "standby"; }));
-  // A standby writes nothing: the one scale write so far is none at all.
-  CHECK(metricOr0(rig.standbyPort(), "kesm_scale_writes_total",
-                  {{"mapping", kMapping}, {"outcome", "ok"}}) == 0);
-
-  constexpr int kBurst = 4000;
-  const auto burst = Steady::now(); // the controller sees lag while the records are produced
-  produceNumbered(rig.bootstrap(), rig.topic(), kPartitions, kBurst);
-  REQUIRE(waitUntil(90s, [&] { return rig.specReplicas() >= 2 && rig.kubelet().ready() >= 2; }));
-  REQUIRE(rig.deliveries().distinct() < std::size_t{kPartitions} * kBurst / 2);
-  rig.controller().signal(SIGKILL);
-  REQUIRE(rig.controller().wait(10s) >= 0);
-  const auto killed = Steady::now();
-  const int at_kill = rig.specReplicas();
-  const std::size_t delivered_at_kill = rig.deliveries().distinct();
-
+  const std::map<std::string, std::string> ok{{"mapping", kMapping}, {"outcome", "ok"}};
+  CHECK(metricOr0(rig.standbyPort(), "kesm_scale_writes_total", ok) == 0); // a standby writes none
   // The Lease expires (leaseDuration 4 s) and the standby takes it.
-  REQUIRE(waitUntil(60s, [&] { return rig.standbyRole() == "leader"; }));
-  const auto leads = Steady::now();
-  CHECK(rig.deliveries().distinct() > delivered_at_kill); // the pods kept draining
-
-  const double drained =
-      waitDrained(rig, std::size_t{kPartitions} * kBurst, burst, std::chrono::seconds(240));
-  // The new leader scales the pods back to the minimum, by its own writes.
-  REQUIRE(waitUntil(
-      120s, [&] { return rig.specReplicas() == kMinPods && rig.kubelet().alive() == kMinPods; }));
-  CHECK(metricOr0(rig.standbyPort(), "kesm_scale_writes_total",
-                  {{"mapping", kMapping}, {"outcome", "ok"}}) >= 1);
-
-  REQUIRE(Steady::now() > leads + 5s);
-  std::vector<int> around_takeover;
-  for (const auto& e : rig.kubelet().timeline()) {
-    if (e.event == KubeletEvent::kReplicas && e.at >= killed && e.at <= leads + 5s) {
-      around_takeover.push_back(e.value);
-    }
-  }
-  const auto m = milestones(rig.kubelet().timeline(), burst);
-  WARN("kill -9 of the leading controller at "
-       << seconds(killed - burst) << " s into the burst with " << at_kill
-       << " replicas, the standby leading after " << seconds(leads - killed) << " s; replicas "
-       << sequence(rig.kubelet().replicasSeen()) << ", around the takeover: "
-       << sequence(around_takeover) << "; " << describe(m, drained) << "\n"
-       << rig.kubelet().report(burst));
-  // Seeded from spec.replicas, not from the minimum: no drop at the takeover while lag is
-  // left (a drop would stop pods mid-burst).
-  for (int v : around_takeover) {
-    CHECK(v >= at_kill);
-  }
-  checkNeverMoreThanPartitions(rig);
-  checkEverythingDelivered(rig, kBurst);
-  CHECK(rig.kubelet().errors().empty());
+  killLeaderMidBurst(
+      rig, [] {}, [&] { return rig.standbyRole() == "leader"; }, "the standby");
+  // The pods came back to the minimum by the new leader's own write.
+  CHECK(metricOr0(rig.standbyPort(), "kesm_scale_writes_total", ok) >= 1);
 }
 
 TEST_CASE("pods mode: the API server refusing the scale write (403) holds the count and logs it, "
